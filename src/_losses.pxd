@@ -1,0 +1,82 @@
+# Losses J and the output-layer error delta^L = dJ/dz^L.
+#
+# Each loss is paired with its canonical output activation, so that
+# delta^L = sample_weight * (y_pred - y) for all of them. The value returned
+# is the weighted sum over samples (not yet divided by the weight sum):
+#   squared error    0.5 * sum_i w_i sum_k (y - y_pred)^2
+#                    (summed over the outputs, so that the loss is the one whose
+#                    gradient delta^L is; scikit-learn averages over the outputs
+#                    but not in the gradient, its issue #8349)
+#   log-loss         -sum_i w_i sum_k y_k log p_k             (softmax)
+#   binary log-loss  -sum_i w_i sum_k y log p + (1-y) log(1-p) (logistic)
+#   Poisson          sum_i w_i sum_k y log(y / y_pred) - y + y_pred (exp)
+# Probabilities are clipped to [eps, 1 - eps] of the dtype before the log,
+# as scikit-learn does.
+from cython cimport floating
+from libc.math cimport log
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+
+# Loss codes, shared with cbp/_codes.py.
+cdef enum Loss:
+    SQUARED_ERROR = 0
+    LOG_LOSS = 1
+    BINARY_LOG_LOSS = 2
+    POISSON = 3
+
+
+cdef inline double _clip(double p, double eps) noexcept nogil:
+    if p < eps:
+        return eps
+    if p > 1 - eps:
+        return 1 - eps
+    return p
+
+
+cdef inline double _xlogy(double x, double y) noexcept nogil:
+    """x log(y), with 0 log(y) = 0 (scipy.special.xlogy)."""
+    if x == 0:
+        return 0.0
+    return x * log(y)
+
+
+cdef inline double loss_and_output_delta(
+        int loss, const floating *y_pred, const floating *y,
+        const floating *sample_weight, Py_ssize_t n_rows, Py_ssize_t n_outputs,
+        floating *delta) noexcept nogil:
+    """Weighted loss summed over the rows; delta := w * (y_pred - y).
+
+    y_pred, y, delta: row-major (n_rows, n_outputs). sample_weight: (n_rows,),
+    or NULL for unit weights. Returns sum_i w_i J_i in double precision.
+    """
+    cdef Py_ssize_t i, j, k
+    cdef double w, row_loss, total = 0.0, p, t
+    cdef double eps = FLT_EPSILON if floating is float else DBL_EPSILON
+    for i in range(n_rows):
+        row_loss = 0.0
+        for j in range(n_outputs):
+            k = i * n_outputs + j
+            p = y_pred[k]
+            t = y[k]
+            if loss == SQUARED_ERROR:
+                row_loss += (t - p) * (t - p)
+            elif loss == LOG_LOSS:
+                row_loss -= _xlogy(t, _clip(p, eps))
+            elif loss == BINARY_LOG_LOSS:
+                p = _clip(p, eps)
+                row_loss -= _xlogy(t, p) + _xlogy(1 - t, 1 - p)
+            elif loss == POISSON:
+                row_loss += _xlogy(t, t / p) - t + p
+        if sample_weight != NULL:
+            w = sample_weight[i]
+            total += w * row_loss
+            for j in range(n_outputs):
+                k = i * n_outputs + j
+                delta[k] = (y_pred[k] - y[k]) * sample_weight[i]
+        else:
+            total += row_loss
+            for j in range(n_outputs):
+                k = i * n_outputs + j
+                delta[k] = y_pred[k] - y[k]
+    if loss == SQUARED_ERROR:
+        total *= 0.5
+    return total
