@@ -1,1 +1,12 @@
-"""cbp"""
+"""cbp: compiled backpropagation for dense neural networks, with scikit-learn's API.
+
+    from cbp import MLPClassifier, MLPRegressor
+
+are drop-in replacements for ``sklearn.neural_network``'s estimators of the
+same names, trained by a compiled Cython kernel.
+"""
+
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+__version__ = "0.1.0"

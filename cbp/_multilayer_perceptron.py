@@ -1,0 +1,1074 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's API on cbp's compiled kernel.
+
+The training loop is cbp's own: Python runs once per epoch (shuffling,
+schedules, stopping, early stopping, bookkeeping) and each epoch is one call
+to the kernel, which gathers, propagates, back-propagates and updates every
+mini-batch without returning. What the loop computes follows scikit-learn
+1.9's ``sklearn/neural_network/_multilayer_perceptron.py`` step for step, so
+that the same ``random_state`` gives the same weights; the few places where
+cbp differs on purpose are listed in the README.
+"""
+
+import contextlib
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _kernel
+from ._network import as_units, glorot_uniform, is_packed, pack, predict_raw, unpack
+from ._optimizers import AdamOptimizer, SGDOptimizer
+
+_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+
+# The loss each output activation is trained with.
+_OUTPUT_LOSS = {
+    "identity": "squared_error",
+    "exp": "poisson",
+    "softmax": "log_loss",
+    "logistic": "binary_log_loss",
+}
+
+
+class BaseMultilayerPerceptron(BaseEstimator):
+    """Base class for cbp's MLP classifier and regressor.
+
+    Parameters, fitted attributes and their meaning are scikit-learn's
+    ``BaseMultilayerPerceptron``'s; see MLPClassifier and MLPRegressor.
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------
+    # The flat parameter vector behind coefs_ and intercepts_
+    # ------------------------------------------------------------------
+
+    @property
+    def _units(self):
+        return as_units(
+            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        )
+
+    def _params(self, dtype=None):
+        """The flat parameter vector; coefs_ and intercepts_ become its views.
+
+        Packs again only when coefs_ or intercepts_ were replaced or are not
+        of ``dtype`` (a user may assign them, as in scikit-learn).
+        """
+        params = getattr(self, "_packed_params", None)
+        if dtype is None:
+            dtype = self.coefs_[0].dtype
+        if params is None or params.dtype != dtype or not is_packed(
+            params, self.coefs_, self.intercepts_
+        ):
+            params = pack(self.coefs_, self.intercepts_, dtype)
+            self._set_params_vector(params, self._units)
+        return params
+
+    def _set_params_vector(self, params, units):
+        self._packed_params = params
+        self.coefs_, self.intercepts_ = unpack(params, list(units))
+
+    def _hidden_sizes(self):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        return list(hidden_layer_sizes)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # coefs_ and intercepts_ pickle as arrays of their own; the flat
+        # vector is rebuilt from them on first use.
+        state.pop("_packed_params", None)
+        return state
+
+    # ------------------------------------------------------------------
+    # Prediction
+    # ------------------------------------------------------------------
+
+    def _validate_X_predict(self, X):
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+            reset=False,
+        )
+        return X
+
+    def _forward_pass_fast(self, X, check_input=True):
+        """The output layer's activations for X: (n_samples, n_outputs_)."""
+        if check_input:
+            X = self._validate_X_predict(X)
+        params = self._params()
+        X = _dense_c_array(X, params.dtype)
+        return predict_raw(
+            X, params, self._units, self.activation, self.out_activation_
+        )
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------
+    # Fitting
+    # ------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. float32 is kept; anything else becomes float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers
+            in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (non-negative, not all zero).
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+        """
+        self._validate_params()
+        return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=False)
+
+    def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental):
+        """_fit, but a fit that raises leaves the estimator as it was."""
+        with _restored_on_error(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self._hidden_sizes()
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        # Later calls train the existing weights, in their dtype.
+        dtype = X.dtype if first_pass else self.coefs_[0].dtype
+        X = _dense_c_array(X, dtype)
+        n_samples, n_features = X.shape
+
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=dtype, ensure_non_negative=True
+            )
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        if first_pass:
+            self.n_outputs_ = y.shape[1]
+        elif y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} outputs, the fitted model has {self.n_outputs_}."
+            )
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        self._check_targets(Y)
+
+        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+        if not first_pass and [c.shape[1] for c in self.coefs_][:-1] != hidden_layer_sizes:
+            raise ValueError(
+                "hidden_layer_sizes changed since the model was fitted: "
+                f"{[c.shape[1] for c in self.coefs_][:-1]} -> {hidden_layer_sizes}."
+                " Fit again with warm_start=False."
+            )
+
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, dtype)
+        params = self._params(dtype)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, params, layer_units, incremental)
+        elif self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, sample_weight, params, layer_units)
+
+        if not np.isfinite(self._packed_params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _check_targets(self, Y):
+        """Hook for target checks beyond validate_data's (Poisson)."""
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        params = glorot_uniform(layer_units, self.activation, self._random_state, dtype)
+        self._set_params_vector(params, layer_units)
+        self._best_params = params.copy()
+        self._optimizer = None
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _kernel_network_args(self, units):
+        return dict(
+            units=as_units(units),
+            activation=_kernel.ACTIVATION_CODES[self.activation],
+            output=_kernel.ACTIVATION_CODES[self.out_activation_],
+            loss=_kernel.LOSS_CODES[_OUTPUT_LOSS[self.out_activation_]],
+            alpha=float(self.alpha),
+        )
+
+    def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units):
+        network = self._kernel_network_args(layer_units)
+        units = network.pop("units")
+        grads = np.empty_like(params)
+        work = np.empty(
+            _kernel.workspace_size(units, X.shape[0], _kernel.BACKWARD),
+            dtype=params.dtype,
+        )
+        sw = _no_weights(params.dtype) if sample_weight is None else sample_weight
+
+        def loss_grad(packed):
+            params[:] = packed
+            loss = _kernel.loss_grad(
+                X, Y, sw, units, network["activation"], network["output"],
+                network["loss"], network["alpha"], params, grads, work,
+            )
+            return loss, grads.astype(np.float64)
+
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _scipy_lbfgs_takes_iprint():
+            options["iprint"] = iprint
+        opt_res = scipy.optimize.minimize(
+            loss_grad,
+            params.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            options=options,
+        )
+        self.n_iter_ = _check_lbfgs_result(opt_res, self.max_iter)
+        self.loss_ = float(opt_res.fun)
+        params[:] = opt_res.x
+
+    def _make_optimizer(self, params):
+        if self.solver == "sgd":
+            return SGDOptimizer(
+                params.shape[0], params.dtype, self.learning_rate_init,
+                self.learning_rate, self.momentum, self.nesterovs_momentum,
+                self.power_t,
+            )
+        return AdamOptimizer(
+            params.shape[0], params.dtype, self.learning_rate_init,
+            self.beta_1, self.beta_2, self.epsilon,
+        )
+
+    def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental):
+        if not incremental or getattr(self, "_optimizer", None) is None:
+            self._optimizer = self._make_optimizer(params)
+        optimizer = self._optimizer
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = Y if should_stratify else None
+            if sample_weight is None:
+                X_train, X_val, Y_train, Y_val = train_test_split(
+                    X, Y, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify,
+                )
+                sample_weight_train = sample_weight_val = None
+            else:
+                (X_train, X_val, Y_train, Y_val, sample_weight_train,
+                 sample_weight_val) = train_test_split(
+                    X, Y, sample_weight, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify,
+                )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction'"
+                    " or the size of your dataset."
+                )
+            X_train = np.ascontiguousarray(X_train)
+            Y_train = np.ascontiguousarray(Y_train)
+            if sample_weight_train is not None:
+                sample_weight_train = np.ascontiguousarray(sample_weight_train)
+            y_val = self._target_for_scoring(Y_val)
+        else:
+            X_train, Y_train, sample_weight_train = X, Y, sample_weight
+            X_val = y_val = sample_weight_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is"
+                    " going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        network = self._kernel_network_args(layer_units)
+        grads = np.empty_like(params)
+        work = np.empty(
+            _kernel.workspace_size(network["units"], batch_size, _kernel.EPOCH),
+            dtype=params.dtype,
+        )
+        sw = (
+            _no_weights(params.dtype) if sample_weight_train is None
+            else sample_weight_train
+        )
+        in_order = np.empty(0, dtype=np.intp)
+        last_epoch_params = params.copy()
+
+        try:
+            self.n_iter_ = 0
+            for it in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    order = sample_idx.astype(np.intp, copy=False)
+                else:
+                    order = in_order
+                last_epoch_params[:] = params
+                accumulated_loss, t = _kernel.train_epoch(
+                    X_train, Y_train, sw, order, batch_size, params=params,
+                    grads=grads, work=work, **network, **optimizer.kernel_args(),
+                )
+                optimizer.steps_done(t)
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if not np.isfinite(self.loss_):
+                    params[:] = last_epoch_params
+                    raise ValueError(
+                        f"Training diverged: the loss became {self.loss_} in epoch "
+                        f"{self.n_iter_}. Lower learning_rate_init, or scale the "
+                        "input data (e.g. with StandardScaler)."
+                    )
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                self._update_no_improvement_count(
+                    early_stopping, X_val, y_val, sample_weight_val
+                )
+                optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    if optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and "
+                        "the optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            # Keep the weights of the last whole epoch.
+            params[:] = last_epoch_params
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            params[:] = self._best_params
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        if early_stopping:
+            val_score = self._score(X, y, sample_weight=sample_weight)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_params = self._packed_params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "%s is not stochastic." % self.solver
+            )
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer Perceptron classifier, trained by cbp's compiled kernel.
+
+    A drop-in for ``sklearn.neural_network.MLPClassifier``: the same
+    parameters, attributes and methods, and for the same ``random_state`` the
+    same weights. It optimizes the log-loss with LBFGS, stochastic gradient
+    descent or Adam.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the intercepts),
+        divided by the (weighted) size of each batch.
+    batch_size : int or 'auto', default='auto'
+        Size of minibatches for the stochastic solvers; 'auto' is
+        ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule for ``solver='sgd'``.
+    learning_rate_init : float, default=0.001
+        Initial learning rate (sgd, adam).
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (sgd, adam) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch (sgd, adam).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the shuffling and the validation
+        split, exactly as scikit-learn's MLPClassifier does.
+    tol : float, default=1e-4
+        Tolerance of the optimization.
+    verbose : bool, default=False
+        Print one line of progress per epoch.
+    warm_start : bool, default=False
+        Reuse the previous solution as initialization of ``fit``.
+    momentum : float, default=0.9
+        Momentum of the sgd updates.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (sgd, momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation score stops improving; the best weights are kept.
+    validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's exponential decay rates of the moment estimates.
+    epsilon : float, default=1e-8
+        Adam's numerical stability term.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping (sgd, adam).
+    max_fun : int, default=15000
+        Maximum number of loss evaluations (lbfgs).
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+    loss_ : float
+        The current loss computed with the loss function.
+    best_loss_ : float or None
+        Minimum loss reached by the solver (None with early stopping).
+    loss_curve_ : list of shape (n_iter_,)
+        The loss at the end of each epoch (sgd, adam).
+    validation_scores_ : list of shape (n_iter_,) or None
+        Accuracy on the validation set per epoch (early stopping only).
+    best_validation_score_ : float or None
+        Best validation accuracy (early stopping only).
+    t_ : int
+        Number of training samples seen by the solver.
+    coefs_ : list of shape (n_layers - 1,)
+        coefs_[i] is the (units[i], units[i + 1]) weight matrix of layer i,
+        of dtype float32 for float32 input, float64 otherwise.
+    intercepts_ : list of shape (n_layers - 1,)
+        intercepts_[i] is the (units[i + 1],) bias vector of layer i.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, for input with string column names.
+    n_iter_ : int
+        Number of epochs (sgd, adam) or iterations (lbfgs) run.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Name of the output activation function.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+
+        # bool, so that X's dtype is not upcast (as in scikit-learn)
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def _target_for_scoring(self, Y_val):
+        return self._label_binarizer.inverse_transform(Y_val)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return super()._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=accuracy_score
+        )
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first
+            call, may be omitted afterwards.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        self._validate_params()
+        with _restored_on_error(self):
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Return the log of probability estimates.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted log-probability of each class, in the order of
+            ``classes_``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted probability of each class, in the order of
+            ``classes_``.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    """Multi-layer Perceptron regressor, trained by cbp's compiled kernel.
+
+    A drop-in for ``sklearn.neural_network.MLPRegressor``: the same
+    parameters, attributes and methods, and for the same ``random_state`` the
+    same weights (single output; see the README for multi-output squared
+    error). It optimizes the squared error or the Poisson deviance with
+    LBFGS, stochastic gradient descent or Adam.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss to minimize; 'poisson' uses an exp output and needs y >= 0.
+
+    The other parameters, and the attributes, are MLPClassifier's (without
+    ``classes_``; ``validation_scores_`` hold R^2 scores).
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return super()._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=r2_score
+        )
+
+    def _target_for_scoring(self, Y_val):
+        return Y_val.ravel() if Y_val.shape[1] == 1 else Y_val
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _check_targets(self, Y):
+        if self.loss == "poisson" and (Y < 0).any():
+            raise ValueError(
+                "loss='poisson' requires non-negative targets y; got min(y) = "
+                f"{Y.min()}."
+            )
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        self._validate_params()
+        return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=True)
+
+
+# ----------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _restored_on_error(estimator):
+    """Undo every change to estimator's fitted state if the block raises.
+
+    The constructor parameters are left alone (they are the user's objects,
+    a RandomState instance among them); everything else in the instance's
+    __dict__ (fitted attributes, optimizer state) is deep-copied before and
+    put back after a failure, so a fitted model stays exactly as it was and
+    an unfitted one stays unfitted.
+    """
+    params = set(estimator.get_params(deep=False))
+    saved = copy.deepcopy(
+        {k: v for k, v in estimator.__dict__.items() if k not in params}
+    )
+    try:
+        yield
+    except BaseException:
+        for key in [k for k in estimator.__dict__ if k not in params]:
+            del estimator.__dict__[key]
+        estimator.__dict__.update(saved)
+        raise
+
+
+def _dense_c_array(X, dtype):
+    """X as a C-contiguous dense array of dtype (sparse input is densified)."""
+    if scipy.sparse.issparse(X):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _no_weights(dtype):
+    """The kernel's 'no sample weights': an empty vector of the dtype."""
+    return np.empty(0, dtype=dtype)
+
+
+def _check_partial_fit_first_call(clf, classes):
+    """True (and sets classes_) on the first call to partial_fit.
+
+    Raises when ``classes`` is missing on the first call, or differs from
+    the classes of an earlier call.
+    """
+    if getattr(clf, "classes_", None) is None and classes is None:
+        raise ValueError("classes must be passed on the first call to partial_fit.")
+    if classes is not None:
+        if getattr(clf, "classes_", None) is not None:
+            if not np.array_equal(clf.classes_, unique_labels(classes)):
+                raise ValueError(
+                    "`classes=%r` is not the same as on last call "
+                    "to partial_fit, was: %r" % (classes, clf.classes_)
+                )
+        else:
+            clf.classes_ = unique_labels(classes)
+            return True
+    return False
+
+
+def _scipy_lbfgs_takes_iprint():
+    """SciPy >= 1.15 deprecates L-BFGS-B's ``iprint`` (scikit-learn omits it)."""
+    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    return (major, minor) < (1, 15)
+
+
+def _check_lbfgs_result(result, max_iter):
+    """n_iter_ of an L-BFGS-B result; ConvergenceWarning when it did not converge."""
+    n_iter = min(result.nit, max_iter)
+    if result.status != 0:
+        message = (
+            f"lbfgs failed to converge after {n_iter} iteration(s) "
+            f"(status={result.status}):\n{result.message}\n"
+        )
+        if n_iter == max_iter:
+            message += (
+                "\nIncrease the number of iterations to improve the "
+                f"convergence (max_iter={max_iter})."
+            )
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return n_iter

@@ -1,0 +1,107 @@
+"""The network's parameters as one flat vector, and prediction.
+
+A network with ``units = (n_features, *hidden_layer_sizes, n_outputs)`` keeps
+every weight matrix and intercept vector in one contiguous vector, laid out as
+scikit-learn's ``_pack`` does: ``coefs[0].ravel(), ..., coefs[L-1].ravel(),
+intercepts[0], ..., intercepts[L-1]``. The estimator's ``coefs_`` and
+``intercepts_`` are views into that vector, with scikit-learn's shapes
+``(units[l], units[l + 1])`` and ``(units[l + 1],)``.
+"""
+
+import numpy as np
+
+from . import _kernel
+
+# Rows pushed through the network at once by predict: large enough for BLAS
+# to run at full speed, small enough to keep the scratch memory in cache-sized
+# blocks (the scratch is chunk_rows * sum(units[1:]) values).
+_PREDICT_SCRATCH_VALUES = 1 << 18
+
+
+def as_units(units):
+    """``units`` as the C-contiguous intp array the kernel expects."""
+    return np.ascontiguousarray(units, dtype=np.intp)
+
+
+def unpack(params, units):
+    """(coefs, intercepts): lists of views into the flat vector ``params``."""
+    coefs, intercepts = [], []
+    start = 0
+    for n_in, n_out in zip(units[:-1], units[1:]):
+        coefs.append(params[start:start + n_in * n_out].reshape(n_in, n_out))
+        start += n_in * n_out
+    for n_out in units[1:]:
+        intercepts.append(params[start:start + n_out])
+        start += n_out
+    return coefs, intercepts
+
+
+def pack(coefs, intercepts, dtype):
+    """A new flat parameter vector of ``dtype`` holding coefs and intercepts."""
+    return np.concatenate(
+        [np.ravel(c) for c in coefs] + [np.ravel(b) for b in intercepts]
+    ).astype(dtype, copy=False)
+
+
+def is_packed(params, coefs, intercepts):
+    """Whether coefs and intercepts are exactly unpack(params, ...)'s views."""
+    if params is None:
+        return False
+    position = 0
+    itemsize = params.itemsize
+    base = params.__array_interface__["data"][0]
+    for array in list(coefs) + list(intercepts):
+        if (
+            not isinstance(array, np.ndarray)
+            or array.base is not params
+            or array.dtype != params.dtype
+            or array.__array_interface__["data"][0] != base + position * itemsize
+            or not array.flags.c_contiguous
+        ):
+            return False
+        position += array.size
+    return position == params.shape[0]
+
+
+def glorot_uniform(units, activation, random_state, dtype):
+    """Flat parameters drawn as scikit-learn's MLP draws them.
+
+    Per layer, from the legacy RandomState: coef ~ U(-b, b) of shape
+    (fan_in, fan_out), then intercept ~ U(-b, b) of shape (fan_out,), with
+    b = sqrt(6 / (fan_in + fan_out)), or sqrt(2 / ...) for ``logistic``;
+    drawn in float64, then cast to ``dtype``.
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)))
+        intercepts.append(random_state.uniform(-bound, bound, fan_out))
+    return pack(coefs, intercepts, dtype)
+
+
+def predict_raw(X, params, units, activation, out_activation):
+    """The network's output for X (n, units[0]), as (n, units[-1]).
+
+    X and params must share a dtype; X must be C-contiguous.
+    """
+    units = as_units(units)
+    n = X.shape[0]
+    out = np.empty((n, units[-1]), dtype=params.dtype)
+    if n == 0:
+        return out
+    chunk_rows = int(min(n, max(1, _PREDICT_SCRATCH_VALUES // int(units[1:].sum()))))
+    work = np.empty(
+        _kernel.workspace_size(units, chunk_rows, _kernel.FORWARD), dtype=params.dtype
+    )
+    _kernel.forward(
+        X,
+        units,
+        _kernel.ACTIVATION_CODES[activation],
+        _kernel.ACTIVATION_CODES[out_activation],
+        params,
+        out,
+        work,
+        chunk_rows,
+    )
+    return out
