@@ -1,0 +1,223 @@
+"""cbp's estimators give scikit-learn's results for the same random_state.
+
+Every test fits scikit-learn's MLP and cbp's with the same parameters on the
+same float64 data and asserts: weights within a relative 1e-6 (in practice
+they agree to ~1e-15), the same n_iter_, and identical predictions.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.preprocessing import StandardScaler
+
+from cbp import MLPClassifier, MLPRegressor
+
+RTOL = 1e-6
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+SOLVERS = ["sgd", "adam", "lbfgs"]
+
+
+def _data(task, n=90, seed=0):
+    rng = np.random.RandomState(seed)
+    if task == "binary":
+        X, y = make_classification(n, 6, n_informative=4, random_state=seed)
+    elif task == "multiclass":
+        X, y = make_classification(
+            n, 6, n_informative=4, n_classes=3, n_clusters_per_class=1, random_state=seed
+        )
+    elif task == "multilabel":
+        X, y = make_multilabel_classification(n, 6, n_classes=3, random_state=seed)
+    elif task == "regression":
+        X, y = make_regression(n, 6, noise=1.0, random_state=seed)
+        y = y / np.std(y)
+    elif task == "multioutput":
+        X, y = make_regression(n, 6, n_targets=2, noise=1.0, random_state=seed)
+        y = y / np.std(y, axis=0)
+    elif task == "poisson":
+        X = rng.normal(size=(n, 6))
+        y = rng.poisson(np.exp(0.3 * X[:, 0] - 0.2 * X[:, 1])).astype(float)
+    X = StandardScaler().fit_transform(X)
+    return X, y
+
+
+def _pair(task, **params):
+    if task in ("binary", "multiclass", "multilabel"):
+        return MLPClassifier(**params), SkMLPClassifier(**params)
+    if task == "poisson":
+        return MLPRegressor(loss="poisson", **params), SkMLPRegressor(loss="poisson", **params)
+    return MLPRegressor(**params), SkMLPRegressor(**params)
+
+
+def _fit_both(task, sample_weight=None, **params):
+    X, y = _data(task)
+    ours, theirs = _pair(task, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=sample_weight)
+        theirs.fit(X, y, sample_weight=sample_weight)
+    return ours, theirs, X
+
+
+def _worst_relative_difference(ours, theirs):
+    worst = 0.0
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.shape == b.shape
+        worst = max(worst, np.max(np.abs(a - b)) / np.max(np.abs(b)))
+    return worst
+
+
+def assert_same_model(ours, theirs, X):
+    worst = _worst_relative_difference(ours, theirs)
+    assert worst <= RTOL, f"weights differ from scikit-learn's by {worst:.2e} (relative)"
+    assert ours.n_iter_ == theirs.n_iter_, "n_iter_ differs from scikit-learn's"
+    if isinstance(ours, MLPClassifier):
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    else:
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "regression", "poisson"])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_weights_after_five_epochs_match_sklearn(task, solver, activation):
+    ours, theirs, X = _fit_both(
+        task, hidden_layer_sizes=(7,), activation=activation, solver=solver,
+        max_iter=5, random_state=0, batch_size=16,
+        learning_rate_init=0.01 if solver != "lbfgs" else 0.001,
+    )
+    assert_same_model(ours, theirs, X)
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", momentum=0.9, nesterovs_momentum=False),
+        dict(solver="sgd", momentum=0.5, nesterovs_momentum=True),
+        dict(solver="sgd", momentum=0.0),
+        dict(solver="sgd", learning_rate="invscaling", power_t=0.3, learning_rate_init=0.1),
+        dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=1, tol=10.0),
+        dict(solver="adam", batch_size=7),
+        dict(solver="sgd", batch_size=1),
+        dict(solver="adam", batch_size=1000),
+        dict(solver="adam", hidden_layer_sizes=(5, 4, 6, 3)),
+        dict(solver="sgd", hidden_layer_sizes=(5, 4, 6, 3), activation="tanh"),
+        dict(solver="adam", early_stopping=True, validation_fraction=0.2),
+        dict(solver="sgd", early_stopping=True, n_iter_no_change=2, tol=0.5),
+        dict(solver="adam", alpha=1.0),
+        dict(solver="lbfgs", alpha=0.5),
+        dict(solver="sgd", alpha=0.0),
+        dict(solver="adam", shuffle=False),
+        dict(solver="adam", beta_1=0.5, beta_2=0.9, epsilon=1e-4),
+        dict(solver="adam", tol=1.0, n_iter_no_change=2),
+    ],
+    ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
+)
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_options_match_sklearn(task, params):
+    params = dict(dict(hidden_layer_sizes=(6,), max_iter=8, random_state=1,
+                       learning_rate_init=0.01), **params)
+    if params.get("batch_size") == 1000:
+        with pytest.warns(UserWarning, match="clipped"):
+            ours, theirs, X = _fit_both(task, **params)
+    else:
+        ours, theirs, X = _fit_both(task, **params)
+    assert_same_model(ours, theirs, X)
+    if params["solver"] != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    if params.get("early_stopping"):
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+        np.testing.assert_allclose(ours.best_validation_score_, theirs.best_validation_score_)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_sample_weights_match_sklearn(task, solver):
+    n = _data(task)[0].shape[0]
+    sample_weight = np.random.RandomState(3).uniform(0.1, 3.0, n)
+    ours, theirs, X = _fit_both(
+        task, sample_weight=sample_weight, hidden_layer_sizes=(6,), solver=solver,
+        max_iter=5, random_state=2, learning_rate_init=0.01,
+    )
+    assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_warm_start_matches_sklearn(solver):
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=3, random_state=0,
+                  warm_start=True, learning_rate_init=0.01)
+    ours, theirs = MLPClassifier(**params), SkMLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            ours.fit(X, y)
+            theirs.fit(X, y)
+    assert_same_model(ours, theirs, X)
+    assert ours.t_ == theirs.t_
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_matches_sklearn(solver):
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(6,), solver=solver, random_state=0,
+                  learning_rate_init=0.01)
+    ours, theirs = MLPClassifier(**params), SkMLPClassifier(**params)
+    for start in range(0, X.shape[0], 30):
+        batch = slice(start, start + 30)
+        ours.partial_fit(X[batch], y[batch], classes=np.unique(y))
+        theirs.partial_fit(X[batch], y[batch], classes=np.unique(y))
+    assert_same_model(ours, theirs, X)
+
+
+def test_regressor_partial_fit_matches_sklearn():
+    X, y = _data("regression")
+    ours = MLPRegressor(hidden_layer_sizes=(5,), solver="sgd", random_state=0)
+    theirs = SkMLPRegressor(hidden_layer_sizes=(5,), solver="sgd", random_state=0)
+    for _ in range(3):
+        ours.partial_fit(X, y)
+        theirs.partial_fit(X, y)
+    assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_multioutput_squared_error_weights_match_sklearn(solver):
+    # The gradient is scikit-learn's; only the reported loss differs (#8349).
+    ours, theirs, X = _fit_both(
+        "multioutput", hidden_layer_sizes=(6,), solver=solver, max_iter=5,
+        random_state=0, learning_rate_init=0.01,
+    )
+    assert_same_model(ours, theirs, X)
+
+
+def test_multioutput_squared_error_loss_is_the_one_whose_gradient_is_followed():
+    # scikit-learn #8349: its loss averages over the outputs, its gradient
+    # sums. cbp reports 0.5 * sum over outputs of the mean squared error.
+    X, y = _data("multioutput")
+    model = MLPRegressor(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.0,
+                         max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    expected = 0.5 * np.mean(np.sum((y - model.predict(X)) ** 2, axis=1))
+    np.testing.assert_allclose(model.loss_, expected, rtol=1e-10)
+
+
+def test_float32_lbfgs_matches_sklearn_to_float32_precision():
+    X, y = _data("multiclass")
+    X = X.astype(np.float32)
+    ours = MLPClassifier(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=5, random_state=0)
+    theirs = SkMLPClassifier(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert _worst_relative_difference(ours, theirs) < 1e-3
+    assert all(c.dtype == np.float32 for c in ours.coefs_)  # scikit-learn loses float32
