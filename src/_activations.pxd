@@ -39,9 +39,10 @@ cdef inline void activate(int activation, floating *Z, Py_ssize_t n_rows,
             else:
                 Z[i] = tanh(Z[i])
     elif activation == RELU:
+        # an unconditional store, so that the loop vectorises (NaN is kept,
+        # as np.maximum(Z, 0) keeps it)
         for i in range(n):
-            if Z[i] < 0:
-                Z[i] = 0
+            Z[i] = 0 if Z[i] < 0 else Z[i]
     elif activation == EXP:
         for i in range(n):
             Z[i] = _exp(Z[i])
@@ -77,6 +78,5 @@ cdef inline void multiply_derivative(int activation, const floating *A,
     elif activation == RELU:
         # g' = 1 where a > 0, else 0
         for i in range(n):
-            if A[i] == 0:
-                delta[i] = 0
+            delta[i] = 0 if A[i] == 0 else delta[i]
     # IDENTITY: g' = 1

@@ -4,7 +4,7 @@
 # C = op(A) @ op(B) is computed as C.T = op(B).T @ op(A).T, swapping the roles
 # of A and B (as sklearn/utils/_cython_blas.pyx does for RowMajor).
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm
 
 
 cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
@@ -22,3 +22,71 @@ cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
     else:
         dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double *> B, &ldb,
               <double *> A, &lda, &beta, C, &ldc)
+
+
+cdef inline double dot(int n, const floating *x) noexcept nogil:
+    """x @ x, for a contiguous vector x of n values."""
+    cdef int one = 1, i
+    cdef double total = 0.0
+    if n <= 256:
+        # BLAS's call costs more than the loop
+        for i in range(n):
+            total += x[i] * x[i]
+        return total
+    if floating is float:
+        return sdot(&n, <float *> x, &one, <float *> x, &one)
+    else:
+        return ddot(&n, <double *> x, &one, <double *> x, &one)
+
+
+cdef inline void gemm_loops(char trans_a, char trans_b, int m, int n, int k,
+                            floating alpha, const floating *A, int lda,
+                            const floating *B, int ldb, floating beta,
+                            floating *C, int ldc) noexcept nogil:
+    """gemm's result by direct loops, for matrices too small for BLAS to pay.
+
+    Same arguments as gemm; (trans_a, trans_b) is one of NN, TN, NT. The
+    innermost loop runs along contiguous rows wherever it can, so that it
+    vectorises.
+    """
+    cdef int i, j, p
+    cdef floating a, total
+    cdef floating *C_row
+    cdef const floating *B_row
+    cdef const floating *A_row
+    for i in range(m):
+        C_row = C + i * ldc
+        if beta == 0:
+            for j in range(n):
+                C_row[j] = 0
+        elif beta != 1:
+            for j in range(n):
+                C_row[j] *= beta
+    if trans_a == c'N' and trans_b == c'N':
+        # C[i, :] += A[i, p] * B[p, :]
+        for i in range(m):
+            C_row = C + i * ldc
+            for p in range(k):
+                a = alpha * A[i * lda + p]
+                B_row = B + p * ldb
+                for j in range(n):
+                    C_row[j] += a * B_row[j]
+    elif trans_a == c'T':
+        # C[i, :] += A[p, i] * B[p, :]
+        for p in range(k):
+            B_row = B + p * ldb
+            for i in range(m):
+                a = alpha * A[p * lda + i]
+                C_row = C + i * ldc
+                for j in range(n):
+                    C_row[j] += a * B_row[j]
+    else:
+        # C[i, j] += A[i, :] @ B[j, :]
+        for i in range(m):
+            A_row = A + i * lda
+            for j in range(n):
+                B_row = B + j * ldb
+                total = 0
+                for p in range(k):
+                    total = total + A_row[p] * B_row[p]
+                C[i * ldc + j] += alpha * total

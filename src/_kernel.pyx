@@ -32,7 +32,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from _blas cimport gemm
+from _blas cimport dot, gemm, gemm_loops
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
@@ -43,6 +43,32 @@ from _optimizers cimport sgd_update, adam_update, SGD, ADAM
 # milliseconds of compute, so that an interrupt is seen within well under a
 # second while the check itself costs nothing measurable.
 cdef double _SIGNAL_CHECK_WORK = 2.0 ** 25
+
+# Matrix products of at most this many multiply-adds (m * n * k) run as direct
+# loops: below it, BLAS's per-call cost (argument checks, packing) outweighs
+# its faster inner kernel. Measured with benchmarks/ (see README).
+cdef long _small_gemm_work = 1024
+
+
+def set_small_gemm_work(long work):
+    """Set the direct-loop threshold (m * n * k) of the matrix products;
+    returns the previous one. For measuring; 0 sends every product to BLAS."""
+    global _small_gemm_work
+    previous = _small_gemm_work
+    _small_gemm_work = work
+    return previous
+
+
+cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
+                         const floating *A, int lda, const floating *B, int ldb,
+                         floating beta, floating *C, int ldc) noexcept nogil:
+    """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS."""
+    if <long> m * n * k <= _small_gemm_work:
+        gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
+                   beta, C, ldc)
+    else:
+        gemm(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb, beta,
+             C, ldc)
 
 ACTIVATION_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
                     "relu": RELU, "softmax": SOFTMAX, "exp": EXP}
@@ -166,8 +192,8 @@ cdef void _forward(const Network *net, const floating *X, Py_ssize_t n_rows,
         # Z = A_in @ coef + intercept   (intercept broadcast into Z, then beta=1)
         for i in range(n_rows):
             memcpy(Z + i * n_out, intercept, n_out * sizeof(floating))
-        gemm(c'N', c'N', <int> n_rows, n_out, n_in, <floating> 1.0, A_in, n_in,
-             coef, n_out, <floating> 1.0, Z, n_out)
+        _matmul(c'N', c'N', <int> n_rows, n_out, n_in, A_in, n_in,
+                coef, n_out, <floating> 1.0, Z, n_out)
         activate(net.output if l == L - 1 else net.activation, Z, n_rows, n_out)
 
 
@@ -178,10 +204,11 @@ cdef void _forward(const Network *net, const floating *X, Py_ssize_t n_rows,
 cdef double _squared_norm_of_coefs(const Network *net,
                                    const floating *params) noexcept nogil:
     """sum over layers of ||coefs[l]||^2 (intercepts are not penalised)."""
-    cdef Py_ssize_t i, end = net.intercept_offset[0]
+    cdef Py_ssize_t l
     cdef double total = 0.0
-    for i in range(end):
-        total += <double> params[i] * params[i]
+    for l in range(net.n_layers):
+        # total += coefs[l].ravel() @ coefs[l].ravel()
+        total += dot(net.units[l] * net.units[l + 1], params + net.coef_offset[l])
     return total
 
 
@@ -240,8 +267,8 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
         intercept_grad = grads + net.intercept_offset[l]
 
         # coef_grad = A_in.T @ delta
-        gemm(c'T', c'N', n_in, n_out, <int> n_rows, <floating> 1.0, A_in, n_in,
-             delta, n_out, <floating> 0.0, coef_grad, n_out)
+        _matmul(c'T', c'N', n_in, n_out, <int> n_rows, A_in, n_in,
+                delta, n_out, <floating> 0.0, coef_grad, n_out)
         # coef_grad = (coef_grad + alpha * coef) / s
         for i in range(n_in * n_out):
             coef_grad[i] = (coef_grad[i] + alpha * coef[i]) / s_f
@@ -256,9 +283,9 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
 
         if l > 0:
             # delta^(l-1) = (delta @ coef.T) * g'(activations[l])
-            gemm(c'N', c'T', <int> n_rows, n_in, n_out, <floating> 1.0, delta,
-                 n_out, coef, n_out, <floating> 0.0,
-                 work + net.delta_offset[l - 1], n_in)
+            _matmul(c'N', c'T', <int> n_rows, n_in, n_out, delta,
+                    n_out, coef, n_out, <floating> 0.0,
+                    work + net.delta_offset[l - 1], n_in)
             multiply_derivative(net.activation, A_in,
                                 work + net.delta_offset[l - 1], n_rows * n_in)
     return loss
