@@ -7,6 +7,7 @@ same names, trained by a compiled Cython kernel.
 """
 
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._persistence import load
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "load"]
 __version__ = "0.1.0"

@@ -29,7 +29,15 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _kernel
-from ._network import as_units, glorot_uniform, is_packed, pack, predict_raw, unpack
+from ._network import (
+    as_units,
+    check_fits_in_memory,
+    glorot_uniform,
+    is_packed,
+    pack,
+    predict_raw,
+    unpack,
+)
 from ._optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -173,6 +181,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
             hidden_layer_sizes = [hidden_layer_sizes]
         return list(hidden_layer_sizes)
 
+    def save(self, path):
+        """Save the fitted model to ``path`` without pickle.
+
+        Writes a NumPy .npz archive of plain arrays (weights, fitted
+        attributes, optimizer state, parameters as JSON, a format version);
+        ``cbp.load(path)`` reads it back and predicts exactly as this model.
+        A ``random_state`` given as a RandomState instance is saved as None.
+        """
+        from ._persistence import save
+
+        save(self, path)
+
     def __getstate__(self):
         state = super().__getstate__()
         # coefs_ and intercepts_ pickle as arrays of their own; the flat
@@ -279,6 +299,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 f"{[c.shape[1] for c in self.coefs_][:-1]} -> {hidden_layer_sizes}."
                 " Fit again with warm_start=False."
             )
+
+        if self.solver == "lbfgs" or self.batch_size == "auto":
+            max_rows = n_samples if self.solver == "lbfgs" else min(200, n_samples)
+        else:
+            max_rows = min(self.batch_size, n_samples)
+        check_fits_in_memory(layer_units, max_rows, dtype)
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:

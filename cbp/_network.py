@@ -8,6 +8,8 @@ intercepts[0], ..., intercepts[L-1]``. The estimator's ``coefs_`` and
 ``(units[l], units[l + 1])`` and ``(units[l + 1],)``.
 """
 
+import os
+
 import numpy as np
 
 from . import _kernel
@@ -105,3 +107,39 @@ def predict_raw(X, params, units, activation, out_activation):
         chunk_rows,
     )
     return out
+
+
+# BLAS (LP64) takes matrix dimensions as C ints.
+_BLAS_INT_MAX = 2**31 - 1
+
+
+def check_fits_in_memory(units, max_rows, dtype):
+    """Raise before any work if a network cannot be trained on this machine.
+
+    ValueError when a layer or the batch is too large for BLAS's int
+    dimensions; MemoryError when the parameters, gradients, optimizer state,
+    the copies kept between epochs and the scratch memory for max_rows rows
+    (Python integers: no overflow) exceed the machine's physical memory.
+    """
+    for size in list(units) + [max_rows]:
+        if size > _BLAS_INT_MAX:
+            raise ValueError(
+                f"a layer of {size} units (or a batch of {size} rows) is larger "
+                f"than BLAS's limit of {_BLAS_INT_MAX}"
+            )
+    units = [int(u) for u in units]
+    n_params = sum(a * b for a, b in zip(units[:-1], units[1:])) + sum(units[1:])
+    work = max_rows * (2 * sum(units[1:]) + units[0] + units[-1] + 1)
+    itemsize = np.dtype(dtype).itemsize
+    # params, grads, two optimizer vectors, last-epoch and best copies, and the
+    # float64 draw of the initial weights
+    needed = n_params * (6 * itemsize + 8) + work * itemsize
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return
+    if needed > available:
+        raise MemoryError(
+            f"a network with layer sizes {units} needs about {needed / 2**30:.3g} GiB "
+            f"to train, more than this machine's {available / 2**30:.3g} GiB of memory"
+        )

@@ -201,6 +201,14 @@ cdef void _forward(const Network *net, const floating *X, Py_ssize_t n_rows,
 # Loss, delta recursion, gradients
 # --------------------------------------------------------------------------
 
+cdef inline double _sum(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0.0
+    for i in range(n):
+        total += x[i]
+    return total
+
+
 cdef double _squared_norm_of_coefs(const Network *net,
                                    const floating *params) noexcept nogil:
     """sum over layers of ||coefs[l]||^2 (intercepts are not penalised)."""
@@ -244,12 +252,7 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
 
     _forward(net, X, n_rows, params, work, work + net.activation_offset[L])
 
-    if sample_weight != NULL:
-        s = 0.0
-        for i in range(n_rows):
-            s += sample_weight[i]
-    else:
-        s = n_rows
+    s = _sum(sample_weight, n_rows) if sample_weight != NULL else n_rows
     s_f = <floating> s
 
     loss = loss_and_output_delta(
@@ -472,18 +475,21 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                 if not weighted:
                     swb = NULL
 
-                batch_loss = _backprop(&net, Xb, Yb, swb, rows, &params[0],
-                                       &grads[0], &work[0])
-                total += batch_loss * rows
+                if swb == NULL or _sum(swb, rows) > 0:
+                    # (a batch whose weights are all zero carries nothing to
+                    # learn from: it is skipped rather than divided by zero)
+                    batch_loss = _backprop(&net, Xb, Yb, swb, rows, &params[0],
+                                           &grads[0], &work[0])
+                    total += batch_loss * rows
 
-                if solver == SGD:
-                    sgd_update(&params[0], &grads[0], &state_1[0],
-                               net.n_params, lr, mom, nesterov)
-                else:
-                    t += 1
-                    adam_update(&params[0], &grads[0], &state_1[0],
-                                &state_2[0], net.n_params, learning_rate,
-                                beta_1, beta_2, epsilon, t)
+                    if solver == SGD:
+                        sgd_update(&params[0], &grads[0], &state_1[0],
+                                   net.n_params, lr, mom, nesterov)
+                    else:
+                        t += 1
+                        adam_update(&params[0], &grads[0], &state_1[0],
+                                    &state_2[0], net.n_params, learning_rate,
+                                    beta_1, beta_2, epsilon, t)
 
                 work_since_check += work_per_row * rows
                 if work_since_check >= _SIGNAL_CHECK_WORK:

@@ -1,0 +1,279 @@
+"""Saving and loading fitted models without pickle.
+
+``model.save(path)`` writes a NumPy ``.npz`` archive of plain arrays (numbers
+and fixed-width strings; never Python objects) and ``cbp.load(path)`` reads it
+back with ``allow_pickle=False``, so that loading a file runs no code from it.
+Every array is checked before a model is built from it: a truncated,
+corrupted or tampered file, or one that cbp did not write, raises ValueError.
+
+Archive keys:
+    __cbp_format__          int, FORMAT_VERSION
+    __class__               'MLPClassifier' or 'MLPRegressor'
+    __params__              the constructor parameters, as JSON
+    coefs_/<l>, intercepts_/<l>
+    attr/<name>             scalar and array fitted attributes
+    optimizer/<name>        the stochastic optimizer's state, when present
+"""
+
+import json
+import numbers
+import os
+import zipfile
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+_SCALAR_ATTRS = {
+    "n_layers_": int,
+    "n_outputs_": int,
+    "n_iter_": int,
+    "t_": int,
+    "n_features_in_": int,
+    "loss_": float,
+    "best_loss_": float,
+    "best_validation_score_": float,
+    "out_activation_": str,
+}
+_ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "classes_", "feature_names_in_")
+_OUT_ACTIVATIONS = {"identity", "exp", "softmax", "logistic"}
+
+
+def save(model, path):
+    """Write a fitted cbp model to ``path`` (a .npz file; see module doc)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    arrays = {
+        "__cbp_format__": np.array(FORMAT_VERSION),
+        "__class__": np.array(type(model).__name__),
+        "__params__": np.array(json.dumps(_json_params(model))),
+    }
+    for l, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+        arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
+        arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
+    for name in _SCALAR_ATTRS:
+        value = getattr(model, name, None)
+        if value is not None:
+            arrays[f"attr/{name}"] = np.array(value)
+    for name in _ARRAY_ATTRS:
+        value = getattr(model, name, None)
+        if value is not None:
+            arrays[f"attr/{name}"] = _plain_array(name, value)
+    if hasattr(model, "_label_binarizer"):
+        arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
+    optimizer = getattr(model, "_optimizer", None)
+    if optimizer is not None:
+        for name, value in vars(optimizer).items():
+            if isinstance(value, (np.ndarray, numbers.Number, str, bool)):
+                arrays[f"optimizer/{name}"] = np.asarray(value)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path):
+    """Read a model written by ``save``; ValueError if the file is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{os.fspath(path)!r} is not a readable cbp model file: {exc}") from exc
+    try:
+        return _build(arrays)
+    except _Invalid as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a valid cbp model file: {exc}") from None
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _require(condition, message):
+    if not condition:
+        raise _Invalid(message)
+
+
+def _json_params(model):
+    params = model.get_params(deep=False)
+    out = {}
+    for name, value in params.items():
+        if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
+            value = None  # a RandomState instance is not data; it is not restored
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, (tuple, list, np.ndarray)):
+            value = [int(v) for v in value]
+        out[name] = value
+    return out
+
+
+def _plain_array(name, value):
+    array = np.asarray(value)
+    if array.dtype == object:
+        try:
+            array = array.astype(str)
+        except (TypeError, ValueError):
+            raise ValueError(f"cannot save {name}: its values are not plain numbers or strings")
+    if array.dtype.kind not in "biufU":
+        raise ValueError(f"cannot save {name} of dtype {array.dtype} without pickle")
+    return array
+
+
+def _scalar(arrays, key, kind):
+    value = arrays[key]
+    _require(value.shape == (), f"{key} must be a scalar")
+    if kind is str:
+        _require(value.dtype.kind == "U", f"{key} must be a string")
+        return str(value)
+    _require(value.dtype.kind in "biuf", f"{key} must be a number")
+    value = value.item()
+    if kind is int:
+        _require(float(value).is_integer() and value >= 0, f"{key} must be a non-negative integer")
+        return int(value)
+    return float(value)
+
+
+def _build(arrays):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+
+    _require("__cbp_format__" in arrays, "no cbp format marker")
+    version = _scalar(arrays, "__cbp_format__", int)
+    _require(version == FORMAT_VERSION,
+             f"format version {version}; this cbp reads version {FORMAT_VERSION}")
+    name = _scalar(arrays, "__class__", str)
+    _require(name in _ESTIMATORS, f"unknown estimator {name!r}")
+    try:
+        params = json.loads(_scalar(arrays, "__params__", str))
+    except json.JSONDecodeError as exc:
+        raise _Invalid(f"unreadable parameters: {exc}") from None
+    _require(isinstance(params, dict), "parameters must be a mapping")
+    Estimator = MLPClassifier if name == "MLPClassifier" else MLPRegressor
+    model = Estimator()
+    unknown = set(params) - set(model.get_params())
+    _require(not unknown, f"unknown parameters {sorted(unknown)}")
+    if isinstance(params.get("hidden_layer_sizes"), list):
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    model.set_params(**params)
+    try:
+        model._validate_params()
+    except (ValueError, TypeError) as exc:
+        raise _Invalid(f"invalid parameters: {exc}") from None
+
+    # weights: shapes that chain, one float dtype, finite values
+    n_layers = sum(1 for key in arrays if key.startswith("coefs_/"))
+    _require(n_layers >= 1, "no weights")
+    keys = [f"coefs_/{l}" for l in range(n_layers)] + [f"intercepts_/{l}" for l in range(n_layers)]
+    _require(set(keys) == {k for k in arrays if k.startswith(("coefs_/", "intercepts_/"))},
+             "weights are missing or numbered wrongly")
+    coefs = [arrays[f"coefs_/{l}"] for l in range(n_layers)]
+    intercepts = [arrays[f"intercepts_/{l}"] for l in range(n_layers)]
+    dtype = coefs[0].dtype
+    _require(dtype in (np.float32, np.float64), f"weights of dtype {dtype}")
+    for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+        _require(coef.dtype == dtype and intercept.dtype == dtype, "weights of mixed dtypes")
+        _require(coef.ndim == 2 and min(coef.shape) >= 1, f"coefs_[{l}] is not a matrix")
+        _require(intercept.shape == (coef.shape[1],),
+                 f"intercepts_[{l}] has shape {intercept.shape}, expected ({coef.shape[1]},)")
+        if l > 0:
+            _require(coef.shape[0] == coefs[l - 1].shape[1],
+                     f"coefs_[{l}] has {coef.shape[0]} rows, the layer before has "
+                     f"{coefs[l - 1].shape[1]} units")
+        _require(np.isfinite(coef).all() and np.isfinite(intercept).all(),
+                 f"non-finite weights in layer {l}")
+    hidden = tuple(c.shape[1] for c in coefs[:-1])
+    _require(list(hidden) == model._hidden_sizes(),
+             f"weights for hidden layers {hidden}, parameters say {model.hidden_layer_sizes}")
+
+    attrs = {}
+    for attr, kind in _SCALAR_ATTRS.items():
+        if f"attr/{attr}" in arrays:
+            attrs[attr] = _scalar(arrays, f"attr/{attr}", kind)
+    for attr in ("n_layers_", "n_outputs_", "n_iter_", "t_", "n_features_in_", "out_activation_"):
+        _require(attr in attrs, f"missing {attr}")
+    _require(attrs["n_layers_"] == n_layers + 1, "n_layers_ does not match the weights")
+    _require(attrs["n_features_in_"] == coefs[0].shape[0], "n_features_in_ does not match the weights")
+    _require(attrs["n_outputs_"] == coefs[-1].shape[1], "n_outputs_ does not match the weights")
+    out = attrs["out_activation_"]
+    _require(out in _OUT_ACTIVATIONS, f"unknown output activation {out!r}")
+    if name == "MLPRegressor":
+        expected = "exp" if model.loss == "poisson" else "identity"
+        _require(out == expected, f"output activation {out!r} for loss {model.loss!r}")
+    for attr in _ARRAY_ATTRS:
+        if f"attr/{attr}" in arrays:
+            value = arrays[f"attr/{attr}"]
+            _require(value.ndim == 1 and value.dtype.kind in "biufU", f"{attr} is not a plain vector")
+            attrs[attr] = value
+    for attr in ("loss_curve_", "validation_scores_"):
+        if attr in attrs:
+            _require(attrs[attr].dtype.kind == "f", f"{attr} must hold floats")
+            attrs[attr] = attrs[attr].tolist()
+    if "feature_names_in_" in attrs:
+        _require(attrs["feature_names_in_"].shape == (coefs[0].shape[0],),
+                 "feature_names_in_ does not match the weights")
+        attrs["feature_names_in_"] = attrs["feature_names_in_"].astype(object)
+
+    if name == "MLPClassifier":
+        _require("classes_" in attrs and "attr/y_type_" in arrays, "missing classes_")
+        y_type = _scalar(arrays, "attr/y_type_", str)
+        classes = attrs["classes_"]
+        n_outputs = attrs["n_outputs_"]
+        if y_type == "multiclass":
+            _require(len(classes) == n_outputs >= 3 and out == "softmax",
+                     "classes_ do not match the output layer")
+        elif y_type == "binary":
+            _require(len(classes) <= 2 and n_outputs == 1 and out == "logistic",
+                     "classes_ do not match the output layer")
+        elif y_type == "multilabel-indicator":
+            _require(len(classes) == n_outputs and out == "logistic",
+                     "classes_ do not match the output layer")
+        else:
+            raise _Invalid(f"unknown target type {y_type!r}")
+        binarizer = LabelBinarizer()
+        binarizer.classes_ = classes
+        binarizer.y_type_ = y_type
+        binarizer.sparse_input_ = False
+        model._label_binarizer = binarizer
+
+    for attr, value in attrs.items():
+        setattr(model, attr, value)
+    model.coefs_ = [np.array(c) for c in coefs]
+    model.intercepts_ = [np.array(b) for b in intercepts]
+    if model.solver in ("sgd", "adam"):
+        model.loss_curve_ = attrs.get("loss_curve_", [])
+        model.validation_scores_ = attrs.get("validation_scores_")
+        model.best_validation_score_ = attrs.get("best_validation_score_")
+        model.best_loss_ = attrs.get("best_loss_")
+        model._no_improvement_count = 0
+    model._optimizer = _load_optimizer(arrays, model, dtype)
+    model._best_params = model._params().copy()
+    return model
+
+
+def _load_optimizer(arrays, model, dtype):
+    from ._optimizers import AdamOptimizer, SGDOptimizer
+
+    state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    if not state or model.solver not in ("sgd", "adam"):
+        return None
+    n_params = model._params().shape[0]
+    optimizer = model._make_optimizer(model._params())
+    expected = SGDOptimizer if model.solver == "sgd" else AdamOptimizer
+    _require(isinstance(optimizer, expected), "optimizer state does not match the solver")
+    for name, value in state.items():
+        _require(hasattr(optimizer, name), f"unknown optimizer state {name!r}")
+        current = getattr(optimizer, name)
+        if isinstance(current, np.ndarray):
+            _require(value.shape == (n_params,) and value.dtype == dtype,
+                     f"optimizer state {name!r} does not match the weights")
+            _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
+            setattr(optimizer, name, np.array(value))
+        else:
+            _require(value.shape == () and value.dtype.kind in "biufU",
+                     f"optimizer state {name!r} is not a scalar")
+            setattr(optimizer, name, type(current)(value.item()))
+    return optimizer
