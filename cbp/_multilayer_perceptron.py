@@ -262,6 +262,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = self._hidden_sizes()
+        if not all(
+            isinstance(size, Integral) and not isinstance(size, bool)
+            for size in hidden_layer_sizes
+        ):
+            raise ValueError(
+                f"hidden_layer_sizes must be integers, got {hidden_layer_sizes}."
+            )
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
@@ -489,12 +496,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
-                if not np.isfinite(self.loss_):
+                if not (np.isfinite(self.loss_) and np.isfinite(params).all()):
                     params[:] = last_epoch_params
                     raise ValueError(
-                        f"Training diverged: the loss became {self.loss_} in epoch "
-                        f"{self.n_iter_}. Lower learning_rate_init, or scale the "
-                        "input data (e.g. with StandardScaler)."
+                        f"Training diverged: the loss or the weights became "
+                        f"non-finite in epoch {self.n_iter_} (loss {self.loss_}). "
+                        "Lower learning_rate_init, or scale the input data (e.g. "
+                        "with StandardScaler)."
                     )
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
