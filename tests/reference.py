@@ -1,0 +1,343 @@
+"""A plain NumPy reference for cbp's compiled kernel, written from the equations.
+
+Nothing here is derived from ``src/_kernel.pyx``: every function restates the
+mathematics of a dense network trained by backpropagation, in the most direct
+NumPy, so that the tests can compare the kernel against it.
+
+Notation. A network of L layers has ``units = (n_features, n_1, ..., n_outputs)``.
+Layer l (0 <= l < L) maps a^(l) (n_rows, units[l]) to
+
+    z^(l) = a^(l) @ W_l + b_l,        a^(l+1) = g(z^(l)),
+
+where g is the hidden activation for l < L - 1 and the output activation for
+the last layer; a^(0) = X.
+
+Parameter layout (the kernel's and scikit-learn's ``_pack``): one flat vector
+holding every W_l (units[l], units[l+1]) row-major in layer order, then every
+b_l (units[l+1],).
+
+Losses, for sample weights w_i (all 1 when absent), s = sum_i w_i:
+
+    squared_error    0.5 sum_i w_i sum_k (y_ik - yhat_ik)^2 / s
+                     (summed over the outputs, NOT averaged: cbp fixes
+                     scikit-learn issue #8349 so the loss is the one whose
+                     gradient is used)
+    log_loss         -sum_i w_i sum_k y_ik log(clip(p_ik)) / s      (softmax)
+    binary_log_loss  -sum_i w_i sum_k [y log(clip p) + (1-y) log(1 - clip p)] / s
+                                                                     (logistic)
+    poisson          sum_i w_i sum_k [y log(y / yhat) - y + yhat] / s  (exp)
+
+plus the L2 term 0.5 alpha sum_l ||W_l||^2 / s (intercepts not penalised),
+with clip(p) = min(max(p, eps), 1 - eps) and eps = np.finfo(dtype).eps.
+
+Each loss is paired with its canonical output activation, for which
+dJ/dz^(L-1) = w (yhat - y) / s; the recursion is then
+
+    delta^(L-1) = w (yhat - y)
+    delta^(l)   = (delta^(l+1) @ W_(l+1).T) * g'(z^(l))
+    dJ/dW_l     = (a^(l).T @ delta^(l) + alpha W_l) / s
+    dJ/db_l     = sum_rows(delta^(l)) / s
+
+Arithmetic is carried out in the dtype of the inputs (float32 or float64),
+except the loss, which is a sum over the samples and is accumulated in float64.
+All functions are pure: they return new arrays and never modify their inputs.
+"""
+import numpy as np
+
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+LOSSES = ("squared_error", "log_loss", "binary_log_loss", "poisson")
+
+# The canonical output activation of each loss.
+OUTPUT_FOR_LOSS = {
+    "squared_error": "identity",
+    "log_loss": "softmax",
+    "binary_log_loss": "logistic",
+    "poisson": "exp",
+}
+
+
+# ---------------------------------------------------------------------------
+# Parameter layout
+# ---------------------------------------------------------------------------
+
+def n_params(units):
+    """Number of weights and intercepts of a network with these units."""
+    units = [int(u) for u in units]
+    return sum(units[l] * units[l + 1] + units[l + 1] for l in range(len(units) - 1))
+
+
+def pack(coefs, intercepts):
+    """Flat vector: every coef (row-major) in layer order, then every intercept."""
+    parts = [np.ravel(c) for c in coefs] + [np.ravel(b) for b in intercepts]
+    return np.concatenate(parts)
+
+
+def unpack(params, units):
+    """(coefs, intercepts) as copies, inverse of ``pack``."""
+    units = [int(u) for u in units]
+    L = len(units) - 1
+    if params.shape != (n_params(units),):
+        raise ValueError(f"params has shape {params.shape}, expected ({n_params(units)},)")
+    coefs, intercepts, position = [], [], 0
+    for l in range(L):
+        size = units[l] * units[l + 1]
+        coefs.append(params[position:position + size].reshape(units[l], units[l + 1]).copy())
+        position += size
+    for l in range(L):
+        intercepts.append(params[position:position + units[l + 1]].copy())
+        position += units[l + 1]
+    return coefs, intercepts
+
+
+# ---------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------
+
+def activation(name, z):
+    """a = g(z), elementwise (softmax: row-wise), in z's dtype."""
+    z = np.asarray(z)
+    one = z.dtype.type(1)
+    if name == "identity":
+        return z.copy()
+    if name == "logistic":
+        with np.errstate(over="ignore"):  # exp(-z) = inf gives 1 / inf = 0
+            return one / (one + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, z.dtype.type(0))
+    if name == "softmax":
+        # shifted by the row maximum, so exp never overflows
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if name == "exp":
+        return np.exp(z)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def derivative(name, z):
+    """g'(z), elementwise, for the hidden activations (a function of z)."""
+    z = np.asarray(z)
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "logistic":
+        a = activation("logistic", z)
+        return a * (z.dtype.type(1) - a)
+    if name == "tanh":
+        return z.dtype.type(1) - np.tanh(z) ** 2
+    if name == "relu":
+        # the subgradient 0 is taken at z = 0
+        return (z > 0).astype(z.dtype)
+    raise ValueError(f"{name!r} has no elementwise derivative here")
+
+
+# ---------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------
+
+def _xlogy(x, y):
+    """x log(y) with 0 log(y) = 0, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(y))
+
+
+def _clip(p):
+    eps = np.finfo(p.dtype).eps
+    return np.clip(p, eps, 1 - eps)
+
+
+def sample_losses(loss, y_pred, y):
+    """J_i, the unweighted loss of every row (n_rows,), in float64."""
+    y_pred = np.asarray(y_pred)
+    if loss == "squared_error":
+        r = y.astype(np.float64) - y_pred.astype(np.float64)
+        per_output = 0.5 * r * r
+    elif loss == "log_loss":
+        per_output = -_xlogy(y, _clip(y_pred))
+    elif loss == "binary_log_loss":
+        p = _clip(y_pred).astype(np.float64)
+        per_output = -(_xlogy(y, p) + _xlogy(1.0 - y.astype(np.float64), 1.0 - p))
+    elif loss == "poisson":
+        yy = y.astype(np.float64)
+        p = y_pred.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_output = _xlogy(yy, yy / p) - yy + p
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    return per_output.sum(axis=1)
+
+
+def weighted_loss_sum(loss, y_pred, y, sample_weight=None):
+    """sum_i w_i J_i (not divided by s), in float64."""
+    J = sample_losses(loss, y_pred, y)
+    if sample_weight is None or len(sample_weight) == 0:
+        return float(J.sum())
+    return float((np.asarray(sample_weight, dtype=np.float64) * J).sum())
+
+
+def output_delta(y_pred, y, sample_weight=None):
+    """delta at the output layer, w (yhat - y), in y_pred's dtype."""
+    d = y_pred - y
+    if sample_weight is None or len(sample_weight) == 0:
+        return d
+    return d * sample_weight[:, None]
+
+
+def weight_sum(n_rows, sample_weight=None):
+    """s: the sum of the sample weights, or the number of rows without them."""
+    if sample_weight is None or len(sample_weight) == 0:
+        return float(n_rows)
+    return float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
+
+
+# ---------------------------------------------------------------------------
+# Forward and backward passes
+# ---------------------------------------------------------------------------
+
+def forward(X, units, params, hidden, output):
+    """(zs, activations): zs[l] = z^(l) for l < L; activations = [X, a^(1), ..., a^(L)]."""
+    coefs, intercepts = unpack(params, units)
+    L = len(coefs)
+    zs, activations = [], [X]
+    for l in range(L):
+        z = activations[-1] @ coefs[l] + intercepts[l]
+        zs.append(z)
+        activations.append(activation(output if l == L - 1 else hidden, z))
+    return zs, activations
+
+
+def predict(X, units, params, hidden, output):
+    """The network's output a^(L)."""
+    return forward(X, units, params, hidden, output)[1][-1]
+
+
+def loss(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params):
+    """The penalised loss J of the batch, a Python float."""
+    y_pred = predict(X, units, params, hidden, output)
+    coefs, _ = unpack(params, units)
+    s = weight_sum(len(X), sample_weight)
+    penalty = sum(float(np.sum(c.astype(np.float64) ** 2)) for c in coefs)
+    return (weighted_loss_sum(loss_name, y_pred, Y, sample_weight)
+            + 0.5 * alpha * penalty) / s
+
+
+def loss_grad(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params):
+    """Loss and gradient of a batch, and the intermediate quantities.
+
+    Returns a dict with
+      loss         J (Python float)
+      grads        dJ/dparams, flat, in the parameter layout
+      coef_grads   [dJ/dW_l], intercept_grads [dJ/db_l]
+      activations  [a^(1), ..., a^(L)]
+      deltas       [delta^(0), ..., delta^(L-1)] (delta^(l) = s dJ/dz^(l))
+    """
+    dtype = params.dtype.type
+    coefs, intercepts = unpack(params, units)
+    L = len(coefs)
+    zs, activations = forward(X, units, params, hidden, output)
+    s = weight_sum(len(X), sample_weight)
+    penalty = sum(float(np.sum(c.astype(np.float64) ** 2)) for c in coefs)
+    J = (weighted_loss_sum(loss_name, activations[-1], Y, sample_weight)
+         + 0.5 * alpha * penalty) / s
+
+    s_t, alpha_t = dtype(s), dtype(alpha)
+    deltas = [None] * L
+    coef_grads = [None] * L
+    intercept_grads = [None] * L
+    delta = output_delta(activations[-1], Y, sample_weight)
+    for l in range(L - 1, -1, -1):
+        deltas[l] = delta
+        coef_grads[l] = (activations[l].T @ delta + alpha_t * coefs[l]) / s_t
+        intercept_grads[l] = delta.sum(axis=0) / s_t
+        if l > 0:
+            delta = (delta @ coefs[l].T) * derivative(hidden, zs[l - 1])
+    return {
+        "loss": J,
+        "grads": pack(coef_grads, intercept_grads),
+        "coef_grads": coef_grads,
+        "intercept_grads": intercept_grads,
+        "activations": activations[1:],
+        "deltas": deltas,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Optimizers
+# ---------------------------------------------------------------------------
+
+def sgd_step(params, grads, velocities, learning_rate, momentum, nesterov):
+    """(params, velocities) after one SGD update with (Nesterov) momentum.
+
+    v = momentum v - lr g;   params += momentum v - lr g  (Nesterov)  or  v.
+    """
+    dtype = params.dtype.type
+    lr, mom = dtype(learning_rate), dtype(momentum)
+    v = mom * velocities - lr * grads
+    if nesterov:
+        return params + (mom * v - lr * grads), v
+    return params + v, v
+
+
+def adam_step(params, grads, ms, vs, learning_rate, beta_1, beta_2, epsilon, t):
+    """(params, ms, vs) after Adam's update number t (t >= 1).
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);  params -= lr_t m / (sqrt(v) + eps).
+    """
+    dtype = params.dtype.type
+    m = dtype(beta_1) * ms + dtype(1 - beta_1) * grads
+    v = dtype(beta_2) * vs + dtype(1 - beta_2) * (grads * grads)
+    lr_t = learning_rate * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+    return params - dtype(lr_t) * m / (np.sqrt(v) + dtype(epsilon)), m, v
+
+
+def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
+                loss_name, alpha, params, solver, learning_rate=0.001,
+                momentum=0.9, nesterov=False, beta_1=0.9, beta_2=0.999,
+                epsilon=1e-8, t=0, state_1=None, state_2=None):
+    """One epoch of mini-batch training.
+
+    The rows are taken in ``order`` (0..n-1 when it is None or empty),
+    batch_size at a time, the last batch possibly shorter. Each batch's loss
+    and gradient are computed with the current parameters, loss * rows is
+    accumulated, then the parameters are updated ("sgd" or "adam"; Adam's t is
+    incremented before each update).
+
+    A batch whose sample weights sum to 0 carries nothing to learn from (its
+    loss and gradient would divide by s = 0): it is skipped, adding nothing to
+    the total and making no update (cbp's rule).
+
+    Returns a dict: total (the accumulated sum), t, params, state_1, state_2
+    and grads (the gradient of the last batch used).
+    """
+    n = len(X)
+    index = np.arange(n) if order is None or len(order) == 0 else np.asarray(order)
+    weighted = sample_weight is not None and len(sample_weight) > 0
+    params = params.copy()
+    state_1 = np.zeros_like(params) if state_1 is None else state_1.copy()
+    state_2 = np.zeros_like(params) if state_2 is None else state_2.copy()
+    total = 0.0
+    grads = None
+    for start in range(0, n, batch_size):
+        rows = index[start:start + batch_size]
+        if weighted and not np.sum(sample_weight[rows], dtype=np.float64) > 0:
+            continue
+        result = loss_grad(X[rows], Y[rows], sample_weight[rows] if weighted else None,
+                           units, hidden, output, loss_name, alpha, params)
+        total += result["loss"] * len(rows)
+        grads = result["grads"]
+        if solver == "sgd":
+            params, state_1 = sgd_step(params, grads, state_1, learning_rate,
+                                       momentum, nesterov)
+        elif solver == "adam":
+            t += 1
+            params, state_1, state_2 = adam_step(params, grads, state_1, state_2,
+                                                 learning_rate, beta_1, beta_2,
+                                                 epsilon, t)
+        else:
+            raise ValueError(f"unknown solver {solver!r}")
+    return {"total": total, "t": t, "params": params, "state_1": state_1,
+            "state_2": state_2, "grads": grads}
