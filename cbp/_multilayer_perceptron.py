@@ -400,6 +400,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             jac=True,
             options=options,
         )
+        if not np.isfinite(opt_res.fun):
+            raise ValueError(
+                f"Training diverged: the loss is {opt_res.fun} after L-BFGS. Scale "
+                "the input data (e.g. with StandardScaler)."
+            )
         self.n_iter_ = _check_lbfgs_result(opt_res, self.max_iter)
         self.loss_ = float(opt_res.fun)
         params[:] = opt_res.x
@@ -476,34 +481,41 @@ class BaseMultilayerPerceptron(BaseEstimator):
             else sample_weight_train
         )
         in_order = np.empty(0, dtype=np.intp)
-        last_epoch_params = params.copy()
+        # The weights and optimizer vectors at the start of the running epoch,
+        # put back if Ctrl-C interrupts it.
+        state = [params] + optimizer.state_vectors()
+        epoch_start_state = [vector.copy() for vector in state]
 
+        self.n_iter_ = 0
+        epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
         try:
-            self.n_iter_ = 0
             for it in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                     order = sample_idx.astype(np.intp, copy=False)
                 else:
                     order = in_order
-                last_epoch_params[:] = params
+                for saved, current in zip(epoch_start_state, state):
+                    saved[:] = current
+                epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
                 accumulated_loss, t = _kernel.train_epoch(
                     X_train, Y_train, sw, order, batch_size, params=params,
                     grads=grads, work=work, **network, **optimizer.kernel_args(),
                 )
-                optimizer.steps_done(t)
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if not (np.isfinite(self.loss_) and np.isfinite(params).all()):
-                    params[:] = last_epoch_params
+                loss = accumulated_loss / n_samples
+                if not (np.isfinite(loss) and np.isfinite(params).all()):
+                    # (the caller puts the whole model back as it was)
                     raise ValueError(
                         f"Training diverged: the loss or the weights became "
-                        f"non-finite in epoch {self.n_iter_} (loss {self.loss_}). "
+                        f"non-finite in epoch {self.n_iter_ + 1} (loss {loss}). "
                         "Lower learning_rate_init, or scale the input data (e.g. "
                         "with StandardScaler)."
                     )
+                optimizer.steps_done(t)
+                self.loss_ = loss
+                self.t_ += n_samples
+                self.loss_curve_.append(loss)
+                self.n_iter_ += 1  # last: the epoch counts once this is done
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
@@ -539,8 +551,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
-            # Keep the weights of the last whole epoch.
-            params[:] = last_epoch_params
+            if self.n_iter_ == epoch_start[0]:
+                # interrupted inside an epoch: back to the last whole one
+                for saved, current in zip(epoch_start_state, state):
+                    current[:] = saved
+                self.t_ = epoch_start[1]
+                del self.loss_curve_[epoch_start[2]:]
             warnings.warn("Training interrupted by user.")
 
         if early_stopping:

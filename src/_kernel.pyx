@@ -305,6 +305,8 @@ def workspace_size(const Py_ssize_t[::1] units, Py_ssize_t max_rows, int part):
     (training epochs, which also gather mini-batches).
     """
     cdef Network net
+    if part not in (FORWARD, BACKWARD, EPOCH):
+        raise ValueError(f"part must be FORWARD, BACKWARD or EPOCH, got {part}")
     _network_init(&net, units, max_rows, 0, 0, 0, 0.0)
     try:
         return net.work_size[part]
@@ -323,9 +325,9 @@ def n_params(const Py_ssize_t[::1] units):
 
 
 cdef int _check_sizes(const Network *net, Py_ssize_t n_params,
-                      Py_ssize_t n_work, int part) except -1:
+                      Py_ssize_t n_work, int part, str name="params") except -1:
     if n_params != net.n_params:
-        raise ValueError(f"params has {n_params} values, the network "
+        raise ValueError(f"{name} has {n_params} values, the network "
                          f"needs {net.n_params}")
     if n_work < net.work_size[part]:
         raise ValueError(f"work has {n_work} values, needs {net.work_size[part]}")
@@ -342,6 +344,8 @@ def forward(const floating[:, ::1] X, const Py_ssize_t[::1] units,
     """
     cdef Network net
     cdef Py_ssize_t n = X.shape[0], start, rows
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     _network_init(&net, units, chunk_rows, activation, output, 0, 0.0)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], FORWARD)
@@ -379,7 +383,7 @@ def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
     _network_init(&net, units, n, activation, output, loss, alpha)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], BACKWARD)
-        _check_sizes(&net, grads.shape[0], work.shape[0], BACKWARD)
+        _check_sizes(&net, grads.shape[0], work.shape[0], BACKWARD, "grads")
         if (n == 0 or X.shape[1] != units[0] or Y.shape[0] != n
                 or Y.shape[1] != units[net.n_layers]
                 or sample_weight.shape[0] not in (0, n)):

@@ -17,7 +17,6 @@ float64 0.05 (steps) and 0.001 (epochs); float32 0.42 (steps) and 0.2 (epochs).
 """
 import contextlib
 import functools
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import cbp._kernel as kernel
 import reference as ref
+from isolation import assert_raises_isolated
 
 ACT = kernel.ACTIVATION_CODES
 LOSS = kernel.LOSS_CODES
@@ -924,33 +924,14 @@ def test_size_mismatch_raises_value_error(entry, change):
         _sized_call(entry, change)
 
 
-_CHUNK_ROWS_ZERO = """
-import numpy as np
-import cbp._kernel as k
-units = np.array([2, 3, 1], dtype=np.intp)
-X = np.ones((4, 2))
-work = np.empty(k.workspace_size(units, 1, k.FORWARD))
-try:
-    k.forward(X, units, 0, 0, np.zeros(k.n_params(units)), np.empty((4, 1)), work, 0)
-except ValueError:
-    print("ValueError")
-"""
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "KERNEL BUG: forward() makes no check of chunk_rows; with chunk_rows = 0 "
-    "(4 rows, units [2, 3, 1]) rows = min(chunk_rows, n - start) = 0, start never "
-    "advances and the call loops forever without the GIL (chunk_rows = -1 hangs "
-    "too). train_epoch checks its batch_size the same way and raises ValueError."))
-def test_forward_rejects_chunk_rows_below_one(tmp_path):
-    """Run in a subprocess (from an empty directory, so the installed cbp is
-    imported): a kernel that loops forever is killed after the timeout."""
-    timeout = 3
-    try:
-        result = subprocess.run([sys.executable, "-c", _CHUNK_ROWS_ZERO], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"forward(..., chunk_rows=0) did not return within {timeout} s")
-    assert result.stdout.strip() == "ValueError", (
-        f"forward(..., chunk_rows=0) should raise ValueError; exit code "
-        f"{result.returncode}, stdout {result.stdout!r}, stderr {result.stderr[-500:]!r}")
+@pytest.mark.parametrize("chunk_rows", [0, -1])
+def test_forward_rejects_chunk_rows_below_one(chunk_rows):
+    """Run in a forked child: a kernel that looped forever would be killed
+    after isolation's timeout and fail the test instead of hanging it."""
+    units = np.array([2, 3, 1], dtype=np.intp)
+    X = np.ones((4, 2))
+    work = np.empty(kernel.workspace_size(units, 1, kernel.FORWARD))
+    assert_raises_isolated(
+        ValueError, "chunk_rows",
+        lambda: kernel.forward(X, units, 0, 0, np.zeros(kernel.n_params(units)),
+                               np.empty((4, 1)), work, chunk_rows))

@@ -1,0 +1,133 @@
+"""Faults during training: divergence, Ctrl-C, memory, leaks.
+
+The Ctrl-C and leak tests run in forked children (tests/isolation.py): a
+SIGINT that arrived late would otherwise interrupt pytest itself, and the
+memory measured must be the fit's alone.
+"""
+
+import os
+import signal
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from cbp import MLPClassifier, MLPRegressor
+from cbp._network import glorot_uniform, unpack
+from isolation import run_isolated
+
+RNG = np.random.RandomState(0)
+X = RNG.normal(size=(60, 4))
+Y = (X[:, 0] > 0).astype(int)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_divergence_raises_and_leaves_no_nan_weights(solver):
+    model = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=1e300,
+                         max_iter=50, random_state=0)
+    with pytest.raises(ValueError, match="non-finite|diverged"):
+        model.fit(X * 1e150, X[:, 0] * 1e150)
+    assert not hasattr(model, "coefs_"), "a diverged first fit must leave the model unfitted"
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_divergence_during_partial_fit_keeps_the_fitted_weights(solver):
+    model = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, random_state=0)
+    model.partial_fit(X, X[:, 0])
+    before = [c.copy() for c in model.coefs_]
+    with pytest.raises(ValueError, match="non-finite|diverged"):
+        model.partial_fit(X * 1e200, X[:, 0] * 1e200)  # (1e200)^2 overflows
+    for a, b in zip(before, model.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def _interrupt_after(seconds):
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
+    # One epoch of ~40 batches of ~20 ms each; SIGINT arrives during it. The
+    # kernel checks for signals every few ms of work, so the fit returns
+    # before the epoch completes (n_iter_ == 0), warns, and keeps the weights
+    # of the last completed epoch: here, the initial ones.
+    def interrupted_fit():
+        rng = np.random.RandomState(1)
+        X_big = rng.normal(size=(4000, 1000)).astype(np.float32)
+        y_big = rng.randint(0, 10, 4000)
+        model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="sgd", batch_size=100,
+                              max_iter=1, random_state=0)
+        _interrupt_after(0.3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(X_big, y_big)
+        messages = [str(w.message) for w in caught]
+        units = [1000, 1000, 1000, 10]
+        initial, _ = unpack(glorot_uniform(units, "relu", check_random_state(0), np.float32), units)
+        same = all(np.array_equal(a, b) for a, b in zip(model.coefs_, initial))
+        usable = model.predict(X_big[:5]).shape == (5,)
+        return model.n_iter_, messages, same, usable
+
+    kind, value = run_isolated(interrupted_fit)
+    assert kind == "returned", f"the fit raised {value!r}"
+    n_iter, messages, same_as_initial, usable = value
+    assert any("interrupted" in m for m in messages), messages
+    assert n_iter == 0, "the interrupt was not seen inside the epoch"
+    assert same_as_initial, "the weights are not those of the last completed epoch"
+    assert usable
+
+
+def test_ctrl_c_between_epochs_keeps_the_last_completed_epoch():
+    def interrupted_fit():
+        model = MLPClassifier(hidden_layer_sizes=(16,), solver="adam", max_iter=10**7,
+                              tol=0.0, n_iter_no_change=10**7, random_state=0)
+        _interrupt_after(0.5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(X, Y)
+        return model.n_iter_, [str(w.message) for w in caught], [c.copy() for c in model.coefs_]
+
+    kind, value = run_isolated(interrupted_fit)
+    assert kind == "returned", f"the fit raised {value!r}"
+    n_iter, messages, coefs = value
+    assert any("interrupted" in m for m in messages)
+    assert 0 < n_iter < 10**7
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        replay = MLPClassifier(hidden_layer_sizes=(16,), solver="adam", max_iter=n_iter,
+                               tol=0.0, n_iter_no_change=10**7, random_state=0).fit(X, Y)
+    for a, b in zip(coefs, replay.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_thousands_of_fits_and_predictions_keep_memory_flat():
+    def many_fits():
+        rng = np.random.RandomState(0)
+        X_small = rng.normal(size=(30, 5))
+        y_small = rng.randint(0, 3, 30)
+        samples = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for i in range(2500):
+                solver = ("sgd", "adam", "lbfgs")[i % 3]
+                model = MLPClassifier(hidden_layer_sizes=(6,), solver=solver, max_iter=2)
+                model.fit(X_small, y_small).predict_proba(X_small)
+                if i % 500 == 499:
+                    samples.append(_resident_bytes())
+        return samples
+
+    kind, samples = run_isolated(many_fits)
+    assert kind == "returned", samples
+    growth = samples[-1] - samples[0]
+    assert growth < 8 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 2000 fits"
