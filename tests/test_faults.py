@@ -111,6 +111,8 @@ def _resident_bytes():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's quarantine keeps freed memory resident")
 def test_thousands_of_fits_and_predictions_keep_memory_flat():
     def many_fits():
         rng = np.random.RandomState(0)
