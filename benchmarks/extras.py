@@ -1,0 +1,170 @@
+"""Benchmarks beyond training epochs: prediction, two threads, peak memory."""
+
+import gc
+import threading
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from candidates import (
+    GemmBound,
+    SklearnAPICandidate,
+    TorchCandidate,
+    interleaved_times,
+    sklearn_api_params,
+)
+from workloads import forward_flops, make_data
+
+
+def predict_benchmark(workload, estimators, dtype, use_torch, n_calls, n_batch, repeats):
+    """Latency of predict on one sample and throughput on n_batch samples.
+
+    The models are trained for one epoch on the workload's data; prediction
+    uses held-out samples from the same teacher. Single-sample calls are
+    timed one by one in interleaved blocks (median over n_calls per
+    candidate); the n_batch call is timed `repeats` times, interleaved.
+    """
+    X, y = make_data(workload, dtype=dtype)
+    models = {
+        name: SklearnAPICandidate(cls, workload, "sgd", X, y)
+        for name, cls in estimators.items()
+    }
+    if use_torch:
+        models["torch"] = TorchCandidate(workload, "sgd", X, y, dtype)
+    for model in models.values():
+        model.epoch()
+    del X, y
+
+    X_test, y_test = make_data(workload, n_samples=n_batch, dtype=dtype, seed=1)
+    one = np.ascontiguousarray(X_test[:1])
+    units = workload.units()
+    gemm_one = GemmBound(units, 1, 1, dtype, forward_only=True)
+    gemm_batch = GemmBound(units, n_batch, n_batch, dtype, forward_only=True)
+
+    latency = {name: [] for name in [*models, "GEMM bound"]}
+    blocks = 20
+    for _ in range(blocks):
+        for name, model in models.items():
+            latency[name] += _time_each(lambda m=model: m.predict(one), n_calls // blocks)
+        latency["GEMM bound"] += _time_each(gemm_one.epoch, n_calls // blocks)
+
+    tasks = {name: (lambda m=model: m.predict(X_test)) for name, model in models.items()}
+    tasks["GEMM bound"] = gemm_batch.epoch
+    throughput = interleaved_times(tasks, warmup=1, repeats=repeats)
+
+    predictions = {name: model.predict(X_test) for name, model in models.items()}
+    reference = predictions.get("sklearn")
+    return {
+        "workload": workload.name,
+        "n_batch": n_batch,
+        "forward_flops": forward_flops(units, n_batch),
+        "latency": latency,
+        "throughput": throughput,
+        "test_accuracy": {
+            name: float(np.mean(p == y_test)) for name, p in predictions.items()
+        },
+        "agree_with_sklearn": {
+            name: float(np.mean(p == reference))
+            for name, p in predictions.items()
+            if reference is not None
+        },
+    }
+
+
+def _time_each(fn, count):
+    """Seconds of each of count calls of fn."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def two_threads_benchmark(workload, estimators, dtype, epochs, repeats):
+    """Two identical models fitted one after the other vs in two threads.
+
+    BLAS is pinned to one thread, so any speed-up comes from the Python
+    threads running at once -- which needs the GIL released while training.
+    The two modes alternate, `repeats` times each after one warm-up pair.
+    """
+    X, y = make_data(workload, dtype=dtype)
+    jobs = {name: _training_job(cls, workload, X, y, epochs) for name, cls in estimators.items()}
+    jobs[REFERENCE_JOB] = _matmul_job(dtype)
+    results = {}
+    with threadpool_limits(limits=1):
+        for name, job in jobs.items():
+            tasks = {
+                "sequential": lambda job=job: (job(), job()),
+                "two threads": lambda job=job: _in_threads(job, job),
+            }
+            results[name] = interleaved_times(tasks, warmup=1, repeats=repeats)
+    return {"workload": workload.name, "n_samples": len(X), "epochs": epochs,
+            "times": results}
+
+
+REFERENCE_JOB = "numpy.matmul 512x512 x100 (what the machine allows)"
+
+
+def _training_job(estimator_class, workload, X, y, epochs):
+    """A function that trains a fresh model for some epochs."""
+
+    def train():
+        model = SklearnAPICandidate(estimator_class, workload, "sgd", X, y)
+        for _ in range(epochs):
+            model.epoch()
+
+    return train
+
+
+def _matmul_job(dtype):
+    """Large GEMMs: BLAS releases the GIL, so this shows the machine's own scaling."""
+    a = np.random.default_rng(0).standard_normal((512, 512)).astype(dtype)
+    out = np.empty_like(a)
+
+    def multiply():
+        for _ in range(100):
+            np.matmul(a, a, out=out)
+
+    return multiply
+
+
+def _in_threads(*functions):
+    """Run functions in one thread each, and wait for all of them."""
+    threads = [threading.Thread(target=f) for f in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def memory_benchmark(workload, estimators, dtype, n_samples, epochs):
+    """Peak memory traced during fit, beyond X and y (already allocated).
+
+    tracemalloc sees NumPy's allocations and Python objects; the peak
+    includes the fitted model's own weights.
+    """
+    X, y = make_data(workload, n_samples=n_samples, dtype=dtype)
+    peaks = {}
+    for name, cls in estimators.items():
+        model = cls(**sklearn_api_params(workload, "sgd"), max_iter=epochs)
+        gc.collect()
+        tracemalloc.start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        peaks[name] = peak
+        weights = sum(a.nbytes for a in model.coefs_ + model.intercepts_)
+    return {
+        "workload": workload.name,
+        "n_samples": n_samples,
+        "epochs": epochs,
+        "data_bytes": X.nbytes + y.nbytes,
+        "weights_bytes": weights,
+        "peak_bytes": peaks,
+    }
