@@ -165,7 +165,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if dtype is None:
             dtype = self.coefs_[0].dtype
         if params is None or params.dtype != dtype or not is_packed(
-            params, self.coefs_, self.intercepts_
+            params, self._packed_views, self.coefs_, self.intercepts_
         ):
             params = pack(self.coefs_, self.intercepts_, dtype)
             self._set_params_vector(params, self._units)
@@ -173,7 +173,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _set_params_vector(self, params, units):
         self._packed_params = params
+        self._packed_units = as_units(units)
         self.coefs_, self.intercepts_ = unpack(params, list(units))
+        self._packed_views = tuple(self.coefs_ + self.intercepts_)
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -198,6 +200,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # coefs_ and intercepts_ pickle as arrays of their own; the flat
         # vector is rebuilt from them on first use.
         state.pop("_packed_params", None)
+        state.pop("_packed_views", None)
         return state
 
     # ------------------------------------------------------------------
@@ -205,14 +208,26 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # ------------------------------------------------------------------
 
     def _validate_X_predict(self, X):
-        X = validate_data(
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype == self.coefs_[0].dtype
+            and X.flags.c_contiguous
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X.sum())
+        ):
+            # Fast path: exactly what validate_data would accept and return
+            # unchanged (a finite sum means every value is finite).
+            return X
+        return validate_data(
             self,
             X,
             accept_sparse=["csr", "csc"],
             dtype=(np.float64, np.float32),
             reset=False,
         )
-        return X
 
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for X: (n_samples, n_outputs_)."""
@@ -221,8 +236,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         params = self._params()
         X = _dense_c_array(X, params.dtype)
         return predict_raw(
-            X, params, self._units, self.activation, self.out_activation_
+            X, params, self._packed_units, self.activation, self.out_activation_
         )
+
+    def _check_is_fitted(self):
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -798,13 +817,19 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
+        # LabelBinarizer.inverse_transform's arithmetic, without its checks
+        y_type = self._label_binarizer.y_type_
+        if y_type == "multiclass":
+            return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
+        if y_type == "binary" and len(self.classes_) == 2:
+            return self.classes_.take((y_pred > 0.5).astype(np.intp))
         return self._label_binarizer.inverse_transform(y_pred)
 
     def _score(self, X, y, sample_weight=None):
@@ -874,7 +899,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             The predicted probability of each class, in the order of
             ``classes_``.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
@@ -979,7 +1004,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):

@@ -45,24 +45,19 @@ def pack(coefs, intercepts, dtype):
     ).astype(dtype, copy=False)
 
 
-def is_packed(params, coefs, intercepts):
-    """Whether coefs and intercepts are exactly unpack(params, ...)'s views."""
-    if params is None:
-        return False
-    position = 0
-    itemsize = params.itemsize
-    base = params.__array_interface__["data"][0]
-    for array in list(coefs) + list(intercepts):
-        if (
-            not isinstance(array, np.ndarray)
-            or array.base is not params
-            or array.dtype != params.dtype
-            or array.__array_interface__["data"][0] != base + position * itemsize
-            or not array.flags.c_contiguous
-        ):
-            return False
-        position += array.size
-    return position == params.shape[0]
+def is_packed(params, views, coefs, intercepts):
+    """Whether coefs + intercepts are still the views unpack(params) made.
+
+    ``views`` is the tuple of those views, kept when they were made: the same
+    objects, still based on ``params`` (a deep copy or pickle gives new
+    arrays with their own memory). O(layers), no array is read.
+    """
+    arrays = list(coefs) + list(intercepts)
+    return (
+        params is not None
+        and len(arrays) == len(views)
+        and all(a is v and a.base is params for a, v in zip(arrays, views))
+    )
 
 
 def glorot_uniform(units, activation, random_state, dtype):
@@ -85,14 +80,14 @@ def glorot_uniform(units, activation, random_state, dtype):
 def predict_raw(X, params, units, activation, out_activation):
     """The network's output for X (n, units[0]), as (n, units[-1]).
 
-    X and params must share a dtype; X must be C-contiguous.
+    X and params must share a dtype; X must be C-contiguous; units is an
+    intp array.
     """
-    units = as_units(units)
     n = X.shape[0]
     out = np.empty((n, units[-1]), dtype=params.dtype)
     if n == 0:
         return out
-    chunk_rows = int(min(n, max(1, _PREDICT_SCRATCH_VALUES // int(units[1:].sum()))))
+    chunk_rows = min(n, max(1, _PREDICT_SCRATCH_VALUES // sum(units.tolist()[1:])))
     work = np.empty(
         _kernel.workspace_size(units, chunk_rows, _kernel.FORWARD), dtype=params.dtype
     )

@@ -4,7 +4,7 @@
 # C = op(A) @ op(B) is computed as C.T = op(B).T @ op(A).T, swapping the roles
 # of A and B (as sklearn/utils/_cython_blas.pyx does for RowMajor).
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm
+from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm, sgemv, dgemv
 
 
 cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
@@ -22,6 +22,29 @@ cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
     else:
         dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double *> B, &ldb,
               <double *> A, &lda, &beta, C, &ldc)
+
+
+cdef inline void gemv_row(char trans_b, int n, int k, floating alpha,
+                          const floating *a, const floating *B, int ldb,
+                          floating beta, floating *c) noexcept nogil:
+    """c := alpha * a @ op(B) + beta * c, for one row: gemm with m = 1.
+
+    a: (k,); op(B): (k, n), B row-major with rows of ldb values; c: (n,).
+    GEMM packs all of B on every call, which costs more than the product
+    itself when there is a single row; GEMV reads B once.
+    """
+    cdef int one = 1
+    # Column-major BLAS sees the stored B as M = B.T (ld = ldb), so
+    # a @ B = M @ a ('N', M is (n, k)) and a @ B.T = M.T @ a ('T', M is (k, n)).
+    cdef char trans = trans_b
+    cdef int rows = n if trans_b == c'N' else k
+    cdef int cols = k if trans_b == c'N' else n
+    if floating is float:
+        sgemv(&trans, &rows, &cols, &alpha, <float *> B, &ldb, <float *> a, &one,
+              &beta, c, &one)
+    else:
+        dgemv(&trans, &rows, &cols, &alpha, <double *> B, &ldb, <double *> a, &one,
+              &beta, c, &one)
 
 
 cdef inline double dot(int n, const floating *x) noexcept nogil:

@@ -32,7 +32,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from _blas cimport dot, gemm, gemm_loops
+from _blas cimport dot, gemm, gemm_loops, gemv_row
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
@@ -66,6 +66,8 @@ cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
     if <long> m * n * k <= _small_gemm_work:
         gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
                    beta, C, ldc)
+    elif m == 1 and trans_a == c'N':
+        gemv_row(trans_b, n, k, <floating> 1.0, A, B, ldb, beta, C)
     else:
         gemm(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb, beta,
              C, ldc)
