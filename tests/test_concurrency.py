@@ -17,6 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from cbp import MLPClassifier, MLPRegressor
 
+# (warnings.catch_warnings is not thread-safe: filter for the whole module)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 RNG = np.random.RandomState(0)
 X = RNG.normal(size=(400, 12))
 Y_CLASS = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
