@@ -366,7 +366,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         params = glorot_uniform(layer_units, self.activation, self._random_state, dtype)
         self._set_params_vector(params, layer_units)
-        self._best_params = params.copy()
+        # the weights early stopping falls back to (scikit-learn's _best_coefs)
+        self._best_params = params.copy() if self.early_stopping else None
         self._optimizer = None
 
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -448,6 +449,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
+        if early_stopping and getattr(self, "_best_params", None) is None:
+            self._best_params = params.copy()  # early stopping switched on since
         if early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = Y if should_stratify else None
@@ -500,10 +503,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             else sample_weight_train
         )
         in_order = np.empty(0, dtype=np.intp)
-        # The weights and optimizer vectors at the start of the running epoch,
-        # put back if Ctrl-C interrupts it.
-        state = [params] + optimizer.state_vectors()
-        epoch_start_state = [vector.copy() for vector in state]
+        # The weights at the start of the running epoch, put back if Ctrl-C
+        # interrupts it. (The optimizer's vectors are not copied: that would
+        # cost memory on every fit for the rare interrupt; they keep the
+        # interrupted epoch's last whole batch.)
+        epoch_start_params = params.copy()
 
         self.n_iter_ = 0
         epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
@@ -514,8 +518,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     order = sample_idx.astype(np.intp, copy=False)
                 else:
                     order = in_order
-                for saved, current in zip(epoch_start_state, state):
-                    saved[:] = current
+                epoch_start_params[:] = params
                 epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
                 accumulated_loss, t = _kernel.train_epoch(
                     X_train, Y_train, sw, order, batch_size, params=params,
@@ -572,8 +575,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         except KeyboardInterrupt:
             if self.n_iter_ == epoch_start[0]:
                 # interrupted inside an epoch: back to the last whole one
-                for saved, current in zip(epoch_start_state, state):
-                    current[:] = saved
+                params[:] = epoch_start_params
                 self.t_ = epoch_start[1]
                 del self.loss_curve_[epoch_start[2]:]
             warnings.warn("Training interrupted by user.")

@@ -44,10 +44,6 @@ class SGDOptimizer:
             state_2=self.velocities[:0],
         )
 
-    def state_vectors(self):
-        """The vectors the kernel updates in place."""
-        return [self.velocities]
-
     def steps_done(self, t):
         """Record the update count the kernel reached (unused by SGD)."""
 
@@ -103,10 +99,6 @@ class AdamOptimizer:
             state_1=self.ms,
             state_2=self.vs,
         )
-
-    def state_vectors(self):
-        """The vectors the kernel updates in place."""
-        return [self.ms, self.vs]
 
     def steps_done(self, t):
         """Record the update count the kernel reached, and the last step size."""

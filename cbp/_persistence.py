@@ -250,7 +250,7 @@ def _build(arrays):
         model.best_loss_ = attrs.get("best_loss_")
         model._no_improvement_count = 0
     model._optimizer = _load_optimizer(arrays, model, dtype)
-    model._best_params = model._params().copy()
+    model._best_params = model._params().copy() if model.early_stopping else None
     return model
 
 
