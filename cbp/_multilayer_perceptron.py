@@ -28,7 +28,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _kernel
+from ._dispatch import kernel as _kernel
 from ._network import (
     as_units,
     check_fits_in_memory,

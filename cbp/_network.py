@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from . import _kernel
+from ._dispatch import kernel as _kernel
 
 # Rows pushed through the network at once by predict: large enough for BLAS
 # to run at full speed, small enough to keep the scratch memory in cache-sized

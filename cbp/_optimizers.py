@@ -7,7 +7,7 @@ do what scikit-learn's ``_stochastic_optimizers`` do between epochs.
 
 import numpy as np
 
-from . import _kernel
+from ._dispatch import kernel as _kernel
 
 
 class SGDOptimizer:

@@ -4,6 +4,7 @@
 # C = op(A) @ op(B) is computed as C.T = op(B).T @ op(A).T, swapping the roles
 # of A and B (as sklearn/utils/_cython_blas.pyx does for RowMajor).
 from cython cimport floating
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm, sgemv, dgemv
 
 
@@ -49,13 +50,19 @@ cdef inline void gemv_row(char trans_b, int n, int k, floating alpha,
 
 cdef inline double dot(int n, const floating *x) noexcept nogil:
     """x @ x, for a contiguous vector x of n values."""
-    cdef int one = 1, i
-    cdef double total = 0.0
+    cdef int one = 1, i, end = n - n % 4
+    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
     if n <= 256:
-        # BLAS's call costs more than the loop
-        for i in range(n):
-            total += x[i] * x[i]
-        return total
+        # BLAS's call costs more than the loop; four running sums, so that
+        # the additions do not wait on each other
+        for i in range(0, end, 4):
+            t0 += <double> x[i] * x[i]
+            t1 += <double> x[i + 1] * x[i + 1]
+            t2 += <double> x[i + 2] * x[i + 2]
+            t3 += <double> x[i + 3] * x[i + 3]
+        for i in range(end, n):
+            t0 += <double> x[i] * x[i]
+        return (t0 + t1) + (t2 + t3)
     if floating is float:
         return sdot(&n, <float *> x, &one, <float *> x, &one)
     else:
@@ -77,14 +84,13 @@ cdef inline void gemm_loops(char trans_a, char trans_b, int m, int n, int k,
     cdef floating *C_row
     cdef const floating *B_row
     cdef const floating *A_row
-    for i in range(m):
-        C_row = C + i * ldc
-        if beta == 0:
+    if beta == 0 and ldc == n:
+        memset(C, 0, m * n * sizeof(floating))  # one call for the whole block
+    elif beta != 1:
+        for i in range(m):
+            C_row = C + i * ldc
             for j in range(n):
-                C_row[j] = 0
-        elif beta != 1:
-            for j in range(n):
-                C_row[j] *= beta
+                C_row[j] = 0 if beta == 0 else C_row[j] * beta
     if trans_a == c'N' and trans_b == c'N':
         # C[i, :] += A[i, p] * B[p, :]
         for i in range(m):

@@ -39,6 +39,25 @@ from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
                       BINARY_LOG_LOSS, POISSON)
 from _optimizers cimport sgd_update, adam_update, SGD, ADAM
 
+cdef extern from *:
+    """
+    static int cbp_cpu_has_avx2_fma(void) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int cbp_cpu_has_avx2_fma() nogil
+
+
+def cpu_has_avx2_fma():
+    """Whether this CPU (and OS) run AVX2 and FMA code: _kernel_avx2 works."""
+    return bool(cbp_cpu_has_avx2_fma())
+
+
 # Work (multiply-adds) between two checks for Ctrl-C inside an epoch: a few
 # milliseconds of compute, so that an interrupt is seen within well under a
 # second while the check itself costs nothing measurable.

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import cbp._kernel as kernel
+from cbp._dispatch import kernel  # the build this CPU runs (CBP_KERNEL=baseline: the portable one)
 import reference as ref
 from isolation import assert_raises_isolated
 

@@ -1,0 +1,27 @@
+"""Which build of the compiled kernel to use.
+
+The kernel is compiled twice from src/_kernel.pyx: ``_kernel`` for any x86-64
+CPU and ``_kernel_avx2`` for CPUs with AVX2 and FMA (x86-64-v3), where cbp's
+own loops run twice as wide. ``kernel`` is the fastest one this CPU runs. Set
+the environment variable ``CBP_KERNEL=baseline`` (before importing cbp) to
+force the portable build. The two agree to rounding (FMA rounds once where
+a multiply and an add round twice).
+"""
+
+import os
+
+from . import _kernel as _baseline
+
+
+def _select():
+    if os.environ.get("CBP_KERNEL", "").lower() != "baseline" and _baseline.cpu_has_avx2_fma():
+        try:
+            from . import _kernel_avx2
+        except ImportError:  # built on a compiler or platform without it
+            pass
+        else:
+            return _kernel_avx2
+    return _baseline
+
+
+kernel = _select()
