@@ -10,15 +10,20 @@ Archive keys:
     __cbp_format__          int, FORMAT_VERSION
     __class__               'MLPClassifier' or 'MLPRegressor'
     __params__              the constructor parameters, as JSON
+    __manifest__            every key of the archive (a damaged zip directory
+                            can hide entries; the manifest shows them missing)
     coefs_/<l>, intercepts_/<l>
     attr/<name>             scalar and array fitted attributes
-    optimizer/<name>        the stochastic optimizer's state, when present
+    optimizer/<name>        the stochastic optimizer's state, when present:
+                            sgd: velocities, learning_rate; adam: ms, vs, t.
+                            (Its settings come from the parameters.)
 """
 
 import json
 import numbers
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -35,7 +40,10 @@ _SCALAR_ATTRS = {
     "best_loss_": float,
     "best_validation_score_": float,
     "out_activation_": str,
+    "_no_improvement_count": int,
 }
+# The optimizer state saved per solver (everything else is set by the parameters)
+_OPTIMIZER_STATE = {"sgd": ("velocities", "learning_rate"), "adam": ("ms", "vs", "t")}
 _ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "classes_", "feature_names_in_")
 _OUT_ACTIVATIONS = {"identity", "exp", "softmax", "logistic"}
 
@@ -65,9 +73,9 @@ def save(model, path):
         arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
     optimizer = getattr(model, "_optimizer", None)
     if optimizer is not None:
-        for name, value in vars(optimizer).items():
-            if isinstance(value, (np.ndarray, numbers.Number, str, bool)):
-                arrays[f"optimizer/{name}"] = np.asarray(value)
+        for name in _OPTIMIZER_STATE[model.solver]:
+            arrays[f"optimizer/{name}"] = np.asarray(getattr(optimizer, name))
+    arrays["__manifest__"] = np.array(sorted(arrays))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -75,12 +83,20 @@ def save(model, path):
 def load(path):
     """Read a model written by ``save``; ValueError if the file is not one."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{os.fspath(path)!r} is not a readable cbp model file: {exc}") from exc
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError, RuntimeError, TypeError, UnicodeDecodeError) as exc:
+        # (zipfile raises NotImplementedError and RuntimeError for flags and
+        # methods it does not support, as a damaged directory can claim)
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable cbp model file: {exc!r}"
+        ) from exc
     try:
         return _build(arrays)
     except _Invalid as exc:
@@ -105,9 +121,15 @@ def _json_params(model):
         elif isinstance(value, np.generic):
             value = value.item()
         elif isinstance(value, (tuple, list, np.ndarray)):
+            if isinstance(value, tuple):
+                out.setdefault(_TUPLES, []).append(name)
             value = [int(v) for v in value]
         out[name] = value
     return out
+
+
+# The key of __params__ listing the parameters given as tuples (JSON has lists)
+_TUPLES = "__tuples__"
 
 
 def _plain_array(name, value):
@@ -123,6 +145,7 @@ def _plain_array(name, value):
 
 
 def _scalar(arrays, key, kind):
+    _require(key in arrays, f"missing {key}")
     value = arrays[key]
     _require(value.shape == (), f"{key} must be a scalar")
     if kind is str:
@@ -131,8 +154,8 @@ def _scalar(arrays, key, kind):
     _require(value.dtype.kind in "biuf", f"{key} must be a number")
     value = value.item()
     if kind is int:
-        _require(float(value).is_integer() and value >= 0, f"{key} must be a non-negative integer")
-        return int(value)
+        _require(isinstance(value, int) and value >= 0, f"{key} must be a non-negative integer")
+        return value
     return float(value)
 
 
@@ -154,11 +177,18 @@ def _build(arrays):
     _require(isinstance(params, dict), "parameters must be a mapping")
     Estimator = MLPClassifier if name == "MLPClassifier" else MLPRegressor
     model = Estimator()
+    tuples = params.pop(_TUPLES, [])
+    _require(isinstance(tuples, list) and all(isinstance(t, str) for t in tuples),
+             f"{_TUPLES} must list parameter names")
     unknown = set(params) - set(model.get_params())
     _require(not unknown, f"unknown parameters {sorted(unknown)}")
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    for key in tuples:
+        _require(isinstance(params.get(key), list), f"{key} is not a sequence")
+        params[key] = tuple(params[key])
     model.set_params(**params)
+    sizes = model._hidden_sizes()
+    _require(all(isinstance(v, int) and not isinstance(v, bool) for v in sizes),
+             f"hidden_layer_sizes must be integers, got {sizes}")
     try:
         model._validate_params()
     except (ValueError, TypeError) as exc:
@@ -248,32 +278,60 @@ def _build(arrays):
         model.validation_scores_ = attrs.get("validation_scores_")
         model.best_validation_score_ = attrs.get("best_validation_score_")
         model.best_loss_ = attrs.get("best_loss_")
-        model._no_improvement_count = 0
+        model._no_improvement_count = attrs.get("_no_improvement_count", 0)
     model._optimizer = _load_optimizer(arrays, model, dtype)
     model._best_params = model._params().copy() if model.early_stopping else None
+
+    # last, so that a changed entry is named above: nothing missing, nothing added
+    _require("__manifest__" in arrays, "missing __manifest__")
+    manifest = arrays["__manifest__"]
+    _require(manifest.ndim == 1 and manifest.dtype.kind == "U", "__manifest__ is not a list")
+    missing = sorted(set(manifest.tolist()) - set(arrays))
+    extra = sorted(set(arrays) - set(manifest.tolist()) - {"__manifest__"})
+    _require(not missing, f"entries missing from the archive: {missing}")
+    _require(not extra, f"entries not in the manifest: {extra}")
     return model
 
 
 def _load_optimizer(arrays, model, dtype):
-    from ._optimizers import AdamOptimizer, SGDOptimizer
+    """The optimizer of ``model``'s parameters, with the saved state put back.
 
+    Either every entry of the solver's state is there, or none (a model saved
+    before any stochastic training, or an lbfgs one).
+    """
     state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
-    if not state or model.solver not in ("sgd", "adam"):
+    if not state:
         return None
-    n_params = model._params().shape[0]
-    optimizer = model._make_optimizer(model._params())
-    expected = SGDOptimizer if model.solver == "sgd" else AdamOptimizer
-    _require(isinstance(optimizer, expected), "optimizer state does not match the solver")
-    for name, value in state.items():
-        _require(hasattr(optimizer, name), f"unknown optimizer state {name!r}")
-        current = getattr(optimizer, name)
-        if isinstance(current, np.ndarray):
-            _require(value.shape == (n_params,) and value.dtype == dtype,
+    _require(model.solver in _OPTIMIZER_STATE, f"optimizer state for solver {model.solver!r}")
+    expected = _OPTIMIZER_STATE[model.solver]
+    unknown = sorted(set(state) - set(expected))
+    if unknown:
+        raise _Invalid(f"unknown optimizer state {unknown[0]!r}")
+    missing = sorted(set(expected) - set(state))
+    _require(not missing, f"missing optimizer state {missing}")
+
+    params = model._params()
+    optimizer = model._make_optimizer(params)
+    for name in expected:
+        value = state[name]
+        if name in ("velocities", "ms", "vs"):
+            _require(value.shape == params.shape and value.dtype == dtype,
                      f"optimizer state {name!r} does not match the weights")
             _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
             setattr(optimizer, name, np.array(value))
         else:
-            _require(value.shape == () and value.dtype.kind in "biufU",
+            _require(value.shape == () and value.dtype.kind in "iuf",
                      f"optimizer state {name!r} is not a scalar")
-            setattr(optimizer, name, type(current)(value.item()))
+            number = value.item()
+            if name == "t":
+                _require(isinstance(number, int) and number >= 0,
+                         "optimizer state 't' must be a non-negative integer")
+                optimizer.steps_done(number)
+            else:  # the current learning rate of an sgd schedule
+                _require(np.isfinite(number) and 0 < number <= model.learning_rate_init,
+                         f"optimizer state 'learning_rate' = {number} is not in "
+                         f"(0, learning_rate_init]")
+                optimizer.learning_rate = float(number)
+    if model.solver == "adam":
+        _require(np.all(state["vs"] >= 0), "optimizer state 'vs' has negative values")
     return optimizer

@@ -463,6 +463,9 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
 
     if not (1 <= batch_size <= n):
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
+    if solver == ADAM and not (t >= 0 and 0 <= beta_1 < 1 and 0 <= beta_2 < 1
+                               and epsilon > 0):
+        raise ValueError("Adam needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0")
     _network_init(&net, units, batch_size, activation, output, loss, alpha)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], EPOCH)
@@ -569,6 +572,8 @@ def adam_step(floating[::1] params, const floating[::1] grads,
               floating[::1] ms, floating[::1] vs, double learning_rate,
               double beta_1, double beta_2, double epsilon, Py_ssize_t t):
     """One in-place Adam update, step t >= 1 (tests)."""
+    if t < 1:
+        raise ValueError(f"Adam's step t counts from 1, got {t}")
     with nogil:
         adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0],
                     learning_rate, beta_1, beta_2, epsilon, t)

@@ -2,7 +2,7 @@
 # The arithmetic follows scikit-learn's neural_network/_stochastic_optimizers.py
 # operation for operation.
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport pow, sqrt, sqrtf
 
 # Solver codes, shared with cbp/_codes.py.
 cdef enum Solver:
@@ -46,8 +46,9 @@ cdef inline void adam_update(floating *params, const floating *grads,
     epsilon is added before the bias correction (scikit-learn's placement).
     """
     cdef Py_ssize_t i
-    cdef double lr_t = (learning_rate * sqrt(1 - beta_2 ** <double> t)
-                        / (1 - beta_1 ** <double> t))
+    # (libc pow: Cython's ** on doubles can raise, which a nogil helper cannot)
+    cdef double lr_t = (learning_rate * sqrt(1 - pow(beta_2, <double> t))
+                        / (1 - pow(beta_1, <double> t)))
     cdef floating b1 = beta_1, b2 = beta_2, c1 = 1 - beta_1, c2 = 1 - beta_2
     cdef floating step = -lr_t, eps = epsilon
     cdef floating m, v
