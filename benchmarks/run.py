@@ -153,7 +153,8 @@ def run_extras(args, use_torch, tables, payload):
         payload["predict"] = result
     if "threads" in args.only:
         deep = WORKLOADS["deep"].shrunk(10 if args.quick else 2)
-        result = extras.two_threads_benchmark(deep, classifiers, args.dtype, epochs=2,
+        result = extras.two_threads_benchmark(deep, classifiers, args.dtype,
+                                              epochs=2 if args.quick else 8,
                                               repeats=3 if args.quick else 5)
         _emit(tables, report.threads_table(result))
         payload["threads"] = result

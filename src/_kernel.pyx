@@ -30,6 +30,8 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
+import threading
+
 import numpy as np
 
 from _blas cimport dot, gemm, gemm_loops, gemv_row
@@ -360,7 +362,7 @@ def forward(const floating[:, ::1] X, const Py_ssize_t[::1] units,
             floating[:, ::1] out, floating[::1] work, Py_ssize_t chunk_rows):
     """Prediction: out = the network's output for X, chunk_rows rows at a time.
 
-    X: (n, units[0]); out: (n, units[net.n_layers]), written; work: at least
+    X: (n, units[0]); out: (n, units[-1]), written; work: at least
     workspace_size(units, chunk_rows, FORWARD) values.
     """
     cdef Network net
@@ -370,7 +372,8 @@ def forward(const floating[:, ::1] X, const Py_ssize_t[::1] units,
     _network_init(&net, units, chunk_rows, activation, output, 0, 0.0)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], FORWARD)
-        if X.shape[1] != units[0] or out.shape[0] != n or out.shape[1] != units[net.n_layers]:
+        if (X.shape[1] != units[0] or out.shape[0] != n
+                or out.shape[1] != units[net.n_layers]):
             raise ValueError("X, out and units do not match")
         if n == 0:
             return
@@ -392,7 +395,7 @@ def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
               floating[::1] work):
     """Full-batch loss and gradient (what L-BFGS needs).
 
-    X: (n, units[0]); Y: (n, units[net.n_layers]); sample_weight: (n,), or (0,) for
+    X: (n, units[0]); Y: (n, units[-1]); sample_weight: (n,), or (0,) for
     unit weights. out: grads (n_params,); work (at least
     workspace_size(units, n, BACKWARD)) holds every layer's activations and
     deltas afterwards. Returns the loss J (see _backprop).
@@ -427,7 +430,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                 floating[::1] params, floating[::1] grads, floating[::1] work,
                 int solver, double learning_rate, double momentum,
                 bint nesterov, double beta_1, double beta_2, double epsilon,
-                Py_ssize_t t, floating[::1] state_1, floating[::1] state_2):
+                Py_ssize_t t, floating[::1] state_1, floating[::1] state_2,
+                const unsigned char[:, ::1] Y_indicator=None):
     """One epoch of mini-batch training, updating params in place.
 
     The samples are taken in ``order`` (n,) (or 0, 1, ..., n - 1 when order
@@ -438,11 +442,16 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
       solver ADAM: state_1, state_2 = first and second moments; t counts the
                    updates made before this call (beta_1, beta_2, epsilon)
 
-    X: (n, units[0]); Y: (n, units[net.n_layers]); sample_weight: (n,) or (0,).
+    X: (n, units[0]); Y: (n, units[-1]); sample_weight: (n,) or (0,).
+    Y_indicator: 0/1 targets (n, units[-1]) as bytes, in place of Y (which is
+    then ignored): a classifier's one-hot targets in a quarter (float32) or an
+    eighth (float64) of the memory; each batch's rows are converted as they
+    are gathered.
     in/out: params, state_1, state_2 (n_params,). out: grads (n_params,).
     work: workspace_size(units, batch_size, EPOCH) values.
 
-    Ctrl-C is checked every few milliseconds of compute; it raises
+    Ctrl-C is checked every few milliseconds of compute (when called from the
+    main thread, where Python runs signal handlers); it raises
     KeyboardInterrupt with params as they stand after the last whole batch.
 
     Returns (sum over batches of batch loss * batch rows, t after the epoch).
@@ -452,6 +461,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef Py_ssize_t n_outputs = Y.shape[1], start, rows, r, i
     cdef double total = 0.0, batch_loss, work_since_check = 0.0
     cdef bint shuffled = order.shape[0] > 0, weighted = sample_weight.shape[0] > 0
+    cdef bint indicator = Y_indicator is not None
+    cdef Py_ssize_t j
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
@@ -460,6 +471,9 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating *sw_buffer
     cdef floating lr = learning_rate, mom = momentum
     cdef double work_per_row
+    # Signal handlers run in the main thread only: other threads never need
+    # the GIL back inside an epoch (two models train in two threads at once).
+    cdef bint check_signals = threading.current_thread() is threading.main_thread()
 
     if not (1 <= batch_size <= n):
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
@@ -472,7 +486,10 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
         if (grads.shape[0] != net.n_params or state_1.shape[0] != net.n_params
                 or (solver == ADAM and state_2.shape[0] != net.n_params)):
             raise ValueError("grads and optimizer state must have n_params values")
-        if (n_features != units[0] or Y.shape[0] != n
+        if indicator:
+            n_outputs = Y_indicator.shape[1]
+        if (n_features != units[0]
+                or (Y_indicator.shape[0] if indicator else Y.shape[0]) != n
                 or n_outputs != units[net.n_layers]
                 or sample_weight.shape[0] not in (0, n)
                 or order.shape[0] not in (0, n)):
@@ -491,15 +508,22 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                         i = order[start + r]
                         memcpy(x_buffer + r * n_features, &X[i, 0],
                                n_features * sizeof(floating))
-                        memcpy(y_buffer + r * n_outputs, &Y[i, 0],
-                               n_outputs * sizeof(floating))
+                        if not indicator:
+                            memcpy(y_buffer + r * n_outputs, &Y[i, 0],
+                                   n_outputs * sizeof(floating))
                         if weighted:
                             sw_buffer[r] = sample_weight[i]
                     Xb, Yb, swb = x_buffer, y_buffer, sw_buffer
                 else:
                     Xb = &X[start, 0]
-                    Yb = &Y[start, 0]
+                    Yb = y_buffer if indicator else &Y[start, 0]
                     swb = &sample_weight[start] if weighted else NULL
+                if indicator:
+                    # the batch's target rows, bytes to floating
+                    for r in range(rows):
+                        i = order[start + r] if shuffled else start + r
+                        for j in range(n_outputs):
+                            y_buffer[r * n_outputs + j] = Y_indicator[i, j]
                 if not weighted:
                     swb = NULL
 
@@ -520,7 +544,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                                     beta_1, beta_2, epsilon, t)
 
                 work_since_check += work_per_row * rows
-                if work_since_check >= _SIGNAL_CHECK_WORK:
+                if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
                     work_since_check = 0.0
                     with gil:
                         PyErr_CheckSignals()

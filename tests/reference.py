@@ -341,3 +341,18 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
             raise ValueError(f"unknown solver {solver!r}")
     return {"total": total, "t": t, "params": params, "state_1": state_1,
             "state_2": state_2, "grads": grads}
+
+
+def random_targets(rng, loss, n_rows, n_outputs, dtype):
+    """Targets (n_rows, n_outputs) of ``dtype`` that ``loss`` accepts, drawn
+    from the Generator ``rng``: reals, one-hot rows, 0/1 labels, or counts
+    (zeros included)."""
+    if loss == "squared_error":
+        Y = rng.normal(size=(n_rows, n_outputs))
+    elif loss == "log_loss":
+        Y = np.eye(n_outputs)[rng.integers(0, n_outputs, size=n_rows)]
+    elif loss == "binary_log_loss":
+        Y = rng.integers(0, 2, size=(n_rows, n_outputs))
+    else:  # poisson
+        Y = rng.poisson(1.5, size=(n_rows, n_outputs))
+    return np.ascontiguousarray(Y, dtype=dtype)

@@ -351,3 +351,35 @@ def test_clone_gives_an_unfitted_twin(classification):
     twin = clone(model)
     assert twin.get_params() == model.get_params()
     assert not hasattr(twin, "coefs_")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_epoch_order_is_sklearn_shuffle(seed):
+    from sklearn.utils import check_random_state, shuffle
+
+    from cbp._multilayer_perceptron import _shuffled
+
+    ours, theirs = check_random_state(seed), check_random_state(seed)
+    order_ours = order_theirs = np.arange(50)
+    for _ in range(3):  # the permutations compose across epochs
+        order_ours = _shuffled(order_ours, ours)
+        order_theirs = shuffle(order_theirs, random_state=theirs)
+        np.testing.assert_array_equal(order_ours, order_theirs)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [np.array([3, 1, 2, 3, 1, 2] * 5), np.array(["b", "a"] * 15), np.array([True, False] * 15),
+     np.array(["x", "y", "z"] * 10)],
+    ids=["int-multiclass", "str-binary", "bool-binary", "str-multiclass"],
+)
+def test_label_fast_path_is_label_binarizer(y):
+    from sklearn.preprocessing import LabelBinarizer
+
+    X = np.random.RandomState(0).normal(size=(len(y), 3))
+    model = MLPClassifier(hidden_layer_sizes=(3,), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    _, Y = model._validate_input(X, y, incremental=False, reset=False)
+    np.testing.assert_array_equal(Y, LabelBinarizer().fit(y).transform(y).astype(bool))

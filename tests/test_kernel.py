@@ -73,15 +73,7 @@ class Problem:
         k = N_OUTPUTS[loss]
         self.units = np.array((N_FEATURES, *HIDDEN_LAYERS[depth], k), dtype=np.intp)
         self.X = rng.normal(size=(n, N_FEATURES)).astype(dtype)
-        if loss == "squared_error":
-            Y = rng.normal(size=(n, k))
-        elif loss == "log_loss":
-            Y = np.eye(k)[rng.integers(0, k, size=n)]
-        elif loss == "binary_log_loss":
-            Y = rng.integers(0, 2, size=(n, k))
-        else:  # poisson counts, zeros included
-            Y = rng.poisson(1.5, size=(n, k))
-        self.Y = np.ascontiguousarray(Y, dtype=dtype)
+        self.Y = ref.random_targets(rng, loss, n, k, dtype)
         self.sample_weight = (rng.uniform(0.5, 2.0, size=n).astype(dtype) if weighted
                               else np.empty(0, dtype=dtype))
         coefs, intercepts = [], []
@@ -935,3 +927,32 @@ def test_forward_rejects_chunk_rows_below_one(chunk_rows):
         ValueError, "chunk_rows",
         lambda: kernel.forward(X, units, 0, 0, np.zeros(kernel.n_params(units)),
                                np.empty((4, 1)), work, chunk_rows))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shuffled", [False, True], ids=["in-order", "shuffled"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_epoch_with_byte_targets_equals_float_targets(solver, shuffled, dtype):
+    """Y_indicator (0/1 targets as uint8, what classifiers pass) trains exactly
+    as the same targets given as floats."""
+    rng = np.random.default_rng(7)
+    units = np.array([5, 6, 3], dtype=np.intp)
+    n = 23
+    X = rng.normal(size=(n, 5)).astype(dtype)
+    Y_bytes = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, n)]
+    order = rng.permutation(n).astype(np.intp) if shuffled else np.empty(0, np.intp)
+    results = []
+    for as_bytes in (False, True):
+        params = np.random.default_rng(1).normal(scale=0.3, size=kernel.n_params(units)).astype(dtype)
+        state = [np.zeros_like(params), np.zeros_like(params)]
+        work = np.empty(kernel.workspace_size(units, 4, kernel.EPOCH), dtype=dtype)
+        Y = np.empty((0, 3), dtype) if as_bytes else Y_bytes.astype(dtype)
+        total, t = kernel.train_epoch(
+            X, Y, np.empty(0, dtype), order, 4, units, ACT["relu"], ACT["softmax"],
+            LOSS["log_loss"], 1e-3, params, np.empty_like(params), work, SOLVER[solver],
+            0.01, 0.9, True, 0.9, 0.999, 1e-8, 0, *state,
+            Y_indicator=Y_bytes if as_bytes else None)
+        results.append((total, t, params))
+    assert results[0][0] == results[1][0], "epoch loss"
+    assert results[0][1] == results[1][1], "update count"
+    assert_array_equal(results[0][2], results[1][2], err_msg="weights")

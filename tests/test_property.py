@@ -116,15 +116,7 @@ class Problem:
         self.units = np.array(units, dtype=np.intp)
         k = int(self.units[-1])
         self.X = rng.normal(size=(n, int(self.units[0]))).astype(dtype)
-        if loss == "squared_error":
-            Y = rng.normal(size=(n, k))
-        elif loss == "log_loss":
-            Y = np.eye(k)[rng.integers(0, k, size=n)]
-        elif loss == "binary_log_loss":
-            Y = rng.integers(0, 2, size=(n, k))
-        else:  # poisson counts, zeros included
-            Y = rng.poisson(1.5, size=(n, k))
-        self.Y = np.ascontiguousarray(Y, dtype=dtype)
+        self.Y = ref.random_targets(rng, loss, n, k, dtype)
         if weighted:
             w = rng.uniform(0.5, 2.0, size=n)
             w[rng.uniform(size=n) < 0.25] = 0.0  # rows, even whole batches, of weight 0

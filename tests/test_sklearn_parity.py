@@ -120,7 +120,7 @@ def test_weights_after_five_epochs_match_sklearn(task, solver, activation):
     ],
     ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
 )
-@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_options_match_sklearn(task, params):
     params = dict(dict(hidden_layer_sizes=(6,), max_iter=8, random_state=1,
                        learning_rate_init=0.01), **params)
