@@ -246,7 +246,7 @@ cdef double _squared_norm_of_coefs(const Network *net,
 cdef double _backprop(const Network *net, const floating *X, const floating *Y,
                       const floating *sample_weight, Py_ssize_t n_rows,
                       const floating *params, floating *grads,
-                      floating *work) noexcept nogil:
+                      floating *work, bint scaled) noexcept nogil:
     """Loss of one batch and the gradient of every parameter.
 
     X (n_rows, units[0]), Y (n_rows, units[L]), sample_weight (n_rows,) or NULL.
@@ -262,6 +262,10 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
         delta^l = (delta^(l+1) @ coefs[l+1].T) * g'(z^l)
         coef_grads[l] = (activations[l].T @ delta^l + alpha coefs[l]) / s
         intercept_grads[l] = sum_rows(delta^l) / s
+
+    With scaled false, grads holds the raw sums activations[l].T @ delta^l
+    and sum_rows(delta^l): the optimizers form the gradient from them in
+    their own pass over the vector (src/_optimizers.pxd).
     """
     cdef Py_ssize_t l, i, j, L = net.n_layers
     cdef int n_in, n_out
@@ -295,17 +299,18 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
         # coef_grad = A_in.T @ delta
         _matmul(c'T', c'N', n_in, n_out, <int> n_rows, A_in, n_in,
                 delta, n_out, <floating> 0.0, coef_grad, n_out)
-        # coef_grad = (coef_grad + alpha * coef) / s
-        for i in range(n_in * n_out):
-            coef_grad[i] = (coef_grad[i] + alpha * coef[i]) / s_f
-        # intercept_grad = delta.sum(axis=0) / s
+        # intercept_grad = delta.sum(axis=0)
         for j in range(n_out):
             intercept_grad[j] = 0
         for i in range(n_rows):
             for j in range(n_out):
                 intercept_grad[j] += delta[i * n_out + j]
-        for j in range(n_out):
-            intercept_grad[j] /= s_f
+        if scaled:
+            # coef_grad = (coef_grad + alpha * coef) / s; intercept_grad /= s
+            for i in range(n_in * n_out):
+                coef_grad[i] = (coef_grad[i] + alpha * coef[i]) / s_f
+            for j in range(n_out):
+                intercept_grad[j] /= s_f
 
         if l > 0:
             # delta^(l-1) = (delta @ coef.T) * g'(activations[l])
@@ -416,7 +421,7 @@ def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
             sw = &sample_weight[0]
         with nogil:
             J = _backprop(&net, &X[0, 0], &Y[0, 0], sw, n, &params[0],
-                          &grads[0], &work[0])
+                          &grads[0], &work[0], True)
         return J
     finally:
         _network_free(&net)
@@ -447,7 +452,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     then ignored): a classifier's one-hot targets in a quarter (float32) or an
     eighth (float64) of the memory; each batch's rows are converted as they
     are gathered.
-    in/out: params, state_1, state_2 (n_params,). out: grads (n_params,).
+    in/out: params, state_1, state_2 (n_params,). grads (n_params,): scratch
+    (the last batch's raw sums; see _backprop).
     work: workspace_size(units, batch_size, EPOCH) values.
 
     Ctrl-C is checked every few milliseconds of compute (when called from the
@@ -462,7 +468,9 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef double total = 0.0, batch_loss, work_since_check = 0.0
     cdef bint shuffled = order.shape[0] > 0, weighted = sample_weight.shape[0] > 0
     cdef bint indicator = Y_indicator is not None
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, n_coefs
+    cdef double s
+    cdef floating alpha_f = alpha
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
@@ -494,6 +502,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                 or sample_weight.shape[0] not in (0, n)
                 or order.shape[0] not in (0, n)):
             raise ValueError("X, Y, sample_weight, order and units do not match")
+        n_coefs = net.intercept_offset[0]  # the weights come first in params
         x_buffer = &work[0] + net.x_offset
         y_buffer = &work[0] + net.y_offset
         sw_buffer = &work[0] + net.sw_offset
@@ -527,21 +536,25 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                 if not weighted:
                     swb = NULL
 
-                if swb == NULL or _sum(swb, rows) > 0:
+                s = _sum(swb, rows) if swb != NULL else rows
+                if s > 0:
                     # (a batch whose weights are all zero carries nothing to
                     # learn from: it is skipped rather than divided by zero)
                     batch_loss = _backprop(&net, Xb, Yb, swb, rows, &params[0],
-                                           &grads[0], &work[0])
+                                           &grads[0], &work[0], False)
                     total += batch_loss * rows
 
+                    # the update forms the gradient from grads' raw sums
                     if solver == SGD:
                         sgd_update(&params[0], &grads[0], &state_1[0],
-                                   net.n_params, lr, mom, nesterov)
+                                   net.n_params, n_coefs, alpha_f, <floating> s,
+                                   lr, mom, nesterov)
                     else:
                         t += 1
                         adam_update(&params[0], &grads[0], &state_1[0],
-                                    &state_2[0], net.n_params, learning_rate,
-                                    beta_1, beta_2, epsilon, t)
+                                    &state_2[0], net.n_params, n_coefs, alpha_f,
+                                    <floating> s, learning_rate, beta_1, beta_2,
+                                    epsilon, t)
 
                 work_since_check += work_per_row * rows
                 if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
@@ -588,8 +601,10 @@ def sgd_step(floating[::1] params, const floating[::1] grads,
              bint nesterov):
     """One in-place SGD update of the flat vectors (tests)."""
     with nogil:
-        sgd_update(&params[0], &grads[0], &velocities[0], params.shape[0],
-                   <floating> learning_rate, <floating> momentum, nesterov)
+        # (grads is the gradient itself: no weights penalised, s = 1)
+        sgd_update(&params[0], &grads[0], &velocities[0], params.shape[0], 0,
+                   <floating> 0.0, <floating> 1.0, <floating> learning_rate,
+                   <floating> momentum, nesterov)
 
 
 def adam_step(floating[::1] params, const floating[::1] grads,
@@ -599,8 +614,10 @@ def adam_step(floating[::1] params, const floating[::1] grads,
     if t < 1:
         raise ValueError(f"Adam's step t counts from 1, got {t}")
     with nogil:
-        adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0],
-                    learning_rate, beta_1, beta_2, epsilon, t)
+        # (grads is the gradient itself: no weights penalised, s = 1)
+        adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,
+                    <floating> 0.0, <floating> 1.0, learning_rate, beta_1,
+                    beta_2, epsilon, t)
 
 
 def workspace_views(floating[::1] work, const Py_ssize_t[::1] units,

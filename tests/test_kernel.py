@@ -610,14 +610,6 @@ def test_epoch_optimizer_state_matches_reference(solver, batch_size, shuffled, d
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_epoch_leaves_the_last_batch_gradient_in_grads(batch_size, dtype):
-    got, expected = _epoch_pair("adam", batch_size, True, dtype)
-    assert_allclose(got["grads"], expected["grads"], err_msg="gradient of the last batch",
-                    **EPOCH_TOL[dtype])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
 @pytest.mark.parametrize("hidden, loss", HIDDEN_X_LOSS)
 def test_epoch_matches_reference_for_every_activation_and_loss(hidden, loss, solver, dtype):
