@@ -11,6 +11,7 @@ cbp differs on purpose are listed in the README.
 
 import contextlib
 import copy
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -1117,6 +1118,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 # ----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def _param_names(cls):
+    """The constructor parameters of an estimator class (inspect is slow)."""
+    return frozenset(cls._get_param_names())
+
+
 @contextlib.contextmanager
 def _restored_on_error(estimator):
     """Undo every change to estimator's fitted state if the block raises.
@@ -1129,7 +1136,7 @@ def _restored_on_error(estimator):
     flat parameter vector: only the vector is copied, and they are made
     again from its copy.
     """
-    kept = set(estimator.get_params(deep=False))
+    kept = _param_names(type(estimator))
     views = {"coefs_", "intercepts_", "_packed_views"}
     state = estimator.__dict__
     packed = "coefs_" in state
