@@ -52,14 +52,14 @@ def _interrupt_after(seconds):
 
 
 def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
-    # One epoch of ~40 batches of ~20 ms each; SIGINT arrives during it. The
+    # One epoch of 200 batches of 10-20 ms each; SIGINT arrives during it. The
     # kernel checks for signals every few ms of work, so the fit returns
     # before the epoch completes (n_iter_ == 0), warns, and keeps the weights
     # of the last completed epoch: here, the initial ones.
     def interrupted_fit():
-        rng = np.random.RandomState(1)
-        X_big = rng.normal(size=(4000, 1000)).astype(np.float32)
-        y_big = rng.randint(0, 10, 4000)
+        rng = np.random.default_rng(1)
+        X_big = rng.standard_normal(size=(20000, 1000), dtype=np.float32)
+        y_big = rng.integers(0, 10, 20000)
         model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="sgd", batch_size=100,
                               max_iter=1, random_state=0)
         _interrupt_after(0.3)
