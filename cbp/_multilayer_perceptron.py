@@ -18,7 +18,13 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -156,27 +162,51 @@ class BaseMultilayerPerceptron(BaseEstimator):
             [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         )
 
+    def _packed_or_none(self, dtype=None):
+        """(params, units) if coefs_ and intercepts_ are still the views of the
+        flat vector cbp made (and of ``dtype``), else None."""
+        packed = self.__dict__.get("_packed")  # one read: (params, units, views)
+        if packed is None or not is_packed(packed[0], packed[2], self.coefs_,
+                                           self.intercepts_):
+            return None
+        if dtype is not None and packed[0].dtype != dtype:
+            return None
+        return packed[0], packed[1]
+
     def _params(self, dtype=None):
         """The flat parameter vector; coefs_ and intercepts_ become its views.
 
-        Packs again only when coefs_ or intercepts_ were replaced or are not
-        of ``dtype`` (a user may assign them, as in scikit-learn).
+        Packs again when coefs_ or intercepts_ were replaced (a user may assign
+        them, as in scikit-learn) or are not of ``dtype``. For training: it
+        rebinds coefs_ and intercepts_.
         """
-        params = getattr(self, "_packed_params", None)
+        packed = self._packed_or_none(dtype)
+        if packed is not None:
+            return packed[0]
         if dtype is None:
             dtype = self.coefs_[0].dtype
-        if params is None or params.dtype != dtype or not is_packed(
-            params, self._packed_views, self.coefs_, self.intercepts_
-        ):
-            params = pack(self.coefs_, self.intercepts_, dtype)
-            self._set_params_vector(params, self._units)
+        params = pack(self.coefs_, self.intercepts_, dtype)
+        self._set_params_vector(params, self._units)
         return params
 
+    def _params_for_prediction(self):
+        """(params, units) without changing the estimator: the flat vector, or a
+        packed copy of coefs_ and intercepts_ if the user replaced them (so
+        that their arrays stay theirs, as in scikit-learn, and concurrent
+        predictions never write to the model)."""
+        packed = self._packed_or_none()
+        if packed is not None:
+            return packed
+        return pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype), self._units
+
     def _set_params_vector(self, params, units):
-        self._packed_params = params
-        self._packed_units = as_units(units)
-        self.coefs_, self.intercepts_ = unpack(params, list(units))
-        self._packed_views = tuple(self.coefs_ + self.intercepts_)
+        coefs, intercepts = unpack(params, list(units))
+        # one dict update: other threads see the old state or the new, whole
+        self.__dict__.update(
+            _packed=(params, as_units(units), tuple(coefs + intercepts)),
+            coefs_=coefs,
+            intercepts_=intercepts,
+        )
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -199,10 +229,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         # coefs_ and intercepts_ pickle as arrays of their own; the flat
-        # vector is rebuilt from them on first use.
-        state.pop("_packed_params", None)
-        state.pop("_packed_views", None)
+        # vector is rebuilt from them when unpickled
+        state.pop("_packed", None)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "coefs_" in self.__dict__:
+            self._params()  # now, not lazily under concurrent predictions
 
     # ------------------------------------------------------------------
     # Prediction
@@ -234,11 +268,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """The output layer's activations for X: (n_samples, n_outputs_)."""
         if check_input:
             X = self._validate_X_predict(X)
-        params = self._params()
+        params, units = self._params_for_prediction()
         X = _dense_c_array(X, params.dtype)
-        return predict_raw(
-            X, params, self._packed_units, self.activation, self.out_activation_
-        )
+        return predict_raw(X, params, units, self.activation, self.out_activation_)
 
     def _check_is_fitted(self):
         if "coefs_" not in self.__dict__:
@@ -254,6 +286,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # Fitting
     # ------------------------------------------------------------------
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
@@ -272,7 +305,6 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self : object
             The fitted model.
         """
-        self._validate_params()
         return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=False)
 
     def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental):
@@ -348,7 +380,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         elif self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, sample_weight, params, layer_units)
 
-        if not np.isfinite(self._packed_params).all():
+        if not np.isfinite(self._params()).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
@@ -607,7 +639,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self._no_improvement_count = 0
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
-                self._best_params = self._packed_params.copy()
+                self._best_params = self._params().copy()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -886,6 +918,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single epoch over the given data.
 
@@ -906,7 +939,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         self : object
             Trained MLP model.
         """
-        self._validate_params()
         with _restored_on_error(self):
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
@@ -1092,6 +1124,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             )
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single epoch over the given data.
 
@@ -1109,7 +1142,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         self : object
             Trained MLP model.
         """
-        self._validate_params()
         return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=True)
 
 
@@ -1137,15 +1169,18 @@ def _restored_on_error(estimator):
     again from its copy.
     """
     kept = _param_names(type(estimator))
-    views = {"coefs_", "intercepts_", "_packed_views"}
+    views = {"coefs_", "intercepts_", "_packed"}
     state = estimator.__dict__
-    packed = "coefs_" in state
-    if packed:
-        estimator._params()  # (makes coefs_ and intercepts_ views of the vector)
+    fitted = "coefs_" in state
+    if fitted:
+        params = estimator._params()  # (coefs_ and intercepts_: its views)
+        units = state["_packed"][1]
     saved = copy.deepcopy(
         {k: v for k, v in state.items()
-         if k not in kept and k != "_random_state" and not (packed and k in views)}
+         if k not in kept and k != "_random_state" and not (fitted and k in views)}
     )
+    if fitted:
+        saved_params = params.copy()
     # _fit makes _random_state anew from random_state on every call; it is
     # kept by reference (a deep copy of a RandomState costs ~0.35 ms)
     if "_random_state" in state:
@@ -1156,8 +1191,8 @@ def _restored_on_error(estimator):
         for key in [k for k in state if k not in kept]:
             del state[key]
         state.update(saved)
-        if packed:
-            estimator._set_params_vector(saved["_packed_params"], saved["_packed_units"])
+        if fitted:
+            estimator._set_params_vector(saved_params, units)
         raise
 
 
