@@ -1,8 +1,8 @@
 """Which build of the compiled kernel to use.
 
 The kernel is compiled twice from src/_kernel.pyx: ``_kernel`` for any x86-64
-CPU and ``_kernel_avx2`` for CPUs with AVX2 and FMA (x86-64-v3), where cbp's
-own loops run twice as wide. ``kernel`` is the fastest one this CPU runs. Set
+CPU and ``_kernel_avx2`` (built with -mavx2 -mfma) for CPUs with AVX2 and
+FMA, where cbp's own loops run twice as wide. ``kernel`` is the fastest one this CPU runs. Set
 the environment variable ``CBP_KERNEL=baseline`` (before importing cbp) to
 force the portable build. The two agree to rounding (FMA rounds once where
 a multiply and an add round twice).

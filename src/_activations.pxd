@@ -5,7 +5,7 @@
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 
-# Activation codes, shared with cbp/_codes.py.
+# Activation codes; Python sees them as _kernel.ACTIVATION_CODES.
 cdef enum Activation:
     IDENTITY = 0
     LOGISTIC = 1

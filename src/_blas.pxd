@@ -48,10 +48,19 @@ cdef inline void gemv_row(char trans_b, int n, int k, floating alpha,
               &beta, c, &one)
 
 
-cdef inline double dot(int n, const floating *x) noexcept nogil:
-    """x @ x, for a contiguous vector x of n values."""
-    cdef int one = 1, i, end = n - n % 4
+cdef inline double dot(Py_ssize_t n, const floating *x) noexcept nogil:
+    """x @ x, for a contiguous vector x of n values (any n: BLAS takes at most
+    INT_MAX values a call, so longer vectors go in pieces)."""
+    cdef int one = 1, piece
+    cdef Py_ssize_t i, end = n - n % 4, start
     cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
+    if n > 2147483647:
+        start = 0
+        while start < n:
+            piece = <int> min(n - start, <Py_ssize_t> 1 << 30)
+            t0 += dot(piece, x + start)
+            start += piece
+        return t0
     if n <= 256:
         # BLAS's call costs more than the loop; four running sums, so that
         # the additions do not wait on each other
@@ -63,10 +72,11 @@ cdef inline double dot(int n, const floating *x) noexcept nogil:
         for i in range(end, n):
             t0 += <double> x[i] * x[i]
         return (t0 + t1) + (t2 + t3)
+    piece = <int> n
     if floating is float:
-        return sdot(&n, <float *> x, &one, <float *> x, &one)
+        return sdot(&piece, <float *> x, &one, <float *> x, &one)
     else:
-        return ddot(&n, <double *> x, &one, <double *> x, &one)
+        return ddot(&piece, <double *> x, &one, <double *> x, &one)
 
 
 cdef inline void gemm_loops(char trans_a, char trans_b, int m, int n, int k,

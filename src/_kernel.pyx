@@ -68,10 +68,10 @@ cdef double _SIGNAL_CHECK_WORK = 2.0 ** 25
 # Matrix products of at most this many multiply-adds (m * n * k) run as direct
 # loops: below it, BLAS's per-call cost (argument checks, packing) outweighs
 # its faster inner kernel. Measured with benchmarks/ (see README).
-cdef long _small_gemm_work = 1024
+cdef long long _small_gemm_work = 1024
 
 
-def set_small_gemm_work(long work):
+def set_small_gemm_work(long long work):
     """Set the direct-loop threshold (m * n * k) of the matrix products;
     returns the previous one. For measuring; 0 sends every product to BLAS."""
     global _small_gemm_work
@@ -84,7 +84,7 @@ cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
                          const floating *A, int lda, const floating *B, int ldb,
                          floating beta, floating *C, int ldc) noexcept nogil:
     """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS."""
-    if <long> m * n * k <= _small_gemm_work:
+    if <long long> m * n * k <= _small_gemm_work:
         gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
                    beta, C, ldc)
     elif m == 1 and trans_a == c'N':
@@ -245,7 +245,7 @@ cdef double _squared_norm_of_coefs(const Network *net,
 
 cdef double _backprop(const Network *net, const floating *X, const floating *Y,
                       const floating *sample_weight, Py_ssize_t n_rows,
-                      const floating *params, floating *grads,
+                      double s, const floating *params, floating *grads,
                       floating *work, bint scaled) noexcept nogil:
     """Loss of one batch and the gradient of every parameter.
 
@@ -255,7 +255,7 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
 
         J = sum_i w_i J_i / s + 0.5 alpha sum_l ||coefs[l]||^2 / s,
 
-    s = sum_i w_i (n_rows without weights), computed with params before any
+    s = sum_i w_i (n_rows without weights; the caller's), with params before any
     update; grads = dJ/dparams:
 
         delta^L = w (y_pred - y)
@@ -269,7 +269,7 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
     """
     cdef Py_ssize_t l, i, j, L = net.n_layers
     cdef int n_in, n_out
-    cdef double s, loss
+    cdef double loss
     cdef floating alpha = net.alpha, s_f
     cdef const floating *A_in
     cdef floating *delta
@@ -279,7 +279,6 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
 
     _forward(net, X, n_rows, params, work, work + net.activation_offset[L])
 
-    s = _sum(sample_weight, n_rows) if sample_weight != NULL else n_rows
     s_f = <floating> s
 
     loss = loss_and_output_delta(
@@ -307,7 +306,7 @@ cdef double _backprop(const Network *net, const floating *X, const floating *Y,
                 intercept_grad[j] += delta[i * n_out + j]
         if scaled:
             # coef_grad = (coef_grad + alpha * coef) / s; intercept_grad /= s
-            for i in range(n_in * n_out):
+            for i in range(<Py_ssize_t> n_in * n_out):
                 coef_grad[i] = (coef_grad[i] + alpha * coef[i]) / s_f
             for j in range(n_out):
                 intercept_grad[j] /= s_f
@@ -352,6 +351,19 @@ def n_params(const Py_ssize_t[::1] units):
         _network_free(&net)
 
 
+cdef int _check_codes(int activation, int output, int loss, int solver) except -1:
+    """Unknown codes would send the kernel down no branch, or the wrong one."""
+    if activation not in (IDENTITY, LOGISTIC, TANH, RELU):
+        raise ValueError(f"unknown hidden activation code {activation}")
+    if output not in (IDENTITY, LOGISTIC, SOFTMAX, EXP):
+        raise ValueError(f"unknown output activation code {output}")
+    if loss not in (SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON):
+        raise ValueError(f"unknown loss code {loss}")
+    if solver not in (SGD, ADAM):
+        raise ValueError(f"unknown solver code {solver}")
+    return 0
+
+
 cdef int _check_sizes(const Network *net, Py_ssize_t n_params,
                       Py_ssize_t n_work, int part, str name="params") except -1:
     if n_params != net.n_params:
@@ -374,6 +386,7 @@ def forward(const floating[:, ::1] X, const Py_ssize_t[::1] units,
     cdef Py_ssize_t n = X.shape[0], start, rows
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    _check_codes(activation, output, SQUARED_ERROR, SGD)
     _network_init(&net, units, chunk_rows, activation, output, 0, 0.0)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], FORWARD)
@@ -409,6 +422,7 @@ def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef double J
     cdef Py_ssize_t n = X.shape[0]
     cdef const floating *sw = NULL
+    _check_codes(activation, output, loss, SGD)
     _network_init(&net, units, n, activation, output, loss, alpha)
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], BACKWARD)
@@ -420,7 +434,8 @@ def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
         if sample_weight.shape[0] > 0:
             sw = &sample_weight[0]
         with nogil:
-            J = _backprop(&net, &X[0, 0], &Y[0, 0], sw, n, &params[0],
+            J = _backprop(&net, &X[0, 0], &Y[0, 0], sw, n,
+                          _sum(sw, n) if sw != NULL else n, &params[0],
                           &grads[0], &work[0], True)
         return J
     finally:
@@ -483,6 +498,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     # the GIL back inside an epoch (two models train in two threads at once).
     cdef bint check_signals = threading.current_thread() is threading.main_thread()
 
+    _check_codes(activation, output, loss, solver)
     if not (1 <= batch_size <= n):
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     if solver == ADAM and not (t >= 0 and 0 <= beta_1 < 1 and 0 <= beta_2 < 1
@@ -492,7 +508,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
     try:
         _check_sizes(&net, params.shape[0], work.shape[0], EPOCH)
         if (grads.shape[0] != net.n_params or state_1.shape[0] != net.n_params
-                or (solver == ADAM and state_2.shape[0] != net.n_params)):
+                or (solver != SGD and state_2.shape[0] != net.n_params)):
             raise ValueError("grads and optimizer state must have n_params values")
         if indicator:
             n_outputs = Y_indicator.shape[1]
@@ -540,8 +556,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
                 if s > 0:
                     # (a batch whose weights are all zero carries nothing to
                     # learn from: it is skipped rather than divided by zero)
-                    batch_loss = _backprop(&net, Xb, Yb, swb, rows, &params[0],
-                                           &grads[0], &work[0], False)
+                    batch_loss = _backprop(&net, Xb, Yb, swb, rows, s,
+                                           &params[0], &grads[0], &work[0], False)
                     total += batch_loss * rows
 
                     # the update forms the gradient from grads' raw sums
@@ -573,6 +589,10 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
 
 def apply_activation(int activation, floating[:, ::1] Z):
     """Z := g(Z) in place, for any activation code (tests)."""
+    if activation not in (IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP):
+        raise ValueError(f"unknown activation code {activation}")
+    if Z.shape[0] == 0 or Z.shape[1] == 0:
+        return
     with nogil:
         activate(activation, &Z[0, 0], Z.shape[0], Z.shape[1])
 
@@ -580,6 +600,11 @@ def apply_activation(int activation, floating[:, ::1] Z):
 def apply_derivative(int activation, const floating[:, ::1] A,
                      floating[:, ::1] delta):
     """delta := delta * g'(z), with A = g(z), in place (tests)."""
+    _check_codes(activation, IDENTITY, SQUARED_ERROR, SGD)
+    if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
+        raise ValueError("A and delta must have the same shape")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return
     with nogil:
         multiply_derivative(activation, &A[0, 0], &delta[0, 0],
                             A.shape[0] * A.shape[1])
@@ -590,6 +615,12 @@ def loss_and_delta(int loss, const floating[:, ::1] y_pred,
                    floating[:, ::1] delta):
     """(sum_i w_i J_i, and delta := w (y_pred - Y) in place) (tests)."""
     cdef const floating *sw = NULL
+    _check_codes(IDENTITY, IDENTITY, loss, SGD)
+    if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
+            or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
+            or sample_weight.shape[0] not in (0, y_pred.shape[0])
+            or y_pred.shape[0] == 0 or y_pred.shape[1] == 0):
+        raise ValueError("y_pred, Y, delta and sample_weight do not match")
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
     return loss_and_output_delta(loss, &y_pred[0, 0], &Y[0, 0], sw,
@@ -600,6 +631,10 @@ def sgd_step(floating[::1] params, const floating[::1] grads,
              floating[::1] velocities, double learning_rate, double momentum,
              bint nesterov):
     """One in-place SGD update of the flat vectors (tests)."""
+    if grads.shape[0] != params.shape[0] or velocities.shape[0] != params.shape[0]:
+        raise ValueError("params, grads and velocities must have the same length")
+    if params.shape[0] == 0:
+        return
     with nogil:
         # (grads is the gradient itself: no weights penalised, s = 1)
         sgd_update(&params[0], &grads[0], &velocities[0], params.shape[0], 0,
@@ -613,6 +648,11 @@ def adam_step(floating[::1] params, const floating[::1] grads,
     """One in-place Adam update, step t >= 1 (tests)."""
     if t < 1:
         raise ValueError(f"Adam's step t counts from 1, got {t}")
+    if (grads.shape[0] != params.shape[0] or ms.shape[0] != params.shape[0]
+            or vs.shape[0] != params.shape[0]):
+        raise ValueError("params, grads, ms and vs must have the same length")
+    if params.shape[0] == 0:
+        return
     with nogil:
         # (grads is the gradient itself: no weights penalised, s = 1)
         adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,

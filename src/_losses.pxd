@@ -16,7 +16,7 @@ from cython cimport floating
 from libc.math cimport log
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 
-# Loss codes, shared with cbp/_codes.py.
+# Loss codes; Python sees them as _kernel.LOSS_CODES.
 cdef enum Loss:
     SQUARED_ERROR = 0
     LOG_LOSS = 1

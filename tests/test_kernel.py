@@ -948,3 +948,35 @@ def test_epoch_with_byte_targets_equals_float_targets(solver, shuffled, dtype):
     assert results[0][0] == results[1][0], "epoch loss"
     assert results[0][1] == results[1][1], "update count"
     assert_array_equal(results[0][2], results[1][2], err_msg="weights")
+
+
+@pytest.mark.parametrize("field, value", [("solver", 2), ("solver", -1), ("activation", 9),
+                                          ("output", 7), ("loss", 4)])
+def test_train_epoch_rejects_unknown_codes(field, value):
+    """An unknown code would take no branch or the wrong one (an unknown
+    solver ran Adam on an empty second-moment vector: a segfault)."""
+    units = np.array([3, 4, 2], dtype=np.intp)
+    params = np.zeros(kernel.n_params(units))
+    args = dict(activation=ACT["relu"], output=ACT["identity"], loss=LOSS["squared_error"],
+                solver=SOLVER["sgd"])
+    args[field] = value
+    with pytest.raises(ValueError, match="unknown"):
+        kernel.train_epoch(
+            np.zeros((5, 3)), np.zeros((5, 2)), np.empty(0), np.empty(0, np.intp), 2, units,
+            args["activation"], args["output"], args["loss"], 0.0, params,
+            np.empty_like(params), np.empty(kernel.workspace_size(units, 2, kernel.EPOCH)),
+            args["solver"], 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0, np.zeros_like(params),
+            np.empty(0))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: kernel.sgd_step(np.zeros(3), np.zeros(2), np.zeros(3), 0.1, 0.9, True),
+    lambda: kernel.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(1), 0.1, 0.9,
+                             0.999, 1e-8, 1),
+    lambda: kernel.apply_derivative(ACT["tanh"], np.zeros((2, 3)), np.zeros((3, 2))),
+    lambda: kernel.loss_and_delta(LOSS["squared_error"], np.zeros((2, 3)), np.zeros((2, 2)),
+                                  np.empty(0), np.zeros((2, 3))),
+], ids=["sgd_step", "adam_step", "apply_derivative", "loss_and_delta"])
+def test_single_piece_helpers_reject_mismatched_shapes(call):
+    with pytest.raises(ValueError):
+        call()
