@@ -32,7 +32,13 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._dispatch import kernel as _kernel
@@ -364,11 +370,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 " Fit again with warm_start=False."
             )
 
-        if self.solver == "lbfgs" or self.batch_size == "auto":
-            max_rows = n_samples if self.solver == "lbfgs" else min(200, n_samples)
-        else:
-            max_rows = min(self.batch_size, n_samples)
-        check_fits_in_memory(layer_units, max_rows, dtype)
+        max_rows = n_samples if self.solver == "lbfgs" else self._batch_size(n_samples)
+        check_fits_in_memory(layer_units, max_rows, dtype, self.solver)
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -448,9 +451,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
             return loss, grads.astype(np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
-        if _scipy_lbfgs_takes_iprint():
-            options["iprint"] = iprint
+        options = {
+            "maxfun": self.max_fun,
+            "maxiter": self.max_iter,
+            "gtol": self.tol,
+            **_get_additional_lbfgs_options_dict("iprint", iprint),
+        }
         opt_res = scipy.optimize.minimize(
             loss_grad,
             params.astype(np.float64),
@@ -463,9 +469,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 f"Training diverged: the loss is {opt_res.fun} after L-BFGS. Scale "
                 "the input data (e.g. with StandardScaler)."
             )
-        self.n_iter_ = _check_lbfgs_result(opt_res, self.max_iter)
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = float(opt_res.fun)
         params[:] = opt_res.x
+
+    def _batch_size(self, n_samples):
+        """Rows per mini-batch: 'auto' is min(200, n), others clipped to [1, n]."""
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        return int(np.clip(self.batch_size, 1, n_samples))
 
     def _make_optimizer(self, params):
         if self.solver == "sgd":
@@ -487,8 +499,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        if early_stopping and getattr(self, "_best_params", None) is None:
-            self._best_params = params.copy()  # early stopping switched on since
+        if early_stopping and getattr(self, "validation_scores_", None) is None:
+            # early stopping switched on since the first fit (warm_start)
+            self._best_params = params.copy()
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
         if early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = Y if should_stratify else None
@@ -520,15 +536,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is"
-                    " going to be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        if self.batch_size != "auto" and self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is"
+                " going to be clipped"
+            )
+        batch_size = self._batch_size(n_samples)
 
         network = self._kernel_network_args(layer_units)
         grads = np.empty_like(params)
@@ -1217,45 +1230,3 @@ def _no_weights(dtype):
     return np.empty(0, dtype=dtype)
 
 
-def _check_partial_fit_first_call(clf, classes):
-    """True (and sets classes_) on the first call to partial_fit.
-
-    Raises when ``classes`` is missing on the first call, or differs from
-    the classes of an earlier call.
-    """
-    if getattr(clf, "classes_", None) is None and classes is None:
-        raise ValueError("classes must be passed on the first call to partial_fit.")
-    if classes is not None:
-        if getattr(clf, "classes_", None) is not None:
-            if not np.array_equal(clf.classes_, unique_labels(classes)):
-                raise ValueError(
-                    "`classes=%r` is not the same as on last call "
-                    "to partial_fit, was: %r" % (classes, clf.classes_)
-                )
-        else:
-            clf.classes_ = unique_labels(classes)
-            return True
-    return False
-
-
-def _scipy_lbfgs_takes_iprint():
-    """SciPy >= 1.15 deprecates L-BFGS-B's ``iprint`` (scikit-learn omits it)."""
-    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
-    return (major, minor) < (1, 15)
-
-
-def _check_lbfgs_result(result, max_iter):
-    """n_iter_ of an L-BFGS-B result; ConvergenceWarning when it did not converge."""
-    n_iter = min(result.nit, max_iter)
-    if result.status != 0:
-        message = (
-            f"lbfgs failed to converge after {n_iter} iteration(s) "
-            f"(status={result.status}):\n{result.message}\n"
-        )
-        if n_iter == max_iter:
-            message += (
-                "\nIncrease the number of iterations to improve the "
-                f"convergence (max_iter={max_iter})."
-            )
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
-    return n_iter

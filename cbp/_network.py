@@ -108,7 +108,7 @@ def predict_raw(X, params, units, activation, out_activation):
 _BLAS_INT_MAX = 2**31 - 1
 
 
-def check_fits_in_memory(units, max_rows, dtype):
+def check_fits_in_memory(units, max_rows, dtype, solver="adam"):
     """Raise before any work if a network cannot be trained on this machine.
 
     ValueError when a layer or the batch is too large for BLAS's int
@@ -126,9 +126,15 @@ def check_fits_in_memory(units, max_rows, dtype):
     n_params = sum(a * b for a, b in zip(units[:-1], units[1:])) + sum(units[1:])
     work = max_rows * (2 * sum(units[1:]) + units[0] + units[-1] + 1)
     itemsize = np.dtype(dtype).itemsize
-    # params, grads, two optimizer vectors, last-epoch and best copies, and the
-    # float64 draw of the initial weights
-    needed = n_params * (6 * itemsize + 8) + work * itemsize
+    # params, grads, two optimizer vectors, last-epoch and best copies, the
+    # copies a refit keeps to undo a failure, and the float64 draw of the
+    # initial weights
+    per_param = 9 * itemsize + 8
+    if solver == "lbfgs":
+        # scipy's L-BFGS-B in float64: x, gradient, 10 pairs of history
+        # vectors and its work arrays
+        per_param += 28 * 8
+    needed = n_params * per_param + work * itemsize
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX

@@ -72,10 +72,18 @@ def save(model, path):
     if hasattr(model, "_label_binarizer"):
         arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
     optimizer = getattr(model, "_optimizer", None)
-    if optimizer is not None:
-        for name in _OPTIMIZER_STATE[model.solver]:
+    state = _OPTIMIZER_STATE.get(model.solver, ())
+    # (after set_params(solver=...) the optimizer is another solver's: not saved)
+    if optimizer is not None and all(hasattr(optimizer, name) for name in state):
+        for name in state:
             arrays[f"optimizer/{name}"] = np.asarray(getattr(optimizer, name))
     arrays["__manifest__"] = np.array(sorted(arrays))
+    # what load would reject is not written (e.g. parameters changed by
+    # set_params since the fit, so that they no longer match the weights)
+    try:
+        _build(arrays)
+    except _Invalid as exc:
+        raise ValueError(f"cannot save this model: {exc}") from None
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 

@@ -383,3 +383,34 @@ def test_label_fast_path_is_label_binarizer(y):
         model.fit(X, y)
     _, Y = model._validate_input(X, y, incremental=False, reset=False)
     np.testing.assert_array_equal(Y, LabelBinarizer().fit(y).transform(y).astype(bool))
+
+
+def test_early_stopping_switched_on_for_a_warm_start(classification):
+    X, y = classification
+    model = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, warm_start=True,
+                                     random_state=0), X, y)
+    model.set_params(early_stopping=True, max_iter=5)
+    _quiet_fit(model, X, y)
+    assert len(model.validation_scores_) == model.n_iter_
+    assert model.best_validation_score_ == max(model.validation_scores_)
+
+
+def test_predict_uses_assigned_arrays_without_taking_them_over(classification):
+    # As in scikit-learn: coefs_ assigned by the user stay the user's arrays,
+    # and editing them in place changes the next prediction.
+    X, y = classification
+    model = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3), X, y)
+    W = model.coefs_[0].copy()
+    model.coefs_ = [W] + model.coefs_[1:]
+    before = model.predict_proba(X)
+    assert model.coefs_[0] is W
+    W[:] = 0
+    after = model.predict_proba(X)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, after[:1].repeat(len(X), axis=0))
+
+
+def test_lbfgs_convergence_warning_is_sklearns(classification):
+    X, y = classification
+    with pytest.warns(ConvergenceWarning, match="scale the data"):
+        MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=2).fit(X, y)

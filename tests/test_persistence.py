@@ -833,3 +833,21 @@ def _load_and_predict(path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return cbp.load(path).predict(X)
+
+
+def test_save_after_changing_the_solver_writes_a_loadable_model(tmp_path):
+    """set_params(solver=...) after a fit: the old optimizer's state is not the
+    new solver's, so it is left out, and the file loads."""
+    model = MLPClassifier((4,), solver="adam", max_iter=3, random_state=0).fit(X, Y_BINARY)
+    for solver in ("lbfgs", "sgd"):
+        model.set_params(solver=solver)
+        loaded = save_and_load(model, tmp_path)
+        assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_save_refuses_parameters_that_no_longer_match_the_weights(tmp_path):
+    model = MLPClassifier((4,), max_iter=3, random_state=0).fit(X, Y_BINARY)
+    model.set_params(hidden_layer_sizes=(7,))
+    with pytest.raises(ValueError, match="cannot save this model.*hidden"):
+        model.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()
