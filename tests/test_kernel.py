@@ -15,7 +15,6 @@ Tolerances (kernel vs. reference, which computes in the same dtype):
 Measured worst |kernel - reference| / (atol + rtol |reference|), all cases:
 float64 0.05 (steps) and 0.001 (epochs); float32 0.42 (steps) and 0.2 (epochs).
 """
-import contextlib
 import functools
 import sys
 import threading
@@ -28,6 +27,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from cbp._dispatch import kernel  # the build this CPU runs (CBP_KERNEL=baseline: the portable one)
 import reference as ref
 from isolation import assert_raises_isolated
+from kernel_paths import gemm_path
 
 ACT = kernel.ACTIVATION_CODES
 LOSS = kernel.LOSS_CODES
@@ -144,21 +144,6 @@ class Problem:
 # The kernel computes small matrix products (m n k <= a threshold) with direct
 # loops and larger ones with BLAS; both paths are tested on every network.
 GEMM_PATHS = [pytest.param("loops", id="loops"), pytest.param("blas", id="blas")]
-
-
-@contextlib.contextmanager
-def gemm_path(path):
-    """Send every matrix product to the loops or to BLAS ("default": leave the
-    kernel's threshold alone)."""
-    set_threshold = getattr(kernel, "set_small_gemm_work", None)
-    if path == "default" or set_threshold is None:
-        yield
-        return
-    previous = set_threshold(2 ** 62 if path == "loops" else 0)
-    try:
-        yield
-    finally:
-        set_threshold(previous)
 
 
 def shuffled_order(n=N_ROWS, seed=1):

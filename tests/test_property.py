@@ -41,7 +41,6 @@ The run is bounded and reproducible: derandomize=True draws the same examples
 on every run (no example database), and max_examples keeps it to a few
 seconds.
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -51,6 +50,7 @@ from numpy.testing import assert_allclose
 
 import cbp._kernel as kernel
 import reference as ref
+from kernel_paths import gemm_path
 
 ACT = kernel.ACTIVATION_CODES
 LOSS = kernel.LOSS_CODES
@@ -88,22 +88,6 @@ def tolerance(table, dtype, expected):
     tol = dict(table[dtype])
     tol["atol"] *= scale
     return tol
-
-
-@contextlib.contextmanager
-def gemm_path(path):
-    """Send every matrix product to the direct loops ("loops") or to BLAS
-    ("blas"), or leave the kernel's threshold as it is ("default"); the
-    previous threshold is always put back."""
-    set_threshold = getattr(kernel, "set_small_gemm_work", None)
-    if path == "default" or set_threshold is None:
-        yield
-        return
-    previous = set_threshold(2 ** 62 if path == "loops" else 0)
-    try:
-        yield
-    finally:
-        set_threshold(previous)
 
 
 class Problem:
