@@ -5,7 +5,7 @@
 # of A and B (as sklearn/utils/_cython_blas.pyx does for RowMajor).
 from cython cimport floating
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm, sgemv, dgemv
+from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm, sgemv, dgemv, sger, dger
 
 
 cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
@@ -46,6 +46,51 @@ cdef inline void gemv_row(char trans_b, int n, int k, floating alpha,
     else:
         dgemv(&trans, &rows, &cols, &alpha, <double *> B, &ldb, <double *> a, &one,
               &beta, c, &one)
+
+
+cdef inline void gemv_column(char trans_a, char trans_b, int m, int k,
+                             floating alpha, const floating *A, int lda,
+                             const floating *B, int ldb, floating beta,
+                             floating *C, int ldc) noexcept nogil:
+    """C := alpha * op(A) @ op(B) + beta * C for one column: gemm with n = 1.
+
+    op(A): (m, k); op(B): (k, 1); C: (m, 1). The column of op(B) is B's
+    column (stride ldb) for 'N', its row (stride 1) for 'T'; C's has stride ldc.
+    """
+    cdef int inc_b = ldb if trans_b == c'N' else 1
+    # Column-major BLAS sees the stored A as A.T (ld = lda): A @ b = (A.T).T @ b
+    # ('T', the stored matrix is (k, m)); A.T @ b ('N', (m, k)).
+    cdef char trans = c'T' if trans_a == c'N' else c'N'
+    cdef int rows = k if trans_a == c'N' else m
+    cdef int cols = m if trans_a == c'N' else k
+    if floating is float:
+        sgemv(&trans, &rows, &cols, &alpha, <float *> A, &lda, <float *> B, &inc_b,
+              &beta, C, &ldc)
+    else:
+        dgemv(&trans, &rows, &cols, &alpha, <double *> A, &lda, <double *> B, &inc_b,
+              &beta, C, &ldc)
+
+
+cdef inline void outer(char trans_a, char trans_b, int m, int n,
+                       floating alpha, const floating *A, int lda,
+                       const floating *B, int ldb, floating beta,
+                       floating *C, int ldc) noexcept nogil:
+    """C := alpha * op(A) @ op(B) + beta * C for k = 1: an outer product.
+
+    op(A): (m, 1), a column of A ('N', stride lda) or a row ('T', stride 1);
+    op(B): (1, n), a row of B ('N', stride 1) or a column ('T', stride ldb).
+    """
+    cdef int i, j
+    cdef int inc_a = lda if trans_a == c'N' else 1
+    cdef int inc_b = 1 if trans_b == c'N' else ldb
+    for i in range(m):
+        for j in range(n):
+            C[i * ldc + j] = 0 if beta == 0 else C[i * ldc + j] * beta
+    # column-major, C is C.T (n, m): C.T += b a.T
+    if floating is float:
+        sger(&n, &m, &alpha, <float *> B, &inc_b, <float *> A, &inc_a, C, &ldc)
+    else:
+        dger(&n, &m, &alpha, <double *> B, &inc_b, <double *> A, &inc_a, C, &ldc)
 
 
 cdef inline double dot(Py_ssize_t n, const floating *x) noexcept nogil:

@@ -34,7 +34,7 @@ import threading
 
 import numpy as np
 
-from _blas cimport dot, gemm, gemm_loops, gemv_row
+from _blas cimport dot, gemm, gemm_loops, gemv_column, gemv_row, outer
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
@@ -83,12 +83,18 @@ def set_small_gemm_work(long long work):
 cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
                          const floating *A, int lda, const floating *B, int ldb,
                          floating beta, floating *C, int ldc) noexcept nogil:
-    """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS."""
+    """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS
+    (GEMV or GER when one dimension is 1: GEMM would pack its operands)."""
     if <long long> m * n * k <= _small_gemm_work:
         gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
                    beta, C, ldc)
     elif m == 1 and trans_a == c'N':
         gemv_row(trans_b, n, k, <floating> 1.0, A, B, ldb, beta, C)
+    elif n == 1:
+        gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,
+                    C, ldc)
+    elif k == 1:
+        outer(trans_a, trans_b, m, n, <floating> 1.0, A, lda, B, ldb, beta, C, ldc)
     else:
         gemm(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb, beta,
              C, ldc)
