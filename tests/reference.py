@@ -356,3 +356,14 @@ def random_targets(rng, loss, n_rows, n_outputs, dtype):
     else:  # poisson
         Y = rng.poisson(1.5, size=(n_rows, n_outputs))
     return np.ascontiguousarray(Y, dtype=dtype)
+
+
+def random_params(rng, units, dtype):
+    """A flat parameter vector for ``units``, Glorot-uniform weights and
+    intercepts drawn from the Generator ``rng``, in ``dtype``."""
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
+        intercepts.append(rng.uniform(-bound, bound, size=fan_out))
+    return pack(coefs, intercepts).astype(dtype)

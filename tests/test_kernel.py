@@ -76,12 +76,7 @@ class Problem:
         self.Y = ref.random_targets(rng, loss, n, k, dtype)
         self.sample_weight = (rng.uniform(0.5, 2.0, size=n).astype(dtype) if weighted
                               else np.empty(0, dtype=dtype))
-        coefs, intercepts = [], []
-        for fan_in, fan_out in zip(self.units[:-1], self.units[1:]):
-            bound = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform
-            coefs.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-            intercepts.append(rng.uniform(-bound, bound, size=fan_out))
-        self.params = ref.pack(coefs, intercepts).astype(dtype)
+        self.params = ref.random_params(rng, self.units, dtype)
 
     @property
     def sw_or_none(self):

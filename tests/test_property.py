@@ -107,12 +107,7 @@ class Problem:
             self.sample_weight = w.astype(dtype)
         else:
             self.sample_weight = np.empty(0, dtype=dtype)
-        coefs, intercepts = [], []
-        for fan_in, fan_out in zip(self.units[:-1], self.units[1:]):
-            bound = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform
-            coefs.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-            intercepts.append(rng.uniform(-bound, bound, size=fan_out))
-        self.params = ref.pack(coefs, intercepts).astype(dtype)
+        self.params = ref.random_params(rng, self.units, dtype)
         self.rng = rng
 
     @property
