@@ -363,10 +363,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._check_targets(Y)
 
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
-        if not first_pass and [c.shape[1] for c in self.coefs_][:-1] != hidden_layer_sizes:
+        fitted_hidden = [c.shape[1] for c in self.coefs_[:-1]] if not first_pass else None
+        if not first_pass and fitted_hidden != hidden_layer_sizes:
             raise ValueError(
                 "hidden_layer_sizes changed since the model was fitted: "
-                f"{[c.shape[1] for c in self.coefs_][:-1]} -> {hidden_layer_sizes}."
+                f"{fitted_hidden} -> {hidden_layer_sizes}."
                 " Fit again with warm_start=False."
             )
 
@@ -375,7 +376,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(Y, layer_units, dtype)
+            self._initialize(layer_units, dtype)
         params = self._params(dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -393,10 +394,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _check_targets(self, Y):
         """Hook for target checks beyond validate_data's (Poisson)."""
 
-    def _initialize(self, y, layer_units, dtype):
+    def _initialize(self, layer_units, dtype):
+        # (n_outputs_ is set by _fit before this is called)
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
             self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
