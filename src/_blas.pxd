@@ -25,29 +25,6 @@ cdef inline void gemm(char trans_a, char trans_b, int m, int n, int k,
               <double *> A, &lda, &beta, C, &ldc)
 
 
-cdef inline void gemv_row(char trans_b, int n, int k, floating alpha,
-                          const floating *a, const floating *B, int ldb,
-                          floating beta, floating *c) noexcept nogil:
-    """c := alpha * a @ op(B) + beta * c, for one row: gemm with m = 1.
-
-    a: (k,); op(B): (k, n), B row-major with rows of ldb values; c: (n,).
-    GEMM packs all of B on every call, which costs more than the product
-    itself when there is a single row; GEMV reads B once.
-    """
-    cdef int one = 1
-    # Column-major BLAS sees the stored B as M = B.T (ld = ldb), so
-    # a @ B = M @ a ('N', M is (n, k)) and a @ B.T = M.T @ a ('T', M is (k, n)).
-    cdef char trans = trans_b
-    cdef int rows = n if trans_b == c'N' else k
-    cdef int cols = k if trans_b == c'N' else n
-    if floating is float:
-        sgemv(&trans, &rows, &cols, &alpha, <float *> B, &ldb, <float *> a, &one,
-              &beta, c, &one)
-    else:
-        dgemv(&trans, &rows, &cols, &alpha, <double *> B, &ldb, <double *> a, &one,
-              &beta, c, &one)
-
-
 cdef inline void gemv_column(char trans_a, char trans_b, int m, int k,
                              floating alpha, const floating *A, int lda,
                              const floating *B, int ldb, floating beta,
@@ -56,6 +33,9 @@ cdef inline void gemv_column(char trans_a, char trans_b, int m, int k,
 
     op(A): (m, k); op(B): (k, 1); C: (m, 1). The column of op(B) is B's
     column (stride ldb) for 'N', its row (stride 1) for 'T'; C's has stride ldc.
+    GEMM packs its operands on every call, which costs more than the product
+    when one side is a vector; GEMV reads the matrix once. (A single row,
+    c = a @ op(B), is the column op(B).T @ a.)
     """
     cdef int inc_b = ldb if trans_b == c'N' else 1
     # Column-major BLAS sees the stored A as A.T (ld = lda): A @ b = (A.T).T @ b

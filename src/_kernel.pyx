@@ -34,7 +34,7 @@ import threading
 
 import numpy as np
 
-from _blas cimport dot, gemm, gemm_loops, gemv_column, gemv_row, outer
+from _blas cimport dot, gemm, gemm_loops, gemv_column, outer
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
@@ -89,7 +89,9 @@ cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
         gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
                    beta, C, ldc)
     elif m == 1 and trans_a == c'N':
-        gemv_row(trans_b, n, k, <floating> 1.0, A, B, ldb, beta, C)
+        # one row: C.T = op(B).T @ A.T, a column
+        gemv_column(c'T' if trans_b == c'N' else c'N', c'T', n, k, <floating> 1.0,
+                    B, ldb, A, 1, beta, C, 1)
     elif n == 1:
         gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,
                     C, ldc)
@@ -670,7 +672,6 @@ def workspace_views(floating[::1] work, const Py_ssize_t[::1] units,
                     Py_ssize_t max_rows, Py_ssize_t n_rows):
     """(activations[1..L], deltas[0..L-1]) as NumPy views of work (tests)."""
     cdef Network net
-    cdef Py_ssize_t l
     _network_init(&net, units, max_rows, 0, 0, 0, 0.0)
     try:
         base = np.asarray(work)
