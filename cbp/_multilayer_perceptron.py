@@ -47,6 +47,8 @@ from ._network import (
     check_fits_in_memory,
     glorot_uniform,
     is_packed,
+    kernel_input,
+    make_network,
     pack,
     predict_raw,
     unpack,
@@ -54,14 +56,6 @@ from ._network import (
 from ._optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
-
-# The loss each output activation is trained with.
-_OUTPUT_LOSS = {
-    "identity": "squared_error",
-    "exp": "poisson",
-    "softmax": "log_loss",
-    "logistic": "binary_log_loss",
-}
 
 
 class BaseMultilayerPerceptron(BaseEstimator):
@@ -275,7 +269,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if check_input:
             X = self._validate_X_predict(X)
         params, units = self._params_for_prediction()
-        X = _dense_c_array(X, params.dtype)
+        X = kernel_input(X, params.dtype)
         return predict_raw(X, params, units, self.activation, self.out_activation_)
 
     def _check_is_fitted(self):
@@ -337,7 +331,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # Later calls train the existing weights, in their dtype.
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
-        X = _dense_c_array(X, dtype)
+        X = kernel_input(X, dtype)  # dense, or CSR: never densified
         n_samples, n_features = X.shape
 
         if sample_weight is not None:
@@ -372,7 +366,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
 
         max_rows = n_samples if self.solver == "lbfgs" else self._batch_size(n_samples)
-        check_fits_in_memory(layer_units, max_rows, dtype, self.solver)
+        check_fits_in_memory(
+            layer_units, max_rows, dtype, self.solver, scipy.sparse.issparse(X)
+        )
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -424,31 +420,22 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _kernel_network_args(self, units):
-        return dict(
-            units=as_units(units),
-            activation=_kernel.ACTIVATION_CODES[self.activation],
-            output=_kernel.ACTIVATION_CODES[self.out_activation_],
-            loss=_kernel.LOSS_CODES[_OUTPUT_LOSS[self.out_activation_]],
-            alpha=float(self.alpha),
+    def _network(self, layer_units, n_rows, sparse_input):
+        """The kernel's description of this network, for batches of n_rows."""
+        return make_network(
+            layer_units, self.activation, self.out_activation_, self.alpha,
+            n_rows, sparse_input,
         )
 
     def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units):
-        network = self._kernel_network_args(layer_units)
-        units = network.pop("units")
+        net = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X))
+        data = _kernel.Data(X, Y, sample_weight)
         grads = np.empty_like(params)
-        work = np.empty(
-            _kernel.workspace_size(units, X.shape[0], _kernel.BACKWARD),
-            dtype=params.dtype,
-        )
-        sw = _no_weights(params.dtype) if sample_weight is None else sample_weight
+        work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
 
         def loss_grad(packed):
             params[:] = packed
-            loss = _kernel.loss_grad(
-                X, Y, sw, units, network["activation"], network["output"],
-                network["loss"], network["alpha"], params, grads, work,
-            )
+            loss = _kernel.loss_grad(net, data, params, grads, work)
             return loss, grads.astype(np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
@@ -483,13 +470,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _make_optimizer(self, params):
         if self.solver == "sgd":
             return SGDOptimizer(
-                params.shape[0], params.dtype, self.learning_rate_init,
-                self.learning_rate, self.momentum, self.nesterovs_momentum,
-                self.power_t,
+                params, self.learning_rate_init, self.learning_rate, self.momentum,
+                self.nesterovs_momentum, self.power_t,
             )
         return AdamOptimizer(
-            params.shape[0], params.dtype, self.learning_rate_init,
-            self.beta_1, self.beta_2, self.epsilon,
+            params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
         )
 
     def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental):
@@ -526,7 +511,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     "The validation set is too small. Increase 'validation_fraction'"
                     " or the size of your dataset."
                 )
-            X_train = np.ascontiguousarray(X_train)
+            X_train = kernel_input(X_train, params.dtype)
             Y_train = np.ascontiguousarray(Y_train)
             if sample_weight_train is not None:
                 sample_weight_train = np.ascontiguousarray(sample_weight_train)
@@ -544,21 +529,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         batch_size = self._batch_size(n_samples)
 
-        network = self._kernel_network_args(layer_units)
+        net = self._network(layer_units, batch_size, scipy.sparse.issparse(X_train))
+        # (uint8 Y_train: a classifier's 0/1 targets, converted per batch)
+        data = _kernel.Data(X_train, Y_train, sample_weight_train)
         grads = np.empty_like(params)
-        work = np.empty(
-            _kernel.workspace_size(network["units"], batch_size, _kernel.EPOCH),
-            dtype=params.dtype,
-        )
-        sw = (
-            _no_weights(params.dtype) if sample_weight_train is None
-            else sample_weight_train
-        )
+        work = np.empty(net.workspace_size(_kernel.EPOCH_PART), dtype=params.dtype)
         in_order = np.empty(0, dtype=np.intp)
-        if Y_train.dtype == np.uint8:  # 0/1 targets as bytes
-            Y_float, Y_indicator = np.empty((0, Y_train.shape[1]), params.dtype), Y_train
-        else:
-            Y_float, Y_indicator = Y_train, None
         # The weights at the start of the running epoch, put back if Ctrl-C
         # interrupts it. (The optimizer's vectors are not copied: that would
         # cost memory on every fit for the rare interrupt; they keep the
@@ -576,10 +552,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     order = in_order
                 epoch_start_params[:] = params
                 epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
-                accumulated_loss, t = _kernel.train_epoch(
-                    X_train, Y_float, sw, order, batch_size, params=params,
-                    grads=grads, work=work, **network, **optimizer.kernel_args(),
-                    Y_indicator=Y_indicator,
+                accumulated_loss = _kernel.train_epoch(
+                    net, optimizer.compiled, data, order, batch_size, params, grads,
+                    work,
                 )
                 loss = accumulated_loss / n_samples
                 if not (np.isfinite(loss) and np.isfinite(params).all()):
@@ -590,7 +565,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         "Lower learning_rate_init, or scale the input data (e.g. "
                         "with StandardScaler)."
                     )
-                optimizer.steps_done(t)
+                optimizer.epoch_done()
                 self.loss_ = loss
                 self.t_ += n_samples
                 self.loss_curve_.append(loss)
@@ -1217,17 +1192,3 @@ def _shuffled(sample_idx, random_state):
     indices = np.arange(sample_idx.shape[0])
     random_state.shuffle(indices)
     return sample_idx[indices]
-
-
-def _dense_c_array(X, dtype):
-    """X as a C-contiguous dense array of dtype (sparse input is densified)."""
-    if scipy.sparse.issparse(X):
-        X = X.toarray()
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _no_weights(dtype):
-    """The kernel's 'no sample weights': an empty vector of the dtype."""
-    return np.empty(0, dtype=dtype)
-
-

@@ -11,13 +11,84 @@ intercepts[0], ..., intercepts[L-1]``. The estimator's ``coefs_`` and
 import os
 
 import numpy as np
+import scipy.sparse
 
 from ._dispatch import kernel as _kernel
 
-# Rows pushed through the network at once by predict: large enough for BLAS
-# to run at full speed, small enough to keep the scratch memory in cache-sized
-# blocks (the scratch is chunk_rows * sum(units[1:]) values).
-_PREDICT_SCRATCH_VALUES = 1 << 18
+# Values in one chunk's activations (rows x sum(units[1:])): rows go through
+# the layers this many values at a time, in prediction and in training, so
+# that scratch memory stays small whatever the batch (1 MiB-8 MiB). Batches of
+# up to 200 rows (scikit-learn's 'auto') are one chunk unless a layer is
+# wider than ~5000 units. Measured: see README, "How it is organised".
+_CHUNK_VALUES = 1 << 20
+# Fewer rows than this make the products of a chunk too thin for BLAS.
+_MIN_CHUNK_ROWS = 32
+
+
+def chunk_rows(units, n_rows, gathered_input):
+    """Rows per chunk for batches of n_rows rows: at most _CHUNK_VALUES values
+    of activations, and of input rows when those are gathered (shuffled
+    dense training rows), per chunk."""
+    units = [int(u) for u in units]
+    per_row = sum(units[1:]) + (units[0] if gathered_input else 0)
+    return int(max(1, min(n_rows, max(_MIN_CHUNK_ROWS, _CHUNK_VALUES // per_row))))
+
+
+def make_network(units, activation, out_activation, alpha, n_rows, sparse_input,
+                 training=True):
+    """The kernel's description of a network that trains on (training) or
+    predicts for batches of up to n_rows rows (see _kernel.Network)."""
+    gathered = training and not sparse_input
+    return _kernel.Network(
+        units,
+        activation,
+        _OUTPUT_LOSS[out_activation],
+        float(alpha),
+        sparse_input,
+        chunk_rows(units, n_rows, gathered),
+    )
+
+
+# The loss each output activation is trained with.
+_OUTPUT_LOSS = {
+    "identity": "squared_error",
+    "exp": "poisson",
+    "softmax": "log_loss",
+    "logistic": "binary_log_loss",
+}
+
+
+def kernel_input(X, dtype):
+    """X as the kernel reads it: a C-contiguous dense array of dtype, or a
+    CSR matrix of dtype (CSC and COO are converted to CSR once; sparse input
+    is never densified).
+
+    ValueError for a malformed CSR matrix (row pointers not increasing,
+    column indices out of range), which the kernel would read out of bounds.
+    """
+    if not scipy.sparse.issparse(X):
+        return np.ascontiguousarray(X, dtype=dtype)
+    X = X.tocsr()
+    n_rows, n_features = X.shape
+    data, indices, indptr = X.data, X.indices, X.indptr
+    if (
+        indptr.shape != (n_rows + 1,)
+        or indptr[0] != 0
+        or indptr[-1] != data.shape[0]
+        or indices.shape != data.shape
+        or (n_rows > 0 and np.any(indptr[1:] < indptr[:-1]))
+    ):
+        raise ValueError("sparse X is malformed: its row pointers do not match its data")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_features):
+        raise ValueError(
+            f"sparse X is malformed: column indices outside [0, {n_features})"
+        )
+    if data.dtype == dtype and data.flags.c_contiguous and indices.flags.c_contiguous:
+        return X
+    return scipy.sparse.csr_matrix(
+        (np.ascontiguousarray(data, dtype=dtype), np.ascontiguousarray(indices), indptr),
+        shape=X.shape,
+    )
 
 
 def as_units(units):
@@ -80,27 +151,16 @@ def glorot_uniform(units, activation, random_state, dtype):
 def predict_raw(X, params, units, activation, out_activation):
     """The network's output for X (n, units[0]), as (n, units[-1]).
 
-    X and params must share a dtype; X must be C-contiguous; units is an
-    intp array.
+    X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array.
     """
     n = X.shape[0]
     out = np.empty((n, units[-1]), dtype=params.dtype)
     if n == 0:
         return out
-    chunk_rows = min(n, max(1, _PREDICT_SCRATCH_VALUES // sum(units.tolist()[1:])))
-    work = np.empty(
-        _kernel.workspace_size(units, chunk_rows, _kernel.FORWARD), dtype=params.dtype
-    )
-    _kernel.forward(
-        X,
-        units,
-        _kernel.ACTIVATION_CODES[activation],
-        _kernel.ACTIVATION_CODES[out_activation],
-        params,
-        out,
-        work,
-        chunk_rows,
-    )
+    net = make_network(units, activation, out_activation, 0.0, n,
+                       scipy.sparse.issparse(X), training=False)
+    work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype)
+    _kernel.forward(net, _kernel.Data(X), params, out, work)
     return out
 
 
@@ -108,14 +168,16 @@ def predict_raw(X, params, units, activation, out_activation):
 _BLAS_INT_MAX = 2**31 - 1
 
 
-def check_fits_in_memory(units, max_rows, dtype, solver="adam"):
+def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=False):
     """Raise before any work if a network cannot be trained on this machine.
 
-    ValueError when a layer or the batch is too large for BLAS's int
+    ValueError when a layer or a chunk is too large for BLAS's int
     dimensions; MemoryError when the parameters, gradients, optimizer state,
-    the copies kept between epochs and the scratch memory for max_rows rows
-    (Python integers: no overflow) exceed the machine's physical memory.
+    the copies kept between epochs and the scratch memory for one chunk of
+    batches of max_rows rows (Python integers: no overflow) exceed the
+    machine's physical memory.
     """
+    max_rows = chunk_rows(units, max_rows, not sparse_input)
     for size in list(units) + [max_rows]:
         if size > _BLAS_INT_MAX:
             raise ValueError(
@@ -124,7 +186,9 @@ def check_fits_in_memory(units, max_rows, dtype, solver="adam"):
             )
     units = [int(u) for u in units]
     n_params = sum(a * b for a, b in zip(units[:-1], units[1:])) + sum(units[1:])
-    work = max_rows * (2 * sum(units[1:]) + units[0] + units[-1] + 1)
+    work = max_rows * (
+        2 * sum(units[1:]) + (0 if sparse_input else units[0]) + units[-1] + 1
+    )
     itemsize = np.dtype(dtype).itemsize
     # params, grads, two optimizer vectors, last-epoch and best copies, the
     # copies a refit keeps to undo a failure, and the float64 draw of the

@@ -1,8 +1,10 @@
 """Optimizer state and learning-rate schedules, kept between epochs.
 
-The per-batch update itself is the kernel's (src/_optimizers.pxd); these
-objects hold its state as flat vectors (the parameters' length and dtype) and
-do what scikit-learn's ``_stochastic_optimizers`` do between epochs.
+The per-batch update itself is the kernel's (src/_optimizers.pxd), described
+by a ``_kernel.Optimizer`` built once per fit, which holds the kind, the
+hyper-parameters and the state vectors (the parameters' length and dtype).
+These classes own one and do what scikit-learn's ``_stochastic_optimizers``
+do between epochs.
 """
 
 import numpy as np
@@ -10,7 +12,39 @@ import numpy as np
 from ._dispatch import kernel as _kernel
 
 
-class SGDOptimizer:
+class _Optimizer:
+    """What every stochastic optimizer shares: the compiled description."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled  # the kernel's Optimizer, passed to train_epoch
+
+    def state(self):
+        """Settings and state as plain values: Python numbers and the state
+        vectors (for comparing two optimizers)."""
+        compiled = self.compiled
+        return {
+            **{k: v for k, v in vars(self).items() if k != "compiled"},
+            **compiled.hyper_parameters,
+            "kind": compiled.kind,
+            "t": compiled.t,
+            "velocities": compiled.velocities,
+            "ms": compiled.ms,
+            "vs": compiled.vs,
+        }
+
+    def epoch_done(self):
+        """Bookkeeping after a kernel epoch (the kernel has advanced t)."""
+
+    def iteration_ends(self, time_step):
+        pass
+
+    def trigger_stopping(self, msg, verbose):
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+class SGDOptimizer(_Optimizer):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     velocities: (n_params,), starting at zero.
@@ -19,33 +53,30 @@ class SGDOptimizer:
     training stalls, stopping once it is <= 1e-6).
     """
 
-    def __init__(self, n_params, dtype, learning_rate_init, lr_schedule,
-                 momentum, nesterov, power_t):
+    def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov,
+                 power_t):
+        super().__init__(_kernel.Optimizer(
+            "sgd", params, learning_rate=float(learning_rate_init),
+            momentum=momentum, nesterov=nesterov))
         self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
         self.lr_schedule = lr_schedule
-        self.momentum = momentum
-        self.nesterov = nesterov
         self.power_t = power_t
-        self.velocities = np.zeros(n_params, dtype=dtype)
 
-    def kernel_args(self):
-        """The solver arguments of _kernel.train_epoch."""
-        return dict(
-            solver=_kernel.SOLVER_CODES["sgd"],
-            learning_rate=self.learning_rate,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            beta_1=0.0,
-            beta_2=0.0,
-            epsilon=0.0,
-            t=0,
-            state_1=self.velocities,
-            state_2=self.velocities[:0],
-        )
+    @property
+    def velocities(self):
+        return self.compiled.velocities
 
-    def steps_done(self, t):
-        """Record the update count the kernel reached (unused by SGD)."""
+    @velocities.setter
+    def velocities(self, value):
+        self.compiled.velocities = value
+
+    @property
+    def learning_rate(self):
+        return self.compiled.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.compiled.learning_rate = value
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -55,9 +86,7 @@ class SGDOptimizer:
 
     def trigger_stopping(self, msg, verbose):
         if self.lr_schedule != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
+            return super().trigger_stopping(msg, verbose)
         if self.learning_rate <= 1e-6:
             if verbose:
                 print(msg + " Learning rate too small. Stopping.")
@@ -68,52 +97,53 @@ class SGDOptimizer:
         return False
 
 
-class AdamOptimizer:
+class AdamOptimizer(_Optimizer):
     """Adam (Kingma & Ba), with epsilon added before the bias correction.
 
     ms, vs: first and second moment estimates, (n_params,), starting at zero;
-    t: the number of updates made so far.
+    t: the number of updates made so far; learning_rate: the last step size,
+    lr_init sqrt(1 - beta_2^t) / (1 - beta_1^t) (scikit-learn's attribute).
     """
 
-    def __init__(self, n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon):
+    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon):
+        super().__init__(_kernel.Optimizer(
+            "adam", params, learning_rate=float(learning_rate_init),
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.t = 0
-        self.ms = np.zeros(n_params, dtype=dtype)
-        self.vs = np.zeros(n_params, dtype=dtype)
 
-    def kernel_args(self):
-        """The solver arguments of _kernel.train_epoch."""
-        return dict(
-            solver=_kernel.SOLVER_CODES["adam"],
-            learning_rate=self.learning_rate_init,
-            momentum=0.0,
-            nesterov=False,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            t=self.t,
-            state_1=self.ms,
-            state_2=self.vs,
-        )
+    @property
+    def ms(self):
+        return self.compiled.ms
+
+    @ms.setter
+    def ms(self, value):
+        self.compiled.ms = value
+
+    @property
+    def vs(self):
+        return self.compiled.vs
+
+    @vs.setter
+    def vs(self, value):
+        self.compiled.vs = value
+
+    @property
+    def t(self):
+        return self.compiled.t
 
     def steps_done(self, t):
-        """Record the update count the kernel reached, and the last step size."""
-        self.t = t
+        """Set the update count (a loaded model's), and the last step size."""
+        self.compiled.t = t
+        self.epoch_done()
+
+    def epoch_done(self):
+        t = self.compiled.t
         if t > 0:
             self.learning_rate = (
                 self.learning_rate_init
                 * np.sqrt(1 - self.beta_2**t)
                 / (1 - self.beta_1**t)
             )
-
-    def iteration_ends(self, time_step):
-        pass
-
-    def trigger_stopping(self, msg, verbose):
-        if verbose:
-            print(msg + " Stopping.")
-        return True

@@ -1,31 +1,47 @@
 # cython: language_level=3
 """The compiled backpropagation kernel of cbp.
 
-A network of L layers has ``units = (n_features, n_hidden_1, ..., n_outputs)``
-(length L + 1). Layer l (0 <= l < L) maps activations[l] (n_rows, units[l]) to
-activations[l + 1] (n_rows, units[l + 1]):
+Three objects describe a training run, each built once per fit:
 
-    z = activations[l] @ coefs[l] + intercepts[l]
-    activations[l + 1] = g(z)       (g: hidden activation, or the output one)
+    Network(units, activation, output, loss, alpha, sparse_input, chunk_rows)
+        the layers, their activations, the loss and its L2 penalty, and the
+        rows that go through the layers at once (src/_network.pxd's NetSpec)
+    Optimizer(kind, params, learning_rate, ...)
+        the update rule, its hyper-parameters and its state vectors
+        (src/_optimizers.pxd's OptimizerSpec)
+    Data(X, Y=None, sample_weight=None)
+        the rows: X dense (n, n_features) or CSR, targets as floating or as
+        0/1 bytes, optional sample weights (src/_network.pxd's Rows)
 
-All parameters live in one flat vector ``params``, laid out as scikit-learn's
-``_pack`` lays them out: every coefs[l] (units[l], units[l + 1]), row-major, in
-layer order, then every intercepts[l] (units[l + 1],). Gradients and optimizer
-state are flat vectors of the same length and layout.
+and three entry points run it, each with the GIL released:
 
-Scratch memory is one flat ``work`` vector sized by ``workspace_size`` for the
-largest batch; nothing is allocated per batch. Its layout, for a batch of at
-most M rows:
+    forward(net, data, params, out, work)            prediction
+    loss_grad(net, data, params, grads, work) -> J   full-batch loss, gradient
+    train_epoch(net, optimizer, data, order, batch_size, params, grads, work)
+        -> sum over batches of (batch loss * batch rows); one epoch of
+        mini-batch updates of params, in place
 
-    activations[1..L]   M * units[l]       each, row-major
-    deltas[0..L-1]      M * units[l + 1]   each, row-major
-    gathered batch      M * units[0] (X), M * units[L] (Y), M (sample weight)
+A network of L layers has units = (n_features, n_hidden_1, ..., n_outputs).
+Layer l maps activations[l] (rows, units[l]) to activations[l + 1]:
 
-Every function here trusts its inputs (C-contiguous, matching dtypes, finite,
-shapes consistent): cbp's Python layer validates them. Only O(1) consistency
-checks of the sizes are made, once per call.
+    z = activations[l] @ coefs[l] + intercepts[l]        (src/_forward.pxd)
+    activations[l + 1] = g(z)                            (src/_activations.pxd)
+
+and the gradient runs back through the delta recursion (src/_backprop.pxd)
+from the loss's delta^L (src/_losses.pxd). Parameters, gradients and
+optimizer state are flat vectors of n_params values (layout: _network.pxd).
+
+A batch of more than chunk_rows rows goes through the layers chunk by chunk,
+its gradient summed over the chunks: the scratch memory ``work``
+(Network.workspace_size) holds one chunk, whatever the batch size, and Ctrl-C
+is looked at between chunks. Nothing is allocated per batch.
+
+Every function here trusts the values it is given (finite, CSR indices in
+range): cbp's Python layer validates them. The objects check dtypes, shapes
+and codes, O(1) per call.
 """
 from cython cimport floating
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -34,12 +50,15 @@ import threading
 
 import numpy as np
 
-from _blas cimport dot, gemm, gemm_loops, gemv_column, outer
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
+from _backprop cimport chunk_gradient, scale_gradient, squared_norm_of_coefs
+from _forward cimport forward as forward_chunk
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
                       BINARY_LOG_LOSS, POISSON)
-from _optimizers cimport sgd_update, adam_update, SGD, ADAM
+from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
+from _optimizers cimport (OptimizerSpec, update, sgd_update, adam_update, SGD,
+                          ADAM)
 
 cdef extern from *:
     """
@@ -60,9 +79,25 @@ def cpu_has_avx2_fma():
     return bool(cbp_cpu_has_avx2_fma())
 
 
-# Work (multiply-adds) between two checks for Ctrl-C inside an epoch: a few
-# milliseconds of compute, so that an interrupt is seen within well under a
-# second while the check itself costs nothing measurable.
+# Names the Python package uses, and the codes the loops branch on.
+HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
+                      "relu": RELU}
+OUTPUT_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC,
+                      "softmax": SOFTMAX, "exp": EXP}
+ACTIVATION_CODES = {**HIDDEN_ACTIVATIONS, **OUTPUT_ACTIVATIONS}
+LOSS_CODES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
+              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON}
+# Each loss's output activation: together, delta^L = w (y_pred - y).
+LOSS_OUTPUT = {"squared_error": "identity", "log_loss": "softmax",
+               "binary_log_loss": "logistic", "poisson": "exp"}
+OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM}
+
+# Workspace parts (Network.workspace_size)
+FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
+
+# Work (multiply-adds) between two checks for Ctrl-C: a few milliseconds of
+# compute, so that an interrupt is seen within well under a second while the
+# check itself costs nothing measurable.
 cdef double _SIGNAL_CHECK_WORK = 2.0 ** 25
 
 # Matrix products of at most this many multiply-adds (m * n * k) run as direct
@@ -73,557 +108,670 @@ cdef long long _small_gemm_work = 1024
 
 def set_small_gemm_work(long long work):
     """Set the direct-loop threshold (m * n * k) of the matrix products;
-    returns the previous one. For measuring; 0 sends every product to BLAS."""
+    returns the previous one. For measuring; 0 sends every product to BLAS.
+    Read by each entry point when it is called."""
     global _small_gemm_work
     previous = _small_gemm_work
     _small_gemm_work = work
     return previous
 
 
-cdef inline void _matmul(char trans_a, char trans_b, int m, int n, int k,
-                         const floating *A, int lda, const floating *B, int ldb,
-                         floating beta, floating *C, int ldc) noexcept nogil:
-    """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS
-    (GEMV or GER when one dimension is 1: GEMM would pack its operands)."""
-    if <long long> m * n * k <= _small_gemm_work:
-        gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
-                   beta, C, ldc)
-    elif m == 1 and trans_a == c'N':
-        # one row: C.T = op(B).T @ A.T, a column
-        gemv_column(c'T' if trans_b == c'N' else c'N', c'T', n, k, <floating> 1.0,
-                    B, ldb, A, 1, beta, C, 1)
-    elif n == 1:
-        gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,
-                    C, ldc)
-    elif k == 1:
-        outer(trans_a, trans_b, m, n, <floating> 1.0, A, lda, B, ldb, beta, C, ldc)
-    else:
-        gemm(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb, beta,
-             C, ldc)
-
-ACTIVATION_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-                    "relu": RELU, "softmax": SOFTMAX, "exp": EXP}
-LOSS_CODES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
-              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON}
-SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
-
-# Workspace parts: forward pass only; forward and backward; and the gathered
-# mini-batch too.
-FORWARD, BACKWARD, EPOCH = 0, 1, 2
+cdef const void *_address(object array) except? NULL:
+    """The first byte of a C-contiguous array (the caller keeps it alive)."""
+    cdef Py_buffer view
+    cdef const void *address
+    PyObject_GetBuffer(array, &view, PyBUF_SIMPLE)
+    address = view.buf
+    PyBuffer_Release(&view)
+    return address
 
 
-cdef struct Network:
-    Py_ssize_t n_layers             # L, the number of weight matrices
-    const Py_ssize_t *units         # (L + 1,)
-    int activation                  # hidden activation code
-    int output                      # output activation code
-    int loss                        # loss code
-    double alpha                    # L2 penalty
-    Py_ssize_t n_params
-    Py_ssize_t max_rows             # M, the rows the workspace holds
-    Py_ssize_t *coef_offset         # (L,)  into params
-    Py_ssize_t *intercept_offset    # (L,)  into params
-    Py_ssize_t *activation_offset   # (L + 1,) into work; [0] unused
-    Py_ssize_t *delta_offset        # (L,)  into work
-    Py_ssize_t x_offset, y_offset, sw_offset  # gathered batch, into work
-    Py_ssize_t work_size[3]         # FORWARD, BACKWARD, EPOCH
-
-
-cdef int _network_init(Network *net, const Py_ssize_t[::1] units,
-                       Py_ssize_t max_rows, int activation, int output,
-                       int loss, double alpha) except -1:
-    """Fill ``net``'s offsets; the caller must call _network_free."""
-    cdef Py_ssize_t L = units.shape[0] - 1, l, position
-    if L < 1:
-        raise ValueError("a network needs at least one layer (len(units) >= 2)")
-    for l in range(L + 1):
-        if units[l] < 1:
-            raise ValueError(f"units[{l}] = {units[l]}: every layer needs >= 1 unit")
-    net.n_layers = L
-    net.units = &units[0]
-    net.activation = activation
-    net.output = output
-    net.loss = loss
-    net.alpha = alpha
-    net.max_rows = max_rows
-    net.coef_offset = <Py_ssize_t *> malloc((4 * L + 1) * sizeof(Py_ssize_t))
-    if net.coef_offset == NULL:
-        raise MemoryError()
-    net.intercept_offset = net.coef_offset + L
-    net.delta_offset = net.coef_offset + 2 * L
-    net.activation_offset = net.coef_offset + 3 * L
-
-    position = 0
-    for l in range(L):
-        net.coef_offset[l] = position
-        position += units[l] * units[l + 1]
-    for l in range(L):
-        net.intercept_offset[l] = position
-        position += units[l + 1]
-    net.n_params = position
-
-    position = 0
-    net.activation_offset[0] = -1
-    for l in range(1, L + 1):
-        net.activation_offset[l] = position
-        position += max_rows * units[l]
-    net.work_size[FORWARD] = position
-    for l in range(L):
-        net.delta_offset[l] = position
-        position += max_rows * units[l + 1]
-    net.work_size[BACKWARD] = position
-    net.x_offset = position
-    position += max_rows * units[0]
-    net.y_offset = position
-    position += max_rows * units[L]
-    net.sw_offset = position
-    position += max_rows
-    net.work_size[EPOCH] = position
-    return 0
-
-
-cdef void _network_free(Network *net) noexcept:
-    free(net.coef_offset)
-    net.coef_offset = NULL
-
-
-cdef inline const floating *_layer_input(const Network *net, const floating *X,
-                                         const floating *work, Py_ssize_t l) noexcept nogil:
-    """activations[l]: the input X for l == 0, else its block of work."""
-    if l == 0:
-        return X
-    return work + net.activation_offset[l]
+def _name(str kind, str name, dict allowed):
+    if name not in allowed:
+        raise ValueError(f"unknown {kind} {name!r}; expected one of {sorted(allowed)}")
+    return allowed[name]
 
 
 # --------------------------------------------------------------------------
-# Forward pass
+# The network
 # --------------------------------------------------------------------------
 
-cdef void _forward(const Network *net, const floating *X, Py_ssize_t n_rows,
-                   const floating *params, floating *work,
-                   floating *output) noexcept nogil:
-    """activations[1..L] for the n_rows rows of X (n_rows, units[0]).
+cdef class Network:
+    """The compiled description of a network, built once per fit.
 
-    Hidden activations are written to work; the output layer's to ``output``
-    (n_rows, units[L]), which may itself be the block of work for activations[L].
+    Parameters
+    ----------
+    units : sequence of int, (L + 1,)
+        Layer widths, input first: (n_features, *hidden_layer_sizes, n_outputs).
+    activation : {'identity', 'logistic', 'tanh', 'relu'}
+        The hidden layers' activation.
+    loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson'}
+        The loss; the output activation is its own (LOSS_OUTPUT).
+    alpha : float >= 0
+        L2 penalty on the coefs (not the intercepts).
+    sparse_input : bool
+        The first layer reads CSR rows (Data of a sparse X).
+    chunk_rows : int >= 1
+        Rows that go through the layers at once; the workspace holds that
+        many, and larger batches are summed chunk by chunk.
     """
-    cdef Py_ssize_t l, i, L = net.n_layers
-    cdef int n_in, n_out
-    cdef const floating *A_in
-    cdef floating *Z
-    cdef const floating *coef
-    cdef const floating *intercept
-    for l in range(L):
-        n_in = net.units[l]
-        n_out = net.units[l + 1]
-        A_in = _layer_input(net, X, work, l)
-        Z = output if l == L - 1 else work + net.activation_offset[l + 1]
-        coef = params + net.coef_offset[l]
-        intercept = params + net.intercept_offset[l]
-        # Z = A_in @ coef + intercept   (intercept broadcast into Z, then beta=1)
-        for i in range(n_rows):
-            memcpy(Z + i * n_out, intercept, n_out * sizeof(floating))
-        _matmul(c'N', c'N', <int> n_rows, n_out, n_in, A_in, n_in,
-                coef, n_out, <floating> 1.0, Z, n_out)
-        activate(net.output if l == L - 1 else net.activation, Z, n_rows, n_out)
+    cdef NetSpec spec
+    cdef readonly object units          # (L + 1,) intp, read-only
+    cdef readonly str activation, output, loss
+
+    def __cinit__(self, units, str activation="identity",
+                  str loss="squared_error", double alpha=0.0,
+                  bint sparse_input=False, Py_ssize_t chunk_rows=1):
+        cdef Py_ssize_t L, l, position, M = chunk_rows
+        cdef const Py_ssize_t[::1] u
+        self.spec.coef_offset = NULL
+        units = np.array(units, dtype=np.intp)
+        if units.ndim != 1 or units.shape[0] < 2:
+            raise ValueError("a network needs at least one layer (len(units) >= 2)")
+        for l in range(units.shape[0]):
+            if units[l] < 1:
+                raise ValueError(f"units[{l}] = {units[l]}: every layer needs >= 1 unit")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        units.setflags(write=False)
+        self.units = units
+        self.activation, self.loss = activation, loss
+        self.output = LOSS_OUTPUT.get(loss, "")
+        u = units
+        L = units.shape[0] - 1
+        self.spec.n_layers = L
+        self.spec.units = &u[0]
+        self.spec.activation = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
+        self.spec.loss = _name("loss", loss, LOSS_CODES)
+        self.spec.output = OUTPUT_ACTIVATIONS[self.output]
+        self.spec.alpha = alpha
+        self.spec.sparse_input = sparse_input
+        self.spec.chunk_rows = M
+        self.spec.small_gemm_work = _small_gemm_work
+
+        self.spec.coef_offset = <Py_ssize_t *> malloc((4 * L + 1) * sizeof(Py_ssize_t))
+        if self.spec.coef_offset == NULL:
+            raise MemoryError()
+        self.spec.intercept_offset = self.spec.coef_offset + L
+        self.spec.delta_offset = self.spec.coef_offset + 2 * L
+        self.spec.activation_offset = self.spec.coef_offset + 3 * L
+
+        position = 0
+        for l in range(L):
+            self.spec.coef_offset[l] = position
+            position += u[l] * u[l + 1]
+        self.spec.n_coefs = position
+        for l in range(L):
+            self.spec.intercept_offset[l] = position
+            position += u[l + 1]
+        self.spec.n_params = position
+
+        position = 0
+        self.spec.activation_offset[0] = -1
+        for l in range(1, L + 1):
+            self.spec.activation_offset[l] = position
+            position += M * u[l]
+        self.spec.work_size[FORWARD] = position
+        for l in range(L):
+            self.spec.delta_offset[l] = position
+            position += M * u[l + 1]
+        self.spec.work_size[BACKWARD] = position
+        self.spec.x_offset = position
+        if not sparse_input:  # shuffled dense rows are gathered; CSR rows are not
+            position += M * u[0]
+        self.spec.y_offset = position
+        position += M * u[L]
+        self.spec.sw_offset = position
+        position += M
+        self.spec.work_size[EPOCH] = position
+
+    def __dealloc__(self):
+        free(self.spec.coef_offset)
+
+    @property
+    def n_layers(self):
+        return self.spec.n_layers
+
+    @property
+    def n_params(self):
+        """Length of the flat parameter vector."""
+        return self.spec.n_params
+
+    @property
+    def alpha(self):
+        return self.spec.alpha
+
+    @property
+    def sparse_input(self):
+        return bool(self.spec.sparse_input)
+
+    @property
+    def chunk_rows(self):
+        return self.spec.chunk_rows
+
+    def workspace_size(self, int part):
+        """Length of the ``work`` vector: FORWARD_PART (prediction),
+        BACKWARD_PART (loss and gradient) or EPOCH_PART (training epochs)."""
+        if part not in (FORWARD, BACKWARD, EPOCH):
+            raise ValueError(f"part must be FORWARD_PART, BACKWARD_PART or "
+                             f"EPOCH_PART, got {part}")
+        return self.spec.work_size[part]
+
+    def workspace_views(self, work, Py_ssize_t n_rows):
+        """(activations[1..L], deltas[0..L-1]) of the last chunk, n_rows rows,
+        as NumPy views of work (tests)."""
+        cdef Py_ssize_t l
+        units = self.units
+        if not 0 <= n_rows <= self.spec.chunk_rows:
+            raise ValueError(f"n_rows must be in [0, {self.spec.chunk_rows}]")
+        base = np.asarray(work)
+        activations = [
+            base[self.spec.activation_offset[l]:
+                 self.spec.activation_offset[l] + n_rows * units[l]]
+            .reshape(n_rows, units[l]) for l in range(1, self.spec.n_layers + 1)]
+        deltas = [
+            base[self.spec.delta_offset[l]:
+                 self.spec.delta_offset[l] + n_rows * units[l + 1]]
+            .reshape(n_rows, units[l + 1]) for l in range(self.spec.n_layers)]
+        return activations, deltas
+
+    cdef NetSpec for_call(self, Py_ssize_t n_params, Py_ssize_t n_work,
+                          int part) except *:
+        """The spec to run with, after the size checks of one entry call."""
+        cdef NetSpec spec = self.spec
+        if n_params != spec.n_params:
+            raise ValueError(f"params has {n_params} values, the network "
+                             f"needs {spec.n_params}")
+        if n_work < spec.work_size[part]:
+            raise ValueError(f"work has {n_work} values, needs {spec.work_size[part]}")
+        spec.small_gemm_work = _small_gemm_work
+        return spec
 
 
 # --------------------------------------------------------------------------
-# Loss, delta recursion, gradients
+# The rows
 # --------------------------------------------------------------------------
 
-cdef inline double _sum(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
+cdef class Data:
+    """Rows the kernel reads: inputs, and for training targets and weights.
+
+    X : ndarray (n, n_features), C-contiguous float32 or float64; or a
+        scipy.sparse CSR matrix of that dtype (cbp's Python layer checks that
+        its indices are in range; they are read as int32, its row pointers
+        as intp, converted here if they are not).
+    Y : None (prediction); ndarray (n, n_outputs) of X's dtype; or uint8 0/1
+        targets (a classifier's indicator matrix in a quarter or an eighth of
+        the memory, converted row by row as batches are gathered).
+    sample_weight : None, or ndarray (n,) of X's dtype.
+
+    Keeps references to the arrays it reads.
+    """
+    cdef Rows rows
+    cdef bint double_precision
+    cdef readonly object dtype
+    cdef readonly object X, Y, sample_weight
+    cdef object _keep
+
+    def __cinit__(self, X, Y=None, sample_weight=None):
+        cdef Py_ssize_t n
+        self.rows.sparse = not isinstance(X, np.ndarray)
+        if self.rows.sparse:
+            if getattr(X, "format", None) != "csr":
+                raise ValueError("X must be an ndarray or a CSR matrix")
+            values, indices, indptr = X.data, X.indices, X.indptr
+            n, n_features = X.shape
+            if not (values.ndim == indices.ndim == indptr.ndim == 1
+                    and values.flags.c_contiguous and indices.flags.c_contiguous
+                    and indptr.flags.c_contiguous):
+                raise ValueError("the CSR arrays must be contiguous vectors")
+            if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+                raise ValueError("CSR indices and indptr must be integers, got "
+                                 f"{indices.dtype} and {indptr.dtype}")
+            # the loops read int32 column indices (BLAS's int bounds every
+            # layer's width anyway) and intp row pointers
+            if n_features > np.iinfo(np.intc).max:
+                raise ValueError(f"X has {n_features} columns, more than 2**31 - 1")
+            indices = np.ascontiguousarray(indices, dtype=np.intc)
+            indptr = np.ascontiguousarray(indptr, dtype=np.intp)
+            if (indptr.shape[0] != n + 1 or indices.shape[0] != values.shape[0]
+                    or indptr[0] != 0 or indptr[n] != values.shape[0]):
+                raise ValueError("CSR data, indices and indptr do not match")
+            self._keep = (values, indices, indptr)
+            self.dtype = values.dtype
+            self.rows.X = _address(values)
+            self.rows.indices = <const int *> _address(indices)
+            self.rows.indptr = <const Py_ssize_t *> _address(indptr)
+        else:
+            if X.ndim != 2 or not X.flags.c_contiguous:
+                raise ValueError("X must be a C-contiguous 2-d array")
+            n, n_features = X.shape
+            self.dtype = X.dtype
+            self.rows.X = _address(X)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"X must be float32 or float64, got {self.dtype}")
+        self.double_precision = self.dtype == np.float64
+        self.rows.n_rows = n
+        self.rows.n_features = n_features
+        self.X = X
+
+        self.rows.n_outputs = 0
+        self.rows.Y = NULL
+        self.rows.y_bytes = False
+        if Y is not None:
+            if (not isinstance(Y, np.ndarray) or Y.ndim != 2 or Y.shape[0] != n
+                    or not Y.flags.c_contiguous):
+                raise ValueError("Y must be a C-contiguous (n_samples, n_outputs) array")
+            if Y.dtype != self.dtype and Y.dtype != np.uint8:
+                raise ValueError(f"Y must be {self.dtype} or uint8, got {Y.dtype}")
+            self.rows.n_outputs = Y.shape[1]
+            self.rows.y_bytes = Y.dtype == np.uint8
+            self.rows.Y = _address(Y)
+        self.Y = Y
+
+        self.rows.sample_weight = NULL
+        if sample_weight is not None:
+            if (not isinstance(sample_weight, np.ndarray) or sample_weight.ndim != 1
+                    or sample_weight.shape[0] != n
+                    or not sample_weight.flags.c_contiguous
+                    or sample_weight.dtype != self.dtype):
+                raise ValueError(f"sample_weight must be a contiguous ({n},) "
+                                 f"array of {self.dtype}")
+            self.rows.sample_weight = _address(sample_weight)
+        self.sample_weight = sample_weight
+
+    @property
+    def n_rows(self):
+        return self.rows.n_rows
+
+    @property
+    def sparse(self):
+        return bool(self.rows.sparse)
+
+    cdef int check(self, Network net, bint double_precision,
+                   bint targets) except -1:
+        """Data and network fit together, in the params' precision."""
+        if self.double_precision != double_precision:
+            raise ValueError(f"the data are {self.dtype}, the parameters "
+                             f"{'float64' if double_precision else 'float32'}")
+        if self.rows.sparse != net.spec.sparse_input:
+            raise ValueError("sparse X needs Network(sparse_input=True), dense X "
+                             "sparse_input=False")
+        if self.rows.n_features != net.spec.units[0]:
+            raise ValueError(f"X has {self.rows.n_features} features, the network "
+                             f"takes {net.spec.units[0]}")
+        if targets and (self.rows.Y == NULL
+                        or self.rows.n_outputs != net.spec.units[net.spec.n_layers]):
+            raise ValueError(f"Y must have {net.spec.units[net.spec.n_layers]} "
+                             "outputs")
+        return 0
+
+
+# --------------------------------------------------------------------------
+# The optimizer
+# --------------------------------------------------------------------------
+
+cdef class Optimizer:
+    """The compiled description of an optimizer and its state, built once per fit.
+
+    kind : {'sgd', 'adam'}
+    params : the flat parameter vector; the state vectors take its length
+        and dtype, starting at zero.
+    learning_rate : sgd's current rate (schedules change it between epochs);
+        adam's learning_rate_init.
+    momentum, nesterov : sgd.  beta_1, beta_2, epsilon : adam.
+
+    State (public, replaceable by vectors of the same length and dtype):
+    velocities (sgd); ms, vs: first and second moments (adam); t, the number
+    of updates made so far (adam's bias correction).
+    """
+    cdef OptimizerSpec spec
+    cdef readonly str kind
+    cdef public object velocities, ms, vs
+    cdef public Py_ssize_t t
+
+    def __cinit__(self, str kind, params, *, double learning_rate,
+                  double momentum=0.9, bint nesterov=True, double beta_1=0.9,
+                  double beta_2=0.999, double epsilon=1e-8, Py_ssize_t t=0):
+        self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
+        self.kind = kind
+        self.spec.learning_rate = learning_rate
+        self.spec.momentum = momentum
+        self.spec.nesterov = nesterov
+        self.spec.beta_1 = beta_1
+        self.spec.beta_2 = beta_2
+        self.spec.epsilon = epsilon
+        self.t = t
+        empty = np.zeros(0, dtype=params.dtype)
+        self.velocities = np.zeros_like(params) if kind == "sgd" else empty
+        self.ms = np.zeros_like(params) if kind == "adam" else empty
+        self.vs = np.zeros_like(params) if kind == "adam" else empty
+
+    @property
+    def learning_rate(self):
+        return self.spec.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, double value):
+        self.spec.learning_rate = value
+
+    @property
+    def hyper_parameters(self):
+        return dict(learning_rate=self.spec.learning_rate,
+                    momentum=self.spec.momentum, nesterov=bool(self.spec.nesterov),
+                    beta_1=self.spec.beta_1, beta_2=self.spec.beta_2,
+                    epsilon=self.spec.epsilon)
+
+    def __reduce__(self):
+        return (_rebuild_optimizer,
+                (self.kind, self.hyper_parameters, self.t, self.velocities,
+                 self.ms, self.vs))
+
+    cdef int check(self, Py_ssize_t n_params, object dtype) except -1:
+        """The hyper-parameters are usable and the state fits the parameters."""
+        cdef OptimizerSpec *s = &self.spec
+        if s.kind == ADAM and not (self.t >= 0 and 0 <= s.beta_1 < 1
+                                   and 0 <= s.beta_2 < 1 and s.epsilon > 0):
+            raise ValueError("Adam needs t >= 0, beta_1 and beta_2 in [0, 1), "
+                             "epsilon > 0")
+        for name, vector in (("velocities", self.velocities), ("ms", self.ms),
+                             ("vs", self.vs)):
+            needed = n_params if name in _STATE[s.kind] else 0
+            if (not isinstance(vector, np.ndarray) or vector.ndim != 1
+                    or vector.shape[0] != needed or vector.dtype != dtype
+                    or not vector.flags.c_contiguous or not vector.flags.writeable):
+                raise ValueError(f"optimizer state {name} must be a writeable "
+                                 f"({needed},) vector of {dtype}")
+        return 0
+
+
+# The state vectors each optimizer updates, in update()'s order
+_STATE = {SGD: ("velocities",), ADAM: ("ms", "vs")}
+
+
+def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
+    optimizer = Optimizer(kind, velocities if kind == "sgd" else ms, t=t,
+                          **hyper_parameters)
+    optimizer.velocities, optimizer.ms, optimizer.vs = velocities, ms, vs
+    return optimizer
+
+
+# --------------------------------------------------------------------------
+# Chunks: which rows, gathered where needed
+# --------------------------------------------------------------------------
+
+cdef inline double _weight_sum(const floating *sw, const Py_ssize_t *row_ids,
+                               Py_ssize_t first, Py_ssize_t n_rows) noexcept nogil:
+    """sum of the sample weights sw of rows row_ids[:n_rows] (or first, ...,
+    first + n_rows - 1), in row order; n_rows without weights (sw NULL)."""
+    cdef Py_ssize_t r
     cdef double total = 0.0
-    for i in range(n):
-        total += x[i]
+    if sw == NULL:
+        return n_rows
+    for r in range(n_rows):
+        total += sw[row_ids[r] if row_ids != NULL else first + r]
     return total
 
 
-cdef double _squared_norm_of_coefs(const Network *net,
-                                   const floating *params) noexcept nogil:
-    """sum over layers of ||coefs[l]||^2 (intercepts are not penalised)."""
-    cdef Py_ssize_t l
-    cdef double total = 0.0
-    for l in range(net.n_layers):
-        # total += coefs[l].ravel() @ coefs[l].ravel()
-        total += dot(net.units[l] * net.units[l + 1], params + net.coef_offset[l])
-    return total
+cdef inline void _make_chunk(const NetSpec *net, const Rows *data,
+                             const Py_ssize_t *row_ids, Py_ssize_t first,
+                             Py_ssize_t n_rows, floating *work,
+                             Chunk *chunk) noexcept nogil:
+    """Fill chunk (out) with rows row_ids[:n_rows], or first, ..., first +
+    n_rows - 1 when row_ids is NULL. Rows that are not contiguous in the data
+    (and byte targets) are gathered into work's chunk buffers."""
+    cdef Py_ssize_t r, i, j, d = data.n_features, k = data.n_outputs
+    cdef floating *x_buffer = work + net.x_offset
+    cdef floating *y_buffer = work + net.y_offset
+    cdef floating *sw_buffer = work + net.sw_offset
+    cdef const floating *X = <const floating *> data.X
+    cdef const floating *Y = <const floating *> data.Y
+    cdef const unsigned char *Y_bytes = <const unsigned char *> data.Y
+    cdef const floating *sw = <const floating *> data.sample_weight
+    chunk.n_rows = n_rows
+    chunk.row_ids = row_ids
+    chunk.first = first
+    if row_ids == NULL:
+        chunk.X = NULL if data.sparse else <const void *> (X + first * d)
+        chunk.Y = <const void *> (Y + first * k)
+        chunk.sample_weight = NULL if sw == NULL else <const void *> (sw + first)
+    else:
+        # gather X[row_ids] (dense only: CSR rows are read where they are),
+        # Y[row_ids] and sample_weight[row_ids]
+        for r in range(n_rows):
+            i = row_ids[r]
+            if not data.sparse:
+                memcpy(x_buffer + r * d, X + i * d, d * sizeof(floating))
+            if not data.y_bytes and k > 0:
+                memcpy(y_buffer + r * k, Y + i * k, k * sizeof(floating))
+            if sw != NULL:
+                sw_buffer[r] = sw[i]
+        chunk.X = NULL if data.sparse else <const void *> x_buffer
+        chunk.Y = <const void *> y_buffer
+        chunk.sample_weight = NULL if sw == NULL else <const void *> sw_buffer
+    if data.y_bytes:
+        # the chunk's 0/1 target rows, bytes to floating
+        for r in range(n_rows):
+            i = row_ids[r] if row_ids != NULL else first + r
+            for j in range(k):
+                y_buffer[r * k + j] = Y_bytes[i * k + j]
+        chunk.Y = <const void *> y_buffer
 
 
-cdef double _backprop(const Network *net, const floating *X, const floating *Y,
-                      const floating *sample_weight, Py_ssize_t n_rows,
-                      double s, const floating *params, floating *grads,
-                      floating *work, bint scaled) noexcept nogil:
-    """Loss of one batch and the gradient of every parameter.
+cdef inline bint _in_main_thread():
+    # Signal handlers run in the main thread only: other threads never need
+    # the GIL back inside a call (two models train in two threads at once).
+    return threading.current_thread() is threading.main_thread()
 
-    X (n_rows, units[0]), Y (n_rows, units[L]), sample_weight (n_rows,) or NULL.
-    out: grads (n_params,), and in work the activations and deltas of every
-    layer. Returns the batch loss
+
+cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
+    """Multiply-adds of one row's forward and backward pass, roughly."""
+    return 3.0 * net.n_params
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+def forward(Network net, Data data, const floating[::1] params,
+            floating[:, ::1] out, floating[::1] work):
+    """Prediction: out = the network's output for data's X, chunk_rows rows
+    at a time.
+
+    out: (n, units[-1]), written; work: net.workspace_size(FORWARD_PART) values.
+    """
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], FORWARD)
+    cdef Rows rows = data.rows
+    cdef Chunk chunk
+    cdef Py_ssize_t n = rows.n_rows, start, m
+    data.check(net, floating is double, False)
+    if out.shape[0] != n or out.shape[1] != spec.units[spec.n_layers]:
+        raise ValueError(f"out must be ({n}, {spec.units[spec.n_layers]})")
+    if n == 0:
+        return
+    # (prediction reads no targets or weights)
+    rows.n_outputs, rows.Y, rows.y_bytes, rows.sample_weight = 0, NULL, False, NULL
+    with nogil:
+        start = 0
+        while start < n:
+            m = min(spec.chunk_rows, n - start)
+            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
+                        &work[0], &chunk)
+            forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
+                          &out[start, 0])
+            start += m
+
+
+def loss_grad(Network net, Data data, const floating[::1] params,
+              floating[::1] grads, floating[::1] work):
+    """Full-batch loss and gradient (what L-BFGS needs), chunk by chunk.
+
+    out: grads (n_params,) = dJ/dparams; work (net.workspace_size(
+    BACKWARD_PART) values) holds the last chunk's activations and deltas.
+    Returns
 
         J = sum_i w_i J_i / s + 0.5 alpha sum_l ||coefs[l]||^2 / s,
 
-    s = sum_i w_i (n_rows without weights; the caller's), with params before any
-    update; grads = dJ/dparams:
-
-        delta^L = w (y_pred - y)
-        delta^l = (delta^(l+1) @ coefs[l+1].T) * g'(z^l)
-        coef_grads[l] = (activations[l].T @ delta^l + alpha coefs[l]) / s
-        intercept_grads[l] = sum_rows(delta^l) / s
-
-    With scaled false, grads holds the raw sums activations[l].T @ delta^l
-    and sum_rows(delta^l): the optimizers form the gradient from them in
-    their own pass over the vector (src/_optimizers.pxd).
+    s = sum_i w_i (n without weights). Ctrl-C (in the main thread) raises
+    KeyboardInterrupt between chunks.
     """
-    cdef Py_ssize_t l, i, j, L = net.n_layers
-    cdef int n_in, n_out
-    cdef double loss
-    cdef floating alpha = net.alpha, s_f
-    cdef const floating *A_in
-    cdef floating *delta
-    cdef floating *coef_grad
-    cdef floating *intercept_grad
-    cdef const floating *coef
-
-    _forward(net, X, n_rows, params, work, work + net.activation_offset[L])
-
-    s_f = <floating> s
-
-    loss = loss_and_output_delta(
-        net.loss, work + net.activation_offset[L], Y, sample_weight, n_rows,
-        net.units[L], work + net.delta_offset[L - 1]) / s
-    loss += 0.5 * net.alpha * _squared_norm_of_coefs(net, params) / s
-
-    for l in range(L - 1, -1, -1):
-        n_in = net.units[l]
-        n_out = net.units[l + 1]
-        A_in = _layer_input(net, X, work, l)
-        delta = work + net.delta_offset[l]
-        coef = params + net.coef_offset[l]
-        coef_grad = grads + net.coef_offset[l]
-        intercept_grad = grads + net.intercept_offset[l]
-
-        # coef_grad = A_in.T @ delta
-        _matmul(c'T', c'N', n_in, n_out, <int> n_rows, A_in, n_in,
-                delta, n_out, <floating> 0.0, coef_grad, n_out)
-        # intercept_grad = delta.sum(axis=0)
-        for j in range(n_out):
-            intercept_grad[j] = 0
-        for i in range(n_rows):
-            for j in range(n_out):
-                intercept_grad[j] += delta[i * n_out + j]
-        if scaled:
-            # coef_grad = (coef_grad + alpha * coef) / s; intercept_grad /= s
-            for i in range(<Py_ssize_t> n_in * n_out):
-                coef_grad[i] = (coef_grad[i] + alpha * coef[i]) / s_f
-            for j in range(n_out):
-                intercept_grad[j] /= s_f
-
-        if l > 0:
-            # delta^(l-1) = (delta @ coef.T) * g'(activations[l])
-            _matmul(c'N', c'T', <int> n_rows, n_in, n_out, delta,
-                    n_out, coef, n_out, <floating> 0.0,
-                    work + net.delta_offset[l - 1], n_in)
-            multiply_derivative(net.activation, A_in,
-                                work + net.delta_offset[l - 1], n_rows * n_in)
-    return loss
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD)
+    cdef Rows rows = data.rows
+    cdef Chunk chunk
+    cdef Py_ssize_t n = rows.n_rows, start, m
+    cdef double total = 0.0, s, work_since_check = 0.0
+    cdef bint check_signals = _in_main_thread()
+    data.check(net, floating is double, True)
+    if grads.shape[0] != spec.n_params:
+        raise ValueError(f"grads has {grads.shape[0]} values, the network "
+                         f"needs {spec.n_params}")
+    if n == 0 or rows.y_bytes:
+        raise ValueError("loss_grad needs at least one row and floating targets")
+    with nogil:
+        s = _weight_sum(<const floating *> rows.sample_weight, NULL, 0, n)
+        start = 0
+        while start < n:
+            m = min(spec.chunk_rows, n - start)
+            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
+                        &work[0], &chunk)
+            total += chunk_gradient(&spec, &rows, &chunk, &params[0], &grads[0],
+                                    &work[0], start > 0)
+            start += m
+            work_since_check += _work_per_row(&spec) * m
+            if check_signals and work_since_check >= _SIGNAL_CHECK_WORK and start < n:
+                work_since_check = 0.0
+                with gil:
+                    PyErr_CheckSignals()
+        total = total / s + 0.5 * spec.alpha * squared_norm_of_coefs(&spec, &params[0]) / s
+        scale_gradient(&spec, &params[0], &grads[0], s)
+    return total
 
 
-# --------------------------------------------------------------------------
-# Python entry points
-# --------------------------------------------------------------------------
-
-def workspace_size(const Py_ssize_t[::1] units, Py_ssize_t max_rows, int part):
-    """Length of the ``work`` vector for batches of at most max_rows rows.
-
-    part: FORWARD (prediction), BACKWARD (loss and gradient) or EPOCH
-    (training epochs, which also gather mini-batches).
-    """
-    cdef Network net
-    if part not in (FORWARD, BACKWARD, EPOCH):
-        raise ValueError(f"part must be FORWARD, BACKWARD or EPOCH, got {part}")
-    _network_init(&net, units, max_rows, 0, 0, 0, 0.0)
-    try:
-        return net.work_size[part]
-    finally:
-        _network_free(&net)
-
-
-def n_params(const Py_ssize_t[::1] units):
-    """Length of the flat parameter vector of a network with these units."""
-    cdef Network net
-    _network_init(&net, units, 1, 0, 0, 0, 0.0)
-    try:
-        return net.n_params
-    finally:
-        _network_free(&net)
-
-
-cdef int _check_codes(int activation, int output, int loss, int solver) except -1:
-    """Unknown codes would send the kernel down no branch, or the wrong one."""
-    if activation not in (IDENTITY, LOGISTIC, TANH, RELU):
-        raise ValueError(f"unknown hidden activation code {activation}")
-    if output not in (IDENTITY, LOGISTIC, SOFTMAX, EXP):
-        raise ValueError(f"unknown output activation code {output}")
-    if loss not in (SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON):
-        raise ValueError(f"unknown loss code {loss}")
-    if solver not in (SGD, ADAM):
-        raise ValueError(f"unknown solver code {solver}")
-    return 0
-
-
-cdef int _check_sizes(const Network *net, Py_ssize_t n_params,
-                      Py_ssize_t n_work, int part, str name="params") except -1:
-    if n_params != net.n_params:
-        raise ValueError(f"{name} has {n_params} values, the network "
-                         f"needs {net.n_params}")
-    if n_work < net.work_size[part]:
-        raise ValueError(f"work has {n_work} values, needs {net.work_size[part]}")
-    return 0
-
-
-def forward(const floating[:, ::1] X, const Py_ssize_t[::1] units,
-            int activation, int output, const floating[::1] params,
-            floating[:, ::1] out, floating[::1] work, Py_ssize_t chunk_rows):
-    """Prediction: out = the network's output for X, chunk_rows rows at a time.
-
-    X: (n, units[0]); out: (n, units[-1]), written; work: at least
-    workspace_size(units, chunk_rows, FORWARD) values.
-    """
-    cdef Network net
-    cdef Py_ssize_t n = X.shape[0], start, rows
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    _check_codes(activation, output, SQUARED_ERROR, SGD)
-    _network_init(&net, units, chunk_rows, activation, output, 0, 0.0)
-    try:
-        _check_sizes(&net, params.shape[0], work.shape[0], FORWARD)
-        if (X.shape[1] != units[0] or out.shape[0] != n
-                or out.shape[1] != units[net.n_layers]):
-            raise ValueError("X, out and units do not match")
-        if n == 0:
-            return
-        with nogil:
-            start = 0
-            while start < n:
-                rows = min(chunk_rows, n - start)
-                _forward(&net, &X[start, 0], rows, &params[0], &work[0],
-                         &out[start, 0])
-                start += rows
-    finally:
-        _network_free(&net)
-
-
-def loss_grad(const floating[:, ::1] X, const floating[:, ::1] Y,
-              const floating[::1] sample_weight, const Py_ssize_t[::1] units,
-              int activation, int output, int loss, double alpha,
-              const floating[::1] params, floating[::1] grads,
-              floating[::1] work):
-    """Full-batch loss and gradient (what L-BFGS needs).
-
-    X: (n, units[0]); Y: (n, units[-1]); sample_weight: (n,), or (0,) for
-    unit weights. out: grads (n_params,); work (at least
-    workspace_size(units, n, BACKWARD)) holds every layer's activations and
-    deltas afterwards. Returns the loss J (see _backprop).
-    """
-    cdef Network net
-    cdef double J
-    cdef Py_ssize_t n = X.shape[0]
-    cdef const floating *sw = NULL
-    _check_codes(activation, output, loss, SGD)
-    _network_init(&net, units, n, activation, output, loss, alpha)
-    try:
-        _check_sizes(&net, params.shape[0], work.shape[0], BACKWARD)
-        _check_sizes(&net, grads.shape[0], work.shape[0], BACKWARD, "grads")
-        if (n == 0 or X.shape[1] != units[0] or Y.shape[0] != n
-                or Y.shape[1] != units[net.n_layers]
-                or sample_weight.shape[0] not in (0, n)):
-            raise ValueError("X, Y, sample_weight and units do not match")
-        if sample_weight.shape[0] > 0:
-            sw = &sample_weight[0]
-        with nogil:
-            J = _backprop(&net, &X[0, 0], &Y[0, 0], sw, n,
-                          _sum(sw, n) if sw != NULL else n, &params[0],
-                          &grads[0], &work[0], True)
-        return J
-    finally:
-        _network_free(&net)
-
-
-def train_epoch(const floating[:, ::1] X, const floating[:, ::1] Y,
-                const floating[::1] sample_weight,
+def train_epoch(Network net, Optimizer optimizer, Data data,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size,
-                const Py_ssize_t[::1] units, int activation, int output,
-                int loss, double alpha,
-                floating[::1] params, floating[::1] grads, floating[::1] work,
-                int solver, double learning_rate, double momentum,
-                bint nesterov, double beta_1, double beta_2, double epsilon,
-                Py_ssize_t t, floating[::1] state_1, floating[::1] state_2,
-                const unsigned char[:, ::1] Y_indicator=None):
+                floating[::1] params, floating[::1] grads, floating[::1] work):
     """One epoch of mini-batch training, updating params in place.
 
-    The samples are taken in ``order`` (n,) (or 0, 1, ..., n - 1 when order
-    is empty), batch_size at a time, the last batch possibly shorter. For each
-    batch: gather it, forward, loss, deltas, gradients, then update:
+    The rows are taken in ``order`` (n,) (or 0, 1, ..., n - 1 when order is
+    empty), batch_size at a time, the last batch possibly shorter. Each batch:
+    its loss and raw gradient, summed over chunks of at most net.chunk_rows
+    rows, then one update of params by the optimizer (which forms the
+    gradient, (raw + alpha coefs) / s, in its own pass; src/_optimizers.pxd).
+    A batch whose weights sum to zero is skipped.
 
-      solver SGD:  state_1 = velocities (momentum, nesterov, learning_rate)
-      solver ADAM: state_1, state_2 = first and second moments; t counts the
-                   updates made before this call (beta_1, beta_2, epsilon)
+    in/out: params (n_params,); the optimizer's state vectors and t.
+    grads (n_params,): scratch (the last batch's raw sums).
+    work: net.workspace_size(EPOCH_PART) values.
 
-    X: (n, units[0]); Y: (n, units[-1]); sample_weight: (n,) or (0,).
-    Y_indicator: 0/1 targets (n, units[-1]) as bytes, in place of Y (which is
-    then ignored): a classifier's one-hot targets in a quarter (float32) or an
-    eighth (float64) of the memory; each batch's rows are converted as they
-    are gathered.
-    in/out: params, state_1, state_2 (n_params,). grads (n_params,): scratch
-    (the last batch's raw sums; see _backprop).
-    work: workspace_size(units, batch_size, EPOCH) values.
-
-    Ctrl-C is checked every few milliseconds of compute (when called from the
-    main thread, where Python runs signal handlers); it raises
+    Ctrl-C (in the main thread) is looked at between chunks; it raises
     KeyboardInterrupt with params as they stand after the last whole batch.
 
-    Returns (sum over batches of batch loss * batch rows, t after the epoch).
+    Returns the sum over batches of (batch loss * batch rows), the batch loss
+    as loss_grad defines it, at the parameters before the batch's update.
     """
-    cdef Network net
-    cdef Py_ssize_t n = X.shape[0], n_features = X.shape[1]
-    cdef Py_ssize_t n_outputs = Y.shape[1], start, rows, r, i
-    cdef double total = 0.0, batch_loss, work_since_check = 0.0
-    cdef bint shuffled = order.shape[0] > 0, weighted = sample_weight.shape[0] > 0
-    cdef bint indicator = Y_indicator is not None
-    cdef Py_ssize_t j, n_coefs
-    cdef double s
-    cdef floating alpha_f = alpha
-    cdef const floating *Xb
-    cdef const floating *Yb
-    cdef const floating *swb
-    cdef floating *x_buffer
-    cdef floating *y_buffer
-    cdef floating *sw_buffer
-    cdef floating lr = learning_rate, mom = momentum
-    cdef double work_per_row
-    # Signal handlers run in the main thread only: other threads never need
-    # the GIL back inside an epoch (two models train in two threads at once).
-    cdef bint check_signals = threading.current_thread() is threading.main_thread()
-
-    _check_codes(activation, output, loss, solver)
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], EPOCH)
+    cdef OptimizerSpec opt = optimizer.spec
+    cdef Rows rows = data.rows
+    cdef Chunk chunk
+    cdef Py_ssize_t n = rows.n_rows, start, m, c, rows_in_batch
+    cdef Py_ssize_t t = optimizer.t
+    cdef double total = 0.0, batch_loss, s, work_since_check = 0.0
+    cdef bint shuffled = order.shape[0] > 0
+    cdef bint check_signals = _in_main_thread()
+    cdef const Py_ssize_t *batch_ids
+    cdef floating *state_1
+    cdef floating *state_2 = NULL
+    cdef floating[::1] state_1_view, state_2_view
+    data.check(net, floating is double, True)
+    optimizer.check(spec.n_params, np.float64 if floating is double else np.float32)
+    if grads.shape[0] != spec.n_params:
+        raise ValueError(f"grads has {grads.shape[0]} values, the network "
+                         f"needs {spec.n_params}")
     if not (1 <= batch_size <= n):
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
-    if solver == ADAM and not (t >= 0 and 0 <= beta_1 < 1 and 0 <= beta_2 < 1
-                               and epsilon > 0):
-        raise ValueError("Adam needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0")
-    _network_init(&net, units, batch_size, activation, output, loss, alpha)
+    if order.shape[0] not in (0, n):
+        raise ValueError(f"order must have 0 or {n} values, got {order.shape[0]}")
+    state_1_view = optimizer.velocities if opt.kind == SGD else optimizer.ms
+    state_1 = &state_1_view[0]
+    if opt.kind == ADAM:
+        state_2_view = optimizer.vs
+        state_2 = &state_2_view[0]
     try:
-        _check_sizes(&net, params.shape[0], work.shape[0], EPOCH)
-        if (grads.shape[0] != net.n_params or state_1.shape[0] != net.n_params
-                or (solver != SGD and state_2.shape[0] != net.n_params)):
-            raise ValueError("grads and optimizer state must have n_params values")
-        if indicator:
-            n_outputs = Y_indicator.shape[1]
-        if (n_features != units[0]
-                or (Y_indicator.shape[0] if indicator else Y.shape[0]) != n
-                or n_outputs != units[net.n_layers]
-                or sample_weight.shape[0] not in (0, n)
-                or order.shape[0] not in (0, n)):
-            raise ValueError("X, Y, sample_weight, order and units do not match")
-        n_coefs = net.intercept_offset[0]  # the weights come first in params
-        x_buffer = &work[0] + net.x_offset
-        y_buffer = &work[0] + net.y_offset
-        sw_buffer = &work[0] + net.sw_offset
-        work_per_row = 3.0 * net.n_params
         with nogil:
             start = 0
             while start < n:
-                rows = min(batch_size, n - start)
-                if shuffled:
-                    # gather X[order[start:start + rows]] (and Y, weights)
-                    for r in range(rows):
-                        i = order[start + r]
-                        memcpy(x_buffer + r * n_features, &X[i, 0],
-                               n_features * sizeof(floating))
-                        if not indicator:
-                            memcpy(y_buffer + r * n_outputs, &Y[i, 0],
-                                   n_outputs * sizeof(floating))
-                        if weighted:
-                            sw_buffer[r] = sample_weight[i]
-                    Xb, Yb, swb = x_buffer, y_buffer, sw_buffer
-                else:
-                    Xb = &X[start, 0]
-                    Yb = y_buffer if indicator else &Y[start, 0]
-                    swb = &sample_weight[start] if weighted else NULL
-                if indicator:
-                    # the batch's target rows, bytes to floating
-                    for r in range(rows):
-                        i = order[start + r] if shuffled else start + r
-                        for j in range(n_outputs):
-                            y_buffer[r * n_outputs + j] = Y_indicator[i, j]
-                if not weighted:
-                    swb = NULL
-
-                s = _sum(swb, rows) if swb != NULL else rows
+                rows_in_batch = min(batch_size, n - start)
+                batch_ids = &order[start] if shuffled else NULL
+                s = _weight_sum(<const floating *> rows.sample_weight, batch_ids,
+                                start, rows_in_batch)
+                c = 0
+                batch_loss = 0.0
+                while c < rows_in_batch:
+                    m = min(spec.chunk_rows, rows_in_batch - c)
+                    if s > 0:
+                        # (a batch whose weights are all zero carries nothing to
+                        # learn from: it is skipped rather than divided by zero)
+                        _make_chunk(&spec, &rows,
+                                    batch_ids + c if shuffled
+                                    else <const Py_ssize_t *> NULL,
+                                    start + c, m, &work[0], &chunk)
+                        batch_loss += chunk_gradient(&spec, &rows, &chunk,
+                                                     &params[0], &grads[0],
+                                                     &work[0], c > 0)
+                    c += m
+                    work_since_check += _work_per_row(&spec) * m
+                    if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
+                        work_since_check = 0.0
+                        with gil:
+                            PyErr_CheckSignals()
                 if s > 0:
-                    # (a batch whose weights are all zero carries nothing to
-                    # learn from: it is skipped rather than divided by zero)
-                    batch_loss = _backprop(&net, Xb, Yb, swb, rows, s,
-                                           &params[0], &grads[0], &work[0], False)
-                    total += batch_loss * rows
-
-                    # the update forms the gradient from grads' raw sums
-                    if solver == SGD:
-                        sgd_update(&params[0], &grads[0], &state_1[0],
-                                   net.n_params, n_coefs, alpha_f, <floating> s,
-                                   lr, mom, nesterov)
-                    else:
-                        t += 1
-                        adam_update(&params[0], &grads[0], &state_1[0],
-                                    &state_2[0], net.n_params, n_coefs, alpha_f,
-                                    <floating> s, learning_rate, beta_1, beta_2,
-                                    epsilon, t)
-
-                work_since_check += work_per_row * rows
-                if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
-                    work_since_check = 0.0
-                    with gil:
-                        PyErr_CheckSignals()
-                start += rows
-        return total, t
+                    batch_loss = batch_loss / s
+                    batch_loss += (0.5 * spec.alpha
+                                   * squared_norm_of_coefs(&spec, &params[0]) / s)
+                    total += batch_loss * rows_in_batch
+                    t += 1
+                    update(&opt, &params[0], &grads[0], state_1, state_2,
+                           spec.n_params, spec.n_coefs, <floating> spec.alpha,
+                           <floating> s, t)
+                start += rows_in_batch
     finally:
-        _network_free(&net)
+        # the updates made, also when Ctrl-C stops the epoch
+        optimizer.t = t
+    return total
 
 
 # --------------------------------------------------------------------------
 # Single pieces, for the tests against the NumPy reference
 # --------------------------------------------------------------------------
 
-def apply_activation(int activation, floating[:, ::1] Z):
-    """Z := g(Z) in place, for any activation code (tests)."""
-    if activation not in (IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP):
-        raise ValueError(f"unknown activation code {activation}")
+def apply_activation(str activation, floating[:, ::1] Z):
+    """Z := g(Z) in place, for any activation name (tests)."""
+    cdef int code = _name("activation", activation, ACTIVATION_CODES)
     if Z.shape[0] == 0 or Z.shape[1] == 0:
         return
     with nogil:
-        activate(activation, &Z[0, 0], Z.shape[0], Z.shape[1])
+        activate(code, &Z[0, 0], Z.shape[0], Z.shape[1])
 
 
-def apply_derivative(int activation, const floating[:, ::1] A,
+def apply_derivative(str activation, const floating[:, ::1] A,
                      floating[:, ::1] delta):
     """delta := delta * g'(z), with A = g(z), in place (tests)."""
-    _check_codes(activation, IDENTITY, SQUARED_ERROR, SGD)
+    cdef int code = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
     if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
         raise ValueError("A and delta must have the same shape")
     if A.shape[0] == 0 or A.shape[1] == 0:
         return
     with nogil:
-        multiply_derivative(activation, &A[0, 0], &delta[0, 0],
-                            A.shape[0] * A.shape[1])
+        multiply_derivative(code, &A[0, 0], &delta[0, 0], A.shape[0] * A.shape[1])
 
 
-def loss_and_delta(int loss, const floating[:, ::1] y_pred,
+def loss_and_delta(str loss, const floating[:, ::1] y_pred,
                    const floating[:, ::1] Y, const floating[::1] sample_weight,
                    floating[:, ::1] delta):
     """(sum_i w_i J_i, and delta := w (y_pred - Y) in place) (tests)."""
     cdef const floating *sw = NULL
-    _check_codes(IDENTITY, IDENTITY, loss, SGD)
+    cdef int code = _name("loss", loss, LOSS_CODES)
     if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
             or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
             or sample_weight.shape[0] not in (0, y_pred.shape[0])
@@ -631,7 +779,7 @@ def loss_and_delta(int loss, const floating[:, ::1] y_pred,
         raise ValueError("y_pred, Y, delta and sample_weight do not match")
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
-    return loss_and_output_delta(loss, &y_pred[0, 0], &Y[0, 0], sw,
+    return loss_and_output_delta(code, &y_pred[0, 0], &Y[0, 0], sw,
                                  y_pred.shape[0], y_pred.shape[1], &delta[0, 0])
 
 
@@ -666,21 +814,3 @@ def adam_step(floating[::1] params, const floating[::1] grads,
         adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,
                     <floating> 0.0, <floating> 1.0, learning_rate, beta_1,
                     beta_2, epsilon, t)
-
-
-def workspace_views(floating[::1] work, const Py_ssize_t[::1] units,
-                    Py_ssize_t max_rows, Py_ssize_t n_rows):
-    """(activations[1..L], deltas[0..L-1]) as NumPy views of work (tests)."""
-    cdef Network net
-    _network_init(&net, units, max_rows, 0, 0, 0, 0.0)
-    try:
-        base = np.asarray(work)
-        activations = [
-            base[net.activation_offset[l]:net.activation_offset[l] + n_rows * units[l]]
-            .reshape(n_rows, units[l]) for l in range(1, net.n_layers + 1)]
-        deltas = [
-            base[net.delta_offset[l]:net.delta_offset[l] + n_rows * units[l + 1]]
-            .reshape(n_rows, units[l + 1]) for l in range(net.n_layers)]
-        return activations, deltas
-    finally:
-        _network_free(&net)

@@ -13,10 +13,20 @@
 from cython cimport floating
 from libc.math cimport pow, sqrt, sqrtf
 
-# Solver codes, shared with the Python package (_kernel.SOLVER_CODES).
+# Optimizer codes; Python names them (_kernel.OPTIMIZER_CODES).
 cdef enum Solver:
     SGD = 0
     ADAM = 1
+
+
+cdef struct OptimizerSpec:
+    # One optimizer's kind and hyper-parameters (filled by _kernel.Optimizer).
+    int kind                # SGD or ADAM
+    double learning_rate    # sgd: the current rate; adam: learning_rate_init
+    double momentum         # sgd
+    bint nesterov           # sgd
+    double beta_1, beta_2   # adam
+    double epsilon          # adam
 
 
 cdef inline void _sgd_range(floating *params, const floating *raw,
@@ -92,3 +102,22 @@ cdef inline void adam_update(floating *params, const floating *raw,
                 b1, b2, c1, c2, eps)
     _adam_range(params, raw, ms, vs, n_coefs, n, False, alpha, s, step,
                 b1, b2, c1, c2, eps)
+
+
+cdef inline void update(const OptimizerSpec *opt, floating *params,
+                        const floating *raw, floating *state_1,
+                        floating *state_2, Py_ssize_t n, Py_ssize_t n_coefs,
+                        floating alpha, floating s, Py_ssize_t t) noexcept nogil:
+    """One update of the flat vectors by the optimizer ``opt``.
+
+    raw: a batch's raw gradient sums; s: its weight sum; t: the update's
+    number, counting from 1 (Adam). in/out: params, and the optimizer's state
+    vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs).
+    """
+    if opt.kind == SGD:
+        sgd_update(params, raw, state_1, n, n_coefs, alpha, s,
+                   <floating> opt.learning_rate, <floating> opt.momentum,
+                   opt.nesterov)
+    elif opt.kind == ADAM:
+        adam_update(params, raw, state_1, state_2, n, n_coefs, alpha, s,
+                    opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon, t)

@@ -157,15 +157,17 @@ def test_other_input_dtypes_are_trained_in_float64(classification, dtype):
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_input_gives_the_dense_result(classification, solver, fmt):
+    """The sparse first layer sums the same products in another order."""
     X, y = classification
     X[np.abs(X) < 0.5] = 0
     params = dict(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
     dense = _quiet_fit(MLPClassifier(**params), X, y)
     sparse = _quiet_fit(MLPClassifier(**params), scipy.sparse.csr_matrix(X).asformat(fmt), y)
-    for a, b in zip(dense.coefs_, sparse.coefs_):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(
-        dense.predict_proba(X), sparse.predict_proba(scipy.sparse.csr_matrix(X))
+    for a, b in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        sparse.predict_proba(scipy.sparse.csr_matrix(X)), dense.predict_proba(X),
+        rtol=1e-10, atol=1e-12,
     )
 
 

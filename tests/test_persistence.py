@@ -132,7 +132,7 @@ def optimizer_state(model):
     optimizer = getattr(model, "_optimizer", None)
     if optimizer is None:
         return None
-    return type(optimizer).__name__, vars(optimizer)
+    return type(optimizer).__name__, optimizer.state()
 
 
 def same_model(a, b):

@@ -1,0 +1,109 @@
+# The compiled description of a network (NetSpec), of the rows it reads
+# (Rows) and of one chunk of those rows (Chunk), shared by the forward pass,
+# the delta recursion and the epoch loop. The Python-facing objects that fill
+# them (Network, Data) live in _kernel.pyx.
+#
+# Parameters: one flat vector laid out as scikit-learn's _pack: every
+# coefs[l] (units[l], units[l + 1]) row-major in layer order, then every
+# intercepts[l] (units[l + 1],).
+#
+# Scratch ("work"): one flat vector; for chunks of at most M = chunk_rows rows
+#     activations[1..L]   M * units[l]       each, row-major      (FORWARD)
+#     deltas[0..L-1]      M * units[l + 1]   each, row-major      (BACKWARD)
+#     gathered chunk      M * units[0] (X, dense input only), M * units[L] (Y),
+#                         M (sample weights)                      (EPOCH)
+from cython cimport floating
+
+from _blas cimport gemm, gemm_loops, gemv_column, outer
+
+
+cdef enum:  # workspace parts
+    FORWARD = 0     # prediction
+    BACKWARD = 1    # loss and gradient (L-BFGS)
+    EPOCH = 2       # training epochs, which also gather shuffled rows
+
+
+cdef struct NetSpec:
+    Py_ssize_t n_layers             # L, the number of weight matrices
+    const Py_ssize_t *units         # (L + 1,)
+    int activation                  # hidden activation code (_activations.pxd)
+    int output                      # output activation code
+    int loss                        # loss code (_losses.pxd)
+    double alpha                    # L2 penalty on the coefs
+    bint sparse_input               # the first layer reads CSR rows
+    Py_ssize_t n_params
+    Py_ssize_t n_coefs              # the coefs come first in params
+    Py_ssize_t chunk_rows           # M: rows that go through the layers at once
+    long long small_gemm_work       # products of at most this m*n*k: loops
+    Py_ssize_t *coef_offset         # (L,)     into params
+    Py_ssize_t *intercept_offset    # (L,)     into params
+    Py_ssize_t *activation_offset   # (L + 1,) into work; [0] unused
+    Py_ssize_t *delta_offset        # (L,)     into work
+    Py_ssize_t x_offset, y_offset, sw_offset   # gathered chunk, into work
+    Py_ssize_t work_size[3]         # FORWARD, BACKWARD, EPOCH
+
+
+cdef struct Rows:
+    # A data set as the kernel reads it (pointers into arrays Data keeps alive).
+    Py_ssize_t n_rows
+    Py_ssize_t n_features
+    Py_ssize_t n_outputs            # 0 when there are no targets (prediction)
+    bint sparse
+    const void *X                   # dense: (n_rows, n_features) floating;
+                                    # sparse: the CSR values (nnz,) floating
+    const int *indices              # CSR column indices (nnz,)
+    const Py_ssize_t *indptr        # CSR row pointers (n_rows + 1,)
+    const void *Y                   # (n_rows, n_outputs): floating, or
+                                    # unsigned char when y_bytes (0/1 targets)
+    bint y_bytes
+    const void *sample_weight       # (n_rows,) floating, or NULL
+
+
+cdef struct Chunk:
+    # At most chunk_rows rows of a Rows, ready for the layers.
+    Py_ssize_t n_rows
+    const Py_ssize_t *row_ids       # which rows (n_rows,), or NULL: first,
+    Py_ssize_t first                # first + 1, ..., first + n_rows - 1
+    const void *X                   # dense input rows (n_rows, n_features)
+                                    # floating; unused for sparse input
+    const void *Y                   # (n_rows, n_outputs) floating
+    const void *sample_weight       # (n_rows,) floating, or NULL
+
+
+cdef inline Py_ssize_t row_id(const Chunk *chunk, Py_ssize_t r) noexcept nogil:
+    """The data row behind the chunk's row r."""
+    if chunk.row_ids != NULL:
+        return chunk.row_ids[r]
+    return chunk.first + r
+
+
+cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
+                                        const floating *work,
+                                        Py_ssize_t l) noexcept nogil:
+    """activations[l]: the chunk's dense input for l == 0, else its block of work."""
+    if l == 0:
+        return <const floating *> chunk.X
+    return work + net.activation_offset[l]
+
+
+cdef inline void matmul(const NetSpec *net, char trans_a, char trans_b,
+                        int m, int n, int k, const floating *A, int lda,
+                        const floating *B, int ldb, floating beta, floating *C,
+                        int ldc) noexcept nogil:
+    """C := op(A) @ op(B) + beta * C (row-major): loops when small, else BLAS
+    (GEMV or GER when one dimension is 1: GEMM would pack its operands)."""
+    if <long long> m * n * k <= net.small_gemm_work:
+        gemm_loops(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb,
+                   beta, C, ldc)
+    elif m == 1 and trans_a == c'N':
+        # one row: C.T = op(B).T @ A.T, a column
+        gemv_column(c'T' if trans_b == c'N' else c'N', c'T', n, k, <floating> 1.0,
+                    B, ldb, A, 1, beta, C, 1)
+    elif n == 1:
+        gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,
+                    C, ldc)
+    elif k == 1:
+        outer(trans_a, trans_b, m, n, <floating> 1.0, A, lda, B, ldb, beta, C, ldc)
+    else:
+        gemm(trans_a, trans_b, m, n, k, <floating> 1.0, A, lda, B, ldb, beta,
+             C, ldc)
