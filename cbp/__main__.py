@@ -1,4 +1,5 @@
-"""``python -m cbp``: train on scikit-learn's digits, next to scikit-learn.
+"""``cbp-demo`` (or ``python -m cbp``): train on scikit-learn's digits, next
+to scikit-learn.
 
 Trains cbp's MLPClassifier on the bundled 8x8 digits (1797 images), printing
 each epoch's loss, then scikit-learn's MLPClassifier with the same parameters
@@ -28,7 +29,7 @@ def _fit_timed(model, X, y):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cbp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cbp-demo", description=__doc__)
     parser.add_argument("--solver", default="sgd", choices=["sgd", "adam", "lbfgs"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--hidden", type=int, nargs="+", default=[64])

@@ -10,7 +10,17 @@ a multiply and an add round twice).
 
 import os
 
-from . import _kernel as _baseline
+try:
+    from . import _kernel as _baseline
+except ImportError as exc:  # the source folder, or a package never built
+    _here = os.path.dirname(os.path.abspath(__file__))
+    raise ImportError(
+        f"cbp's compiled kernel cannot be imported from {_here} ({exc}). If that is "
+        "the source folder of a cbp checkout (Python looks in the current "
+        "directory first), install the package and run it from anywhere with "
+        "`pip install .` and then `cbp-demo` or `pytest`, or run Python from "
+        "another directory."
+    ) from exc
 
 
 def _select():

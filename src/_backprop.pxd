@@ -15,7 +15,8 @@ from _activations cimport multiply_derivative
 from _blas cimport dot
 from _forward cimport forward
 from _losses cimport loss_and_output_delta
-from _network cimport NetSpec, Rows, Chunk, row_id, layer_input, matmul
+from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, matmul,
+                       prefetch_rows)
 
 
 cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
@@ -24,7 +25,7 @@ cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
     """coef_grad += X[chunk rows].T @ delta for CSR X (in: delta
     (chunk.n_rows, n_out); in/out: coef_grad (n_features, n_out)): one row of
     coef_grad per non-zero."""
-    cdef Py_ssize_t r, i, p, j
+    cdef Py_ssize_t r, i, p, j, end
     cdef floating x
     cdef floating *grad_row
     cdef const floating *delta_row
@@ -32,7 +33,9 @@ cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
     for r in range(chunk.n_rows):
         i = row_id(chunk, r)
         delta_row = delta + r * n_out
-        for p in range(data.indptr[i], data.indptr[i + 1]):
+        end = data.indptr[i + 1]
+        for p in range(data.indptr[i], end):
+            prefetch_rows(data, coef_grad, n_out * sizeof(floating), p, end)
             x = values[p]
             grad_row = coef_grad + <Py_ssize_t> data.indices[p] * n_out
             for j in range(n_out):
@@ -42,12 +45,19 @@ cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
 cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
                                   const Chunk *chunk, const floating *params,
                                   floating *raw, floating *work,
-                                  bint accumulate) noexcept nogil:
+                                  bint accumulate,
+                                  bint first_block_zero) noexcept nogil:
     """The chunk's weighted loss sum_i w_i J_i, and its raw gradient sums.
 
     out: raw (n_params,): A.T @ delta per coef block, sum_rows(delta) per
     intercept block -- written, or added to when ``accumulate`` (the chunks
     after a batch's first); work: the chunk's activations and deltas.
+
+    first_block_zero (sparse input): the first coef block of raw is zero
+    already -- the caller zeroes the rows a batch touched after its update
+    (zero_touched_rows) -- so it is added to without being cleared: a batch
+    touches few rows of a wide sparse input, and clearing them all would cost
+    a pass over the layer's weights per batch.
     """
     cdef Py_ssize_t l, i, j, L = net.n_layers, n_rows = chunk.n_rows
     cdef int n_in, n_out
@@ -73,7 +83,7 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
 
         if l == 0 and net.sparse_input:
             # coef_grad (+)= X.T @ delta, from the non-zeros of X
-            if not accumulate:
+            if not accumulate and not first_block_zero:
                 memset(coef_grad, 0, <Py_ssize_t> n_in * n_out * sizeof(floating))
             sparse_transpose_times(data, chunk, delta, n_out, coef_grad)
         else:
@@ -119,3 +129,20 @@ cdef inline void scale_gradient(const NetSpec *net, const floating *params,
         grads[i] = (grads[i] + alpha * params[i]) / s_f
     for i in range(net.n_coefs, net.n_params):
         grads[i] /= s_f
+
+
+cdef inline void zero_touched_rows(const NetSpec *net, const Rows *data,
+                                   const Py_ssize_t *row_ids, Py_ssize_t first,
+                                   Py_ssize_t n_rows,
+                                   floating *raw) noexcept nogil:
+    """Zero the rows of raw's first coef block that the CSR rows row_ids[:n_rows]
+    (or first, ..., first + n_rows - 1) have non-zeros in: the block is all
+    zero again after a batch (O(non-zeros * units[1]))."""
+    cdef Py_ssize_t r, i, p, end, width = net.units[1]
+    for r in range(n_rows):
+        i = row_ids[r] if row_ids != NULL else first + r
+        end = data.indptr[i + 1]
+        for p in range(data.indptr[i], end):
+            prefetch_rows(data, raw, width * sizeof(floating), p, end)
+            memset(raw + <Py_ssize_t> data.indices[p] * width, 0,
+                   width * sizeof(floating))

@@ -5,7 +5,8 @@ from cython cimport floating
 from libc.string cimport memcpy
 
 from _activations cimport activate
-from _network cimport NetSpec, Rows, Chunk, row_id, layer_input, matmul
+from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, matmul,
+                       prefetch_rows)
 
 
 cdef inline void sparse_times_dense(const Rows *data, const Chunk *chunk,
@@ -13,7 +14,7 @@ cdef inline void sparse_times_dense(const Rows *data, const Chunk *chunk,
                                     floating *Z) noexcept nogil:
     """Z += X[chunk rows] @ coef for CSR X (in: coef (n_features, n_out);
     in/out: Z (chunk.n_rows, n_out)): one row of coef per non-zero."""
-    cdef Py_ssize_t r, i, p, j
+    cdef Py_ssize_t r, i, p, j, end
     cdef floating x
     cdef floating *Z_row
     cdef const floating *coef_row
@@ -21,7 +22,9 @@ cdef inline void sparse_times_dense(const Rows *data, const Chunk *chunk,
     for r in range(chunk.n_rows):
         i = row_id(chunk, r)
         Z_row = Z + r * n_out
-        for p in range(data.indptr[i], data.indptr[i + 1]):
+        end = data.indptr[i + 1]
+        for p in range(data.indptr[i], end):
+            prefetch_rows(data, coef, n_out * sizeof(floating), p, end)
             x = values[p]
             coef_row = coef + <Py_ssize_t> data.indices[p] * n_out
             for j in range(n_out):

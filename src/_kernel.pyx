@@ -44,7 +44,7 @@ from cython cimport floating
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import threading
 
@@ -52,7 +52,8 @@ import numpy as np
 
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP)
-from _backprop cimport chunk_gradient, scale_gradient, squared_norm_of_coefs
+from _backprop cimport (chunk_gradient, scale_gradient, squared_norm_of_coefs,
+                        zero_touched_rows)
 from _forward cimport forward as forward_chunk
 from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
                       BINARY_LOG_LOSS, POISSON)
@@ -418,6 +419,7 @@ cdef class Optimizer:
     kind : {'sgd', 'adam'}
     params : the flat parameter vector; the state vectors take its length
         and dtype, starting at zero.
+    state : None, or (velocities, ms, vs) to start from (unpickling).
     learning_rate : sgd's current rate (schedules change it between epochs);
         adam's learning_rate_init.
     momentum, nesterov : sgd.  beta_1, beta_2, epsilon : adam.
@@ -433,7 +435,8 @@ cdef class Optimizer:
 
     def __cinit__(self, str kind, params, *, double learning_rate,
                   double momentum=0.9, bint nesterov=True, double beta_1=0.9,
-                  double beta_2=0.999, double epsilon=1e-8, Py_ssize_t t=0):
+                  double beta_2=0.999, double epsilon=1e-8, Py_ssize_t t=0,
+                  state=None):
         self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
         self.kind = kind
         self.spec.learning_rate = learning_rate
@@ -443,6 +446,9 @@ cdef class Optimizer:
         self.spec.beta_2 = beta_2
         self.spec.epsilon = epsilon
         self.t = t
+        if state is not None:  # (velocities, ms, vs), taken as they are
+            self.velocities, self.ms, self.vs = state
+            return
         empty = np.zeros(0, dtype=params.dtype)
         self.velocities = np.zeros_like(params) if kind == "sgd" else empty
         self.ms = np.zeros_like(params) if kind == "adam" else empty
@@ -491,10 +497,8 @@ _STATE = {SGD: ("velocities",), ADAM: ("ms", "vs")}
 
 
 def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
-    optimizer = Optimizer(kind, velocities if kind == "sgd" else ms, t=t,
-                          **hyper_parameters)
-    optimizer.velocities, optimizer.ms, optimizer.vs = velocities, ms, vs
-    return optimizer
+    return Optimizer(kind, velocities, t=t, state=(velocities, ms, vs),
+                     **hyper_parameters)
 
 
 # --------------------------------------------------------------------------
@@ -636,7 +640,7 @@ def loss_grad(Network net, Data data, const floating[::1] params,
             _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
                         &work[0], &chunk)
             total += chunk_gradient(&spec, &rows, &chunk, &params[0], &grads[0],
-                                    &work[0], start > 0)
+                                    &work[0], start > 0, False)
             start += m
             work_since_check += _work_per_row(&spec) * m
             if check_signals and work_since_check >= _SIGNAL_CHECK_WORK and start < n:
@@ -676,7 +680,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef Chunk chunk
     cdef Py_ssize_t n = rows.n_rows, start, m, c, rows_in_batch
     cdef Py_ssize_t t = optimizer.t
-    cdef double total = 0.0, batch_loss, s, work_since_check = 0.0
+    cdef double total = 0.0, batch_loss, s, norm, work_since_check = 0.0
     cdef bint shuffled = order.shape[0] > 0
     cdef bint check_signals = _in_main_thread()
     cdef const Py_ssize_t *batch_ids
@@ -692,6 +696,10 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     if order.shape[0] not in (0, n):
         raise ValueError(f"order must have 0 or {n} values, got {order.shape[0]}")
+    if spec.sparse_input:
+        # the first coef block of grads starts zero; after each update the
+        # rows the batch touched are zeroed again (zero_touched_rows)
+        memset(&grads[0], 0, spec.units[0] * spec.units[1] * sizeof(floating))
     state_1_view = optimizer.velocities if opt.kind == SGD else optimizer.ms
     state_1 = &state_1_view[0]
     if opt.kind == ADAM:
@@ -718,7 +726,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                     start + c, m, &work[0], &chunk)
                         batch_loss += chunk_gradient(&spec, &rows, &chunk,
                                                      &params[0], &grads[0],
-                                                     &work[0], c > 0)
+                                                     &work[0], c > 0,
+                                                     spec.sparse_input)
                     c += m
                     work_since_check += _work_per_row(&spec) * m
                     if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
@@ -726,14 +735,16 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                         with gil:
                             PyErr_CheckSignals()
                 if s > 0:
-                    batch_loss = batch_loss / s
-                    batch_loss += (0.5 * spec.alpha
-                                   * squared_norm_of_coefs(&spec, &params[0]) / s)
-                    total += batch_loss * rows_in_batch
                     t += 1
-                    update(&opt, &params[0], &grads[0], state_1, state_2,
-                           spec.n_params, spec.n_coefs, <floating> spec.alpha,
-                           <floating> s, t)
+                    # (the update returns sum_l ||coefs[l]||^2 before it)
+                    norm = update(&opt, &params[0], &grads[0], state_1, state_2,
+                                  spec.n_params, spec.n_coefs,
+                                  <floating> spec.alpha, <floating> s, t)
+                    batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
+                    total += batch_loss * rows_in_batch
+                    if spec.sparse_input:
+                        zero_touched_rows(&spec, &rows, batch_ids, start,
+                                          rows_in_batch, &grads[0])
                 start += rows_in_batch
     finally:
         # the updates made, also when Ctrl-C stops the epoch

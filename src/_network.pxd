@@ -70,6 +70,39 @@ cdef struct Chunk:
     const void *sample_weight       # (n_rows,) floating, or NULL
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define cbp_prefetch(address) __builtin_prefetch((address), 1, 3)
+    #else
+    #define cbp_prefetch(address) ((void) 0)
+    #endif
+    """
+    void cbp_prefetch(const void *address) noexcept nogil
+
+
+# A sparse first layer reads (or writes) one row of a coefficient matrix per
+# non-zero, rows scattered over a matrix far larger than cache: each is
+# fetched this many non-zeros ahead.
+cdef enum:
+    PREFETCH_AHEAD = 8
+
+
+cdef inline void prefetch_rows(const Rows *data, const void *matrix,
+                               Py_ssize_t row_bytes, Py_ssize_t p,
+                               Py_ssize_t end) noexcept nogil:
+    """Prefetch the matrix row (row_bytes long) of non-zero p + PREFETCH_AHEAD,
+    when that non-zero is before end."""
+    cdef Py_ssize_t q = p + PREFETCH_AHEAD, offset
+    cdef const char *row
+    if q < end:
+        row = <const char *> matrix + <Py_ssize_t> data.indices[q] * row_bytes
+        offset = 0
+        while offset < row_bytes:
+            cbp_prefetch(row + offset)
+            offset += 64
+
+
 cdef inline Py_ssize_t row_id(const Chunk *chunk, Py_ssize_t r) noexcept nogil:
     """The data row behind the chunk's row r."""
     if chunk.row_ids != NULL:

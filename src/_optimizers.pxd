@@ -13,6 +13,13 @@
 from cython cimport floating
 from libc.math cimport pow, sqrt, sqrtf
 
+from _blas cimport dot
+
+# Values updated per tile in update(): the tile's squared norm is taken first
+# (the L2 term of the batch's loss), so that the update reads it from cache.
+cdef enum:
+    _TILE = 4096
+
 # Optimizer codes; Python names them (_kernel.OPTIMIZER_CODES).
 cdef enum Solver:
     SGD = 0
@@ -80,6 +87,14 @@ cdef inline void _adam_range(floating *params, const floating *raw,
             params[i] += step * m / (sqrt(v) + eps)
 
 
+cdef inline double adam_step_size(double learning_rate, double beta_1,
+                                  double beta_2, Py_ssize_t t) noexcept nogil:
+    """lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
+    # (libc pow: Cython's ** on doubles can raise, which a nogil helper cannot)
+    return (learning_rate * sqrt(1 - pow(beta_2, <double> t))
+            / (1 - pow(beta_1, <double> t)))
+
+
 cdef inline void adam_update(floating *params, const floating *raw,
                              floating *ms, floating *vs, Py_ssize_t n,
                              Py_ssize_t n_coefs, floating alpha, floating s,
@@ -93,31 +108,73 @@ cdef inline void adam_update(floating *params, const floating *raw,
     epsilon is added before the bias correction (scikit-learn's placement).
     params, ms, vs: (n,), in/out; raw: (n,).
     """
-    # (libc pow: Cython's ** on doubles can raise, which a nogil helper cannot)
-    cdef double lr_t = (learning_rate * sqrt(1 - pow(beta_2, <double> t))
-                        / (1 - pow(beta_1, <double> t)))
     cdef floating b1 = beta_1, b2 = beta_2, c1 = 1 - beta_1, c2 = 1 - beta_2
-    cdef floating step = -lr_t, eps = epsilon
+    cdef floating step = -adam_step_size(learning_rate, beta_1, beta_2, t)
+    cdef floating eps = epsilon
     _adam_range(params, raw, ms, vs, 0, n_coefs, True, alpha, s, step,
                 b1, b2, c1, c2, eps)
     _adam_range(params, raw, ms, vs, n_coefs, n, False, alpha, s, step,
                 b1, b2, c1, c2, eps)
 
 
-cdef inline void update(const OptimizerSpec *opt, floating *params,
-                        const floating *raw, floating *state_1,
-                        floating *state_2, Py_ssize_t n, Py_ssize_t n_coefs,
-                        floating alpha, floating s, Py_ssize_t t) noexcept nogil:
-    """One update of the flat vectors by the optimizer ``opt``.
+cdef inline void _update_range(const OptimizerSpec *opt, floating *params,
+                               const floating *raw, floating *state_1,
+                               floating *state_2, Py_ssize_t start,
+                               Py_ssize_t stop, bint penalised, floating alpha,
+                               floating s, floating step) noexcept nogil:
+    """params[start:stop] by opt's rule; step: Adam's -lr_t (unused by SGD)."""
+    if opt.kind == SGD:
+        _sgd_range(params, raw, state_1, start, stop, penalised, alpha, s,
+                   <floating> opt.learning_rate, <floating> opt.momentum,
+                   opt.nesterov)
+    elif opt.kind == ADAM:
+        _adam_range(params, raw, state_1, state_2, start, stop, penalised,
+                    alpha, s, step, <floating> opt.beta_1, <floating> opt.beta_2,
+                    <floating> (1 - opt.beta_1), <floating> (1 - opt.beta_2),
+                    <floating> opt.epsilon)
+
+
+cdef inline double _penalised_range(const OptimizerSpec *opt, floating *params,
+                                    const floating *raw, floating *state_1,
+                                    floating *state_2, Py_ssize_t start,
+                                    Py_ssize_t stop, floating alpha, floating s,
+                                    floating step) noexcept nogil:
+    """_update_range of coefs (penalised) tile by tile; returns their
+    squared norm before the update when alpha > 0 (else 0)."""
+    cdef double norm = 0.0
+    cdef Py_ssize_t tile_stop
+    if alpha == 0:
+        _update_range(opt, params, raw, state_1, state_2, start, stop, True,
+                      alpha, s, step)
+        return 0.0
+    while start < stop:
+        tile_stop = min(start + _TILE, stop)
+        # norm += params[start:tile_stop] @ params[start:tile_stop]
+        norm += dot(tile_stop - start, params + start)
+        _update_range(opt, params, raw, state_1, state_2, start, tile_stop,
+                      True, alpha, s, step)
+        start = tile_stop
+    return norm
+
+
+cdef inline double update(const OptimizerSpec *opt, floating *params,
+                          const floating *raw, floating *state_1,
+                          floating *state_2, Py_ssize_t n, Py_ssize_t n_coefs,
+                          floating alpha, floating s, Py_ssize_t t) noexcept nogil:
+    """One update of the flat vectors by the optimizer ``opt``; returns the
+    squared norm of the coefs before it, sum_l ||coefs[l]||^2 (the L2 term of
+    the batch's loss), when alpha > 0 (else 0).
 
     raw: a batch's raw gradient sums; s: its weight sum; t: the update's
     number, counting from 1 (Adam). in/out: params, and the optimizer's state
     vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs).
     """
-    if opt.kind == SGD:
-        sgd_update(params, raw, state_1, n, n_coefs, alpha, s,
-                   <floating> opt.learning_rate, <floating> opt.momentum,
-                   opt.nesterov)
-    elif opt.kind == ADAM:
-        adam_update(params, raw, state_1, state_2, n, n_coefs, alpha, s,
-                    opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon, t)
+    cdef floating step = 0
+    cdef double norm
+    if opt.kind == ADAM:
+        step = -adam_step_size(opt.learning_rate, opt.beta_1, opt.beta_2, t)
+    norm = _penalised_range(opt, params, raw, state_1, state_2, 0, n_coefs,
+                            alpha, s, step)
+    _update_range(opt, params, raw, state_1, state_2, n_coefs, n, False,
+                  alpha, s, step)
+    return norm

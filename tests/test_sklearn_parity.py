@@ -221,3 +221,130 @@ def test_float32_lbfgs_matches_sklearn_to_float32_precision():
         theirs.fit(X, y)
     assert _worst_relative_difference(ours, theirs) < 1e-3
     assert all(c.dtype == np.float32 for c in ours.coefs_)  # scikit-learn loses float32
+
+
+# ---------------------------------------------------------------------------
+# Sparse input: the first layer multiplies the CSR matrix as it is
+# ---------------------------------------------------------------------------
+
+def _sparse_data(task, n=120, n_features=300, density=0.04, seed=0):
+    """A text-like CSR matrix (non-negative tf-idf-like values, a few empty
+    rows) with targets from _data's recipes for the same task."""
+    import scipy.sparse
+
+    rng = np.random.RandomState(seed)
+    X = scipy.sparse.random(n, n_features, density=density, format="csr",
+                            random_state=rng, data_rvs=lambda k: rng.uniform(0.1, 1.0, k))
+    keep = np.ones(n)
+    keep[:3] = 0  # three empty rows
+    X = scipy.sparse.diags(keep) @ X
+    X.eliminate_zeros()
+    _, y = _data(task, n=n, seed=seed)
+    return X, y
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "regression", "poisson"])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_sparse_fit_matches_sklearn_sparse_fit(solver, task, fmt):
+    X, y = _sparse_data(task)
+    X = X.asformat(fmt)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, random_state=0,
+                  batch_size=16, learning_rate_init=0.01 if solver != "lbfgs" else 0.001)
+    ours, theirs = _pair(task, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert_same_model(ours, theirs, X)
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="adam", activation="tanh", hidden_layer_sizes=(6, 5)),
+        dict(solver="sgd", shuffle=False),
+        dict(solver="adam", early_stopping=True, validation_fraction=0.2),
+        dict(solver="sgd", batch_size=1),
+        dict(solver="adam", alpha=1.0, batch_size=1000),
+    ],
+    ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
+)
+def test_sparse_options_match_sklearn(params):
+    X, y = _sparse_data("multiclass")
+    params = dict(dict(hidden_layer_sizes=(8,), max_iter=6, random_state=1,
+                       learning_rate_init=0.01), **params)
+    ours, theirs = _pair("multiclass", **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_sparse_sample_weights_match_sklearn(solver):
+    X, y = _sparse_data("regression")
+    sample_weight = np.random.RandomState(3).uniform(0.1, 3.0, X.shape[0])
+    ours, theirs = _pair("regression", hidden_layer_sizes=(6,), solver=solver,
+                         max_iter=5, random_state=2, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=sample_weight)
+        theirs.fit(X, y, sample_weight=sample_weight)
+    assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_sparse_partial_fit_matches_sklearn(solver):
+    X, y = _sparse_data("multiclass")
+    params = dict(hidden_layer_sizes=(6,), solver=solver, random_state=0,
+                  learning_rate_init=0.01)
+    ours, theirs = MLPClassifier(**params), SkMLPClassifier(**params)
+    for start in range(0, X.shape[0], 40):
+        batch = slice(start, start + 40)
+        ours.partial_fit(X[batch], y[batch], classes=np.unique(y))
+        theirs.partial_fit(X[batch], y[batch], classes=np.unique(y))
+    assert_same_model(ours, theirs, X)
+
+
+# ---------------------------------------------------------------------------
+# Batches larger than a chunk: gradients summed over chunks of rows
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of at most 8 rows (instead of ~1 MiB of activations)."""
+    import cbp._network
+
+    monkeypatch.setattr(cbp._network, "_CHUNK_VALUES", 8)
+    monkeypatch.setattr(cbp._network, "_MIN_CHUNK_ROWS", 8)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("params", [
+    dict(solver="lbfgs"),
+    dict(solver="sgd", batch_size=90),            # full batch, 12 chunks
+    dict(solver="adam", batch_size=30),           # 3 chunks of 8 and one of 6
+    dict(solver="adam", batch_size=30, shuffle=False),
+], ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_chunked_batches_match_sklearn(small_chunks, params, sparse):
+    import scipy.sparse
+
+    import cbp._network
+
+    X, y = _data("multiclass")
+    if sparse:
+        X = scipy.sparse.csr_matrix(np.where(np.abs(X) < 0.7, 0.0, X))
+    params = dict(dict(hidden_layer_sizes=(7, 5), max_iter=6, random_state=0,
+                       learning_rate_init=0.01), **params)
+    units = [X.shape[1], *params["hidden_layer_sizes"], 3]
+    assert cbp._network.chunk_rows(units, X.shape[0], not sparse) == 8
+    ours, theirs = _pair("multiclass", **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert_same_model(ours, theirs, X)
