@@ -1,4 +1,5 @@
-"""Benchmarks beyond training epochs: prediction, two threads, peak memory."""
+"""Benchmarks beyond dense training epochs: prediction, two threads, peak
+memory, and training on a sparse (text-like) matrix."""
 
 import gc
 import threading
@@ -16,7 +17,7 @@ from candidates import (
     interleaved_times,
     sklearn_api_params,
 )
-from workloads import forward_flops, make_data
+from workloads import SOLVER_PARAMS, forward_flops, make_data, make_sparse_data
 
 
 def predict_benchmark(workload, estimators, dtype, use_torch, n_calls, n_batch, repeats):
@@ -167,4 +168,53 @@ def memory_benchmark(workload, estimators, dtype, n_samples, epochs):
         "data_bytes": X.nbytes + y.nbytes,
         "weights_bytes": weights,
         "peak_bytes": peaks,
+    }
+
+
+def sparse_benchmark(workload, estimators, dtype, solvers, repeats):
+    """Epochs on a CSR matrix (sparse x dense first layer), and peak memory.
+
+    Per solver: cbp's and scikit-learn's partial_fit epochs interleaved (one
+    warm-up each, then ``repeats``), and the peak memory traced during one
+    epoch of a fresh fit, beyond X and y (tracemalloc: NumPy's allocations),
+    next to the size of the model's parameters.
+    """
+    X, y = make_sparse_data(workload, dtype=dtype)
+    params = dict(hidden_layer_sizes=workload.hidden, batch_size=workload.batch_size,
+                  activation="relu", alpha=1e-4, shuffle=True, random_state=0)
+    classes = np.unique(y)
+    results = []
+    for solver in solvers:
+        params = dict(params, **SOLVER_PARAMS[solver])
+        models = {name: cls(solver=solver, **params) for name, cls in estimators.items()}
+
+        def epoch_of(model):
+            def epoch():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.partial_fit(X, y, classes=classes)
+            return epoch
+
+        times = interleaved_times({name: epoch_of(m) for name, m in models.items()},
+                                  warmup=1, repeats=repeats)
+        scores = {name: float(m.score(X, y)) for name, m in models.items()}
+        peaks = {}
+        for name, cls in estimators.items():
+            model = cls(solver=solver, max_iter=1, **params)
+            gc.collect()
+            tracemalloc.start()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X, y)
+            _, peaks[name] = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        weights = sum(a.nbytes for a in model.coefs_ + model.intercepts_)
+        results.append({"solver": solver, "times": times, "scores": scores,
+                        "peak_bytes": peaks, "weights_bytes": weights})
+    return {
+        "workload": {**workload.__dict__},
+        "dtype": np.dtype(dtype).name,
+        "nnz": int(X.nnz),
+        "data_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + y.nbytes),
+        "results": results,
     }

@@ -243,6 +243,33 @@ def memory_table(result):
     return title + "\n\n" + _table(header, rows)
 
 
+def sparse_table(result):
+    """Markdown table of the sparse (text) workload: epochs and peak memory."""
+    w = result["workload"]
+    rows = []
+    for r in result["results"]:
+        times = {name: t["timed"] for name, t in r["times"].items()}
+        peaks = r["peak_bytes"]
+        for name in times:
+            rows.append([
+                f"{name} {r['solver']}",
+                _seconds(times[name]),
+                "1.00x" if name == "sklearn" else
+                f"{paired_ratio(times['sklearn'], times[name]):.2f}x",
+                f"{peaks[name] / MIB:.1f}",
+                f"{peaks[name] / r['weights_bytes']:.1f}x",
+                f"{r['scores'][name]:.3f}",
+            ])
+    title = (f"### sparse input — {w['name']}: {w['n_samples']} x {w['n_features']} CSR, "
+             f"{result['nnz'] / w['n_samples']:.0f} non-zeros a row, layers "
+             f"{w['hidden']}, batch {w['batch_size']}, {result['dtype']} "
+             f"(X+y: {result['data_bytes'] / MIB:.1f} MiB; weights "
+             f"{result['results'][0]['weights_bytes'] / MIB:.1f} MiB)")
+    header = ["candidate", "s/epoch median (min–max)", "vs sklearn",
+              "peak MiB beyond X (1-epoch fit)", "peak / weights", "training accuracy"]
+    return title + "\n\n" + _table(header, rows)
+
+
 # ---------------------------------------------------------------- files
 
 

@@ -24,9 +24,9 @@ from threadpoolctl import threadpool_limits
 import candidates
 import extras
 import report
-from workloads import WORKLOADS, make_data
+from workloads import TEXT, WORKLOADS, make_data
 
-EXTRAS = ["predict", "threads", "memory"]
+EXTRAS = ["predict", "threads", "memory", "text"]
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -141,7 +141,8 @@ def learned(scores, chance):
 
 
 def run_extras(args, use_torch, tables, payload):
-    """The prediction, two-thread and memory benchmarks that --only selects."""
+    """The prediction, two-thread, memory and sparse (text) benchmarks that
+    --only selects."""
     mnist = WORKLOADS["mnist"].shrunk(10) if args.quick else WORKLOADS["mnist"]
     classifiers = estimator_classes(regression=False)
     if "predict" in args.only:
@@ -163,6 +164,12 @@ def run_extras(args, use_torch, tables, payload):
                                          n_samples=min(mnist.n_samples, 20000), epochs=2)
         _emit(tables, report.memory_table(result))
         payload["memory"] = result
+    if "text" in args.only:
+        text = TEXT.shrunk(10) if args.quick else TEXT
+        result = extras.sparse_benchmark(text, classifiers, args.dtype, args.solvers,
+                                         repeats=args.repeats)
+        _emit(tables, report.sparse_table(result))
+        payload["text"] = result
 
 
 def _emit(tables, text):

@@ -118,3 +118,50 @@ class _Teacher:
 
     def outputs(self, Z):
         return 0.5 * Z @ self.w_linear + 2 * np.tanh(2 * Z @ self.w_in + self.shift) @ self.w_out
+
+
+@dataclass(frozen=True)
+class SparseWorkload:
+    """A text-like training benchmark: a CSR matrix with few non-zeros a row."""
+
+    name: str
+    n_samples: int
+    n_features: int
+    nnz_per_row: int
+    n_classes: int
+    hidden: tuple
+    batch_size: int
+
+    def shrunk(self, factor):
+        """n_samples divided by factor (for --quick)."""
+        n = max(self.batch_size * 4, self.n_samples // factor)
+        return SparseWorkload(**{**self.__dict__, "n_samples": n})
+
+
+TEXT = SparseWorkload("text", 20000, 100000, 50, 10, (64,), 200)
+
+
+def make_sparse_data(workload, dtype=np.float32, seed=0):
+    """(X, y): X a CSR matrix like a tf-idf matrix of short documents.
+
+    Each row has about nnz_per_row distinct columns, drawn with Zipf-like
+    frequencies (a few columns are common, most are rare), with tf-idf-like
+    values normalised per row; classes are the arg-max of a fixed random
+    linear function of X (so they can be learned).
+    """
+    import scipy.sparse
+
+    rng = np.random.default_rng(seed)
+    n, d, k = workload.n_samples, workload.n_features, workload.nnz_per_row
+    column_weights = 1.0 / np.arange(1, d + 1) ** 0.8
+    column_weights /= column_weights.sum()
+    columns = rng.choice(d, size=(n, k), p=rng.permutation(column_weights))
+    rows = np.repeat(np.arange(n), k)
+    values = rng.exponential(1.0, size=n * k)
+    X = scipy.sparse.csr_matrix((values, (rows, columns.ravel())), shape=(n, d))
+    X.sum_duplicates()
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    X = scipy.sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ X
+    teacher = np.random.default_rng(2000).standard_normal((d, workload.n_classes))
+    y = np.asarray(X @ teacher).argmax(axis=1)
+    return X.astype(dtype).tocsr(), y

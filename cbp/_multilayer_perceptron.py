@@ -396,7 +396,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.t_ = 0
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+            self.out_activation_ = _kernel.LOSS_OUTPUT[self.loss]
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -423,9 +423,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _network(self, layer_units, n_rows, sparse_input):
         """The kernel's description of this network, for batches of n_rows."""
         return make_network(
-            layer_units, self.activation, self.out_activation_, self.alpha,
-            n_rows, sparse_input,
+            layer_units, self.activation, self._training_loss(), self.out_activation_,
+            self.alpha, n_rows, sparse_input,
         )
+
+    def _training_loss(self):
+        """The kernel's name of the loss this estimator minimises."""
+        raise NotImplementedError
 
     def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units):
         net = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X))
@@ -873,6 +877,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def _target_for_scoring(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)
 
+    def _training_loss(self):
+        return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
 
@@ -1089,6 +1096,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     def _target_for_scoring(self, Y_val):
         return Y_val.ravel() if Y_val.shape[1] == 1 else Y_val
+
+    def _training_loss(self):
+        return self.loss
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

@@ -27,6 +27,8 @@ import zlib
 
 import numpy as np
 
+from ._dispatch import kernel as _kernel
+
 FORMAT_VERSION = 1
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
@@ -239,7 +241,7 @@ def _build(arrays):
     out = attrs["out_activation_"]
     _require(out in _OUT_ACTIVATIONS, f"unknown output activation {out!r}")
     if name == "MLPRegressor":
-        expected = "exp" if model.loss == "poisson" else "identity"
+        expected = _kernel.LOSS_OUTPUT[model.loss]
         _require(out == expected, f"output activation {out!r} for loss {model.loss!r}")
     for attr in _ARRAY_ATTRS:
         if f"attr/{attr}" in arrays:

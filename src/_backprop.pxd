@@ -69,7 +69,7 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
 
     forward(net, data, chunk, params, work, work + net.activation_offset[L])
     loss = loss_and_output_delta(
-        net.loss, work + net.activation_offset[L], <const floating *> chunk.Y,
+        &net.loss, work + net.activation_offset[L], <const floating *> chunk.Y,
         <const floating *> chunk.sample_weight, n_rows, net.units[L],
         work + net.delta_offset[L - 1])
 

@@ -3,7 +3,7 @@
 
 Three objects describe a training run, each built once per fit:
 
-    Network(units, activation, output, loss, alpha, sparse_input, chunk_rows)
+    Network(units, activation, loss, alpha, sparse_input, chunk_rows)
         the layers, their activations, the loss and its L2 penalty, and the
         rows that go through the layers at once (src/_network.pxd's NetSpec)
     Optimizer(kind, params, learning_rate, ...)
@@ -55,8 +55,8 @@ from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
 from _backprop cimport (chunk_gradient, scale_gradient, squared_norm_of_coefs,
                         zero_touched_rows)
 from _forward cimport forward as forward_chunk
-from _losses cimport (loss_and_output_delta, SQUARED_ERROR, LOG_LOSS,
-                      BINARY_LOG_LOSS, POISSON)
+from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
+                      LOG_LOSS, BINARY_LOG_LOSS, POISSON)
 from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
 from _optimizers cimport (OptimizerSpec, update, sgd_update, adam_update, SGD,
                           ADAM)
@@ -146,8 +146,12 @@ cdef class Network:
         Layer widths, input first: (n_features, *hidden_layer_sizes, n_outputs).
     activation : {'identity', 'logistic', 'tanh', 'relu'}
         The hidden layers' activation.
-    loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson'}
-        The loss; the output activation is its own (LOSS_OUTPUT).
+    loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson'} or None
+        The loss trained with; its output activation is LOSS_OUTPUT[loss].
+        None: a network for prediction only (forward), whose ``output``
+        must be given.
+    output : {'identity', 'logistic', 'softmax', 'exp'} or None
+        The output activation; if given with a loss, it must be the loss's.
     alpha : float >= 0
         L2 penalty on the coefs (not the intercepts).
     sparse_input : bool
@@ -160,9 +164,9 @@ cdef class Network:
     cdef readonly object units          # (L + 1,) intp, read-only
     cdef readonly str activation, output, loss
 
-    def __cinit__(self, units, str activation="identity",
-                  str loss="squared_error", double alpha=0.0,
-                  bint sparse_input=False, Py_ssize_t chunk_rows=1):
+    def __cinit__(self, units, str activation="identity", str loss=None,
+                  double alpha=0.0, bint sparse_input=False,
+                  Py_ssize_t chunk_rows=1, *, str output=None):
         cdef Py_ssize_t L, l, position, M = chunk_rows
         cdef const Py_ssize_t[::1] u
         self.spec.coef_offset = NULL
@@ -178,15 +182,23 @@ cdef class Network:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         units.setflags(write=False)
         self.units = units
-        self.activation, self.loss = activation, loss
-        self.output = LOSS_OUTPUT.get(loss, "")
+        if loss is None and output is None:
+            raise ValueError("a network needs a loss, or an output activation "
+                             "(prediction only)")
+        if loss is not None:
+            _name("loss", loss, LOSS_CODES)
+            if output is not None and output != LOSS_OUTPUT[loss]:
+                raise ValueError(f"loss {loss!r} needs the output activation "
+                                 f"{LOSS_OUTPUT[loss]!r}, got {output!r}")
+            output = LOSS_OUTPUT[loss]
+        self.activation, self.loss, self.output = activation, loss, output
         u = units
         L = units.shape[0] - 1
         self.spec.n_layers = L
         self.spec.units = &u[0]
         self.spec.activation = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
-        self.spec.loss = _name("loss", loss, LOSS_CODES)
-        self.spec.output = OUTPUT_ACTIVATIONS[self.output]
+        self.spec.loss.kind = -1 if loss is None else LOSS_CODES[loss]
+        self.spec.output = _name("output activation", output, OUTPUT_ACTIVATIONS)
         self.spec.alpha = alpha
         self.spec.sparse_input = sparse_input
         self.spec.chunk_rows = M
@@ -282,6 +294,8 @@ cdef class Network:
                           int part) except *:
         """The spec to run with, after the size checks of one entry call."""
         cdef NetSpec spec = self.spec
+        if part != FORWARD and spec.loss.kind < 0:
+            raise ValueError("this network has no loss (prediction only)")
         if n_params != spec.n_params:
             raise ValueError(f"params has {n_params} values, the network "
                              f"needs {spec.n_params}")
@@ -782,7 +796,8 @@ def loss_and_delta(str loss, const floating[:, ::1] y_pred,
                    floating[:, ::1] delta):
     """(sum_i w_i J_i, and delta := w (y_pred - Y) in place) (tests)."""
     cdef const floating *sw = NULL
-    cdef int code = _name("loss", loss, LOSS_CODES)
+    cdef LossSpec spec
+    spec.kind = _name("loss", loss, LOSS_CODES)
     if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
             or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
             or sample_weight.shape[0] not in (0, y_pred.shape[0])
@@ -790,7 +805,7 @@ def loss_and_delta(str loss, const floating[:, ::1] y_pred,
         raise ValueError("y_pred, Y, delta and sample_weight do not match")
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
-    return loss_and_output_delta(code, &y_pred[0, 0], &Y[0, 0], sw,
+    return loss_and_output_delta(&spec, &y_pred[0, 0], &Y[0, 0], sw,
                                  y_pred.shape[0], y_pred.shape[1], &delta[0, 0])
 
 

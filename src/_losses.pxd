@@ -24,6 +24,12 @@ cdef enum Loss:
     POISSON = 3
 
 
+cdef struct LossSpec:
+    # A loss and its parameters (filled by _kernel.Network; a loss with a
+    # parameter, such as a Huber loss's delta, adds a field here).
+    int kind                # a Loss code
+
+
 cdef inline double _clip(double p, double eps) noexcept nogil:
     if p < eps:
         return eps
@@ -40,7 +46,7 @@ cdef inline double _xlogy(double x, double y) noexcept nogil:
 
 
 cdef inline double loss_and_output_delta(
-        int loss, const floating *y_pred, const floating *y,
+        const LossSpec *spec, const floating *y_pred, const floating *y,
         const floating *sample_weight, Py_ssize_t n_rows, Py_ssize_t n_outputs,
         floating *delta) noexcept nogil:
     """Weighted loss summed over the rows; delta := w * (y_pred - y).
@@ -49,6 +55,7 @@ cdef inline double loss_and_output_delta(
     or NULL for unit weights. Returns sum_i w_i J_i in double precision.
     """
     cdef Py_ssize_t i, j, k
+    cdef int loss = spec.kind
     cdef double w, row_loss, total = 0.0, p, t
     cdef double eps = FLT_EPSILON if floating is float else DBL_EPSILON
     for i in range(n_rows):

@@ -15,6 +15,7 @@
 from cython cimport floating
 
 from _blas cimport gemm, gemm_loops, gemv_column, outer
+from _losses cimport LossSpec
 
 
 cdef enum:  # workspace parts
@@ -28,7 +29,7 @@ cdef struct NetSpec:
     const Py_ssize_t *units         # (L + 1,)
     int activation                  # hidden activation code (_activations.pxd)
     int output                      # output activation code
-    int loss                        # loss code (_losses.pxd)
+    LossSpec loss                   # the loss and its parameters (_losses.pxd)
     double alpha                    # L2 penalty on the coefs
     bint sparse_input               # the first layer reads CSR rows
     Py_ssize_t n_params

@@ -82,6 +82,66 @@ def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
     assert usable
 
 
+def _big_problem():
+    rng = np.random.default_rng(1)
+    X_big = rng.standard_normal(size=(6000, 1000), dtype=np.float32)
+    return X_big, rng.integers(0, 10, 6000)
+
+
+def test_ctrl_c_inside_one_full_batch_returns_the_initial_weights():
+    # batch_size = n: the epoch is a single batch of ~1 s of work, which the
+    # kernel runs in chunks of rows and checks for signals between them.
+    def interrupted_fit():
+        X_big, y_big = _big_problem()
+        model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="sgd",
+                              batch_size=len(X_big), max_iter=1, random_state=0)
+        _interrupt_after(0.2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(X_big, y_big)
+        units = [1000, 1000, 1000, 10]
+        initial, _ = unpack(glorot_uniform(units, "relu", check_random_state(0), np.float32),
+                            units)
+        same = all(np.array_equal(a, b) for a, b in zip(model.coefs_, initial))
+        return model.n_iter_, [str(w.message) for w in caught], same, model.t_
+
+    kind, value = run_isolated(interrupted_fit)
+    assert kind == "returned", f"the fit raised {value!r}"
+    n_iter, messages, same_as_initial, t = value
+    assert any("interrupted" in m for m in messages), messages
+    assert n_iter == 0 and t == 0, "the interrupted batch was counted"
+    assert same_as_initial, "the weights are not the initial ones"
+
+
+def test_ctrl_c_during_lbfgs_raises_and_keeps_the_fitted_model():
+    # L-BFGS's loss and gradient run over the whole data set chunk by chunk;
+    # as in scikit-learn, KeyboardInterrupt reaches the caller, and the model
+    # is left as it was before the call.
+    def interrupted_refit():
+        X_big, y_big = _big_problem()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="lbfgs",
+                                  max_iter=1, random_state=0).fit(X_big[:50], y_big[:50])
+        before = [c.copy() for c in model.coefs_]
+        _interrupt_after(0.2)
+        try:
+            model.set_params(max_iter=100).fit(X_big, y_big)
+        except KeyboardInterrupt:
+            raised = True
+        else:
+            raised = False
+        same = all(np.array_equal(a, b) for a, b in zip(model.coefs_, before))
+        return raised, same, model.predict(X_big[:3]).shape
+
+    kind, value = run_isolated(interrupted_refit)
+    assert kind == "returned", f"the refit failed: {value!r}"
+    raised, same, shape = value
+    assert raised, "KeyboardInterrupt did not reach the caller"
+    assert same, "the interrupted refit changed the fitted model"
+    assert shape == (3,)
+
+
 def test_ctrl_c_between_epochs_keeps_the_last_completed_epoch():
     def interrupted_fit():
         model = MLPClassifier(hidden_layer_sizes=(16,), solver="adam", max_iter=10**7,
