@@ -144,15 +144,24 @@ def glorot_uniform(units, activation, random_state, dtype):
     Per layer, from the legacy RandomState: coef ~ U(-b, b) of shape
     (fan_in, fan_out), then intercept ~ U(-b, b) of shape (fan_out,), with
     b = sqrt(6 / (fan_in + fan_out)), or sqrt(2 / ...) for ``logistic``;
-    drawn in float64, then cast to ``dtype``.
+    drawn in float64 and written into the flat vector of ``dtype`` (one
+    layer's float64 draw at a time: the peak is the vector plus one layer).
     """
     factor = 2.0 if activation == "logistic" else 6.0
-    coefs, intercepts = [], []
-    for fan_in, fan_out in zip(units[:-1], units[1:]):
+    layers = list(zip(units[:-1], units[1:]))
+    n_coefs = sum(a * b for a, b in layers)
+    params = np.empty(n_coefs + sum(b for _, b in layers), dtype=dtype)
+    coef_start, intercept_start = 0, n_coefs
+    for fan_in, fan_out in layers:
         bound = np.sqrt(factor / (fan_in + fan_out))
-        coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)))
-        intercepts.append(random_state.uniform(-bound, bound, fan_out))
-    return pack(coefs, intercepts, dtype)
+        size = fan_in * fan_out
+        params[coef_start:coef_start + size] = random_state.uniform(
+            -bound, bound, (fan_in, fan_out)).ravel()
+        params[intercept_start:intercept_start + fan_out] = random_state.uniform(
+            -bound, bound, fan_out)
+        coef_start += size
+        intercept_start += fan_out
+    return params
 
 
 def predict_raw(X, params, units, activation, out_activation):

@@ -1,8 +1,9 @@
 # Losses J and the output-layer error delta^L = dJ/dz^L.
 #
-# Each loss is paired with its canonical output activation, so that
-# delta^L = sample_weight * (y_pred - y) for all of them. The value returned
-# is the weighted sum over samples (not yet divided by the weight sum):
+# Each loss is paired with its canonical output activation (the kernel's
+# LOSS_OUTPUT), so that delta^L = sample_weight * (y_pred - y) for all of
+# them. The value returned is the weighted sum over samples (not yet divided
+# by the weight sum):
 #   squared error    0.5 * sum_i w_i sum_k (y - y_pred)^2
 #                    (summed over the outputs, so that the loss is the one whose
 #                    gradient delta^L is; scikit-learn averages over the outputs
@@ -49,15 +50,20 @@ cdef inline double loss_and_output_delta(
         const LossSpec *spec, const floating *y_pred, const floating *y,
         const floating *sample_weight, Py_ssize_t n_rows, Py_ssize_t n_outputs,
         floating *delta) noexcept nogil:
-    """Weighted loss summed over the rows; delta := w * (y_pred - y).
+    """Weighted loss summed over the rows, and the output error delta^L.
 
     y_pred, y, delta: row-major (n_rows, n_outputs). sample_weight: (n_rows,),
-    or NULL for unit weights. Returns sum_i w_i J_i in double precision.
+    or NULL for unit weights. Returns sum_i w_i J_i in double precision;
+    delta := w_i dJ_i/dz (z: the output layer's input), which for each loss
+    here with its own output activation is w_i (y_pred - y).
+
+    Each loss is one branch: its term of J_i for one output, and dJ_i/dz.
     """
     cdef Py_ssize_t i, j, k
     cdef int loss = spec.kind
-    cdef double w, row_loss, total = 0.0, p, t
+    cdef double row_loss, total = 0.0, p, t
     cdef double eps = FLT_EPSILON if floating is float else DBL_EPSILON
+    cdef floating d
     for i in range(n_rows):
         row_loss = 0.0
         for j in range(n_outputs):
@@ -65,25 +71,20 @@ cdef inline double loss_and_output_delta(
             p = y_pred[k]
             t = y[k]
             if loss == SQUARED_ERROR:
-                row_loss += (t - p) * (t - p)
+                row_loss += (t - p) * (t - p)       # (halved below)
+                d = y_pred[k] - y[k]
             elif loss == LOG_LOSS:
                 row_loss -= _xlogy(t, _clip(p, eps))
+                d = y_pred[k] - y[k]
             elif loss == BINARY_LOG_LOSS:
                 p = _clip(p, eps)
                 row_loss -= _xlogy(t, p) + _xlogy(1 - t, 1 - p)
+                d = y_pred[k] - y[k]
             elif loss == POISSON:
                 row_loss += _xlogy(t, t / p) - t + p
-        if sample_weight != NULL:
-            w = sample_weight[i]
-            total += w * row_loss
-            for j in range(n_outputs):
-                k = i * n_outputs + j
-                delta[k] = (y_pred[k] - y[k]) * sample_weight[i]
-        else:
-            total += row_loss
-            for j in range(n_outputs):
-                k = i * n_outputs + j
-                delta[k] = y_pred[k] - y[k]
+                d = y_pred[k] - y[k]
+            delta[k] = d * sample_weight[i] if sample_weight != NULL else d
+        total += sample_weight[i] * row_loss if sample_weight != NULL else row_loss
     if loss == SQUARED_ERROR:
         total *= 0.5
     return total
