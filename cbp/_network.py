@@ -8,6 +8,7 @@ intercepts[0], ..., intercepts[L-1]``. The estimator's ``coefs_`` and
 ``(units[l], units[l + 1])`` and ``(units[l + 1],)``.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -53,7 +54,20 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
 
 
 def prediction_network(units, activation, out_activation, n_rows, sparse_input):
-    """The kernel's description of a network that predicts for n_rows rows."""
+    """The kernel's description of a network that predicts for n_rows rows.
+
+    units: an intp array. Networks are immutable, so those for small batches
+    (one-sample prediction above all) are cached and shared between calls,
+    models and threads.
+    """
+    if n_rows <= _CACHED_PREDICTION_ROWS:
+        return _small_prediction_network(
+            tuple(units.tolist()), activation, out_activation, n_rows, sparse_input
+        )
+    return _prediction_network(units, activation, out_activation, n_rows, sparse_input)
+
+
+def _prediction_network(units, activation, out_activation, n_rows, sparse_input):
     return _kernel.Network(
         units,
         activation,
@@ -63,6 +77,11 @@ def prediction_network(units, activation, out_activation, n_rows, sparse_input):
         chunk_rows(units, n_rows, gathered_input=False),
         output=out_activation,
     )
+
+
+# Below this many rows, building the network would cost more than its forward pass.
+_CACHED_PREDICTION_ROWS = 64
+_small_prediction_network = functools.lru_cache(maxsize=256)(_prediction_network)
 
 
 def kernel_input(X, dtype):
