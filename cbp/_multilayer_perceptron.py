@@ -30,6 +30,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -53,9 +54,9 @@ from ._network import (
     predict_raw,
     unpack,
 )
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
 
-_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+_STOCHASTIC_SOLVERS = ["sgd", "adam", "rmsprop"]
 
 
 class BaseMultilayerPerceptron(BaseEstimator):
@@ -70,14 +71,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "rmsprop"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -98,6 +99,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "weight_tol": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -126,6 +129,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         epsilon,
         n_iter_no_change,
         max_fun,
+        rho=0.9,
+        weight_tol=None,
     ):
         self.activation = activation
         self.solver = solver
@@ -151,6 +156,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.rho = rho
+        self.weight_tol = weight_tol
 
     # ------------------------------------------------------------------
     # The flat parameter vector behind coefs_ and intercepts_
@@ -325,9 +332,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
+        self._check_combinations()
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
+        class_sample_weight = self._class_sample_weight(y, incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # Later calls train the existing weights, in their dtype.
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
@@ -338,6 +347,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=dtype, ensure_non_negative=True
             )
+        if class_sample_weight is not None:
+            # exactly sample_weight=compute_sample_weight(class_weight, y) * sample_weight
+            sample_weight = (class_sample_weight if sample_weight is None
+                             else class_sample_weight * sample_weight)
+        if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
         if y.ndim == 1:
@@ -390,6 +404,25 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _check_targets(self, Y):
         """Hook for target checks beyond validate_data's (Poisson)."""
 
+    def _class_sample_weight(self, y, incremental):
+        """Hook: the sample weights class_weight gives y's rows, or None."""
+        return None
+
+    def _check_combinations(self):
+        """Parameters that are valid alone but not together."""
+        if self.solver == "lbfgs":
+            if self.weight_tol is not None:
+                raise ValueError(
+                    "weight_tol stops the stochastic solvers ('sgd', 'adam', "
+                    "'rmsprop') after an epoch; solver='lbfgs' stops by tol, "
+                    "max_iter and max_fun."
+                )
+            if self.learning_rate == "cosine":
+                raise ValueError(
+                    "learning_rate='cosine' schedules the stochastic solvers; "
+                    "solver='lbfgs' has no learning rate."
+                )
+
     def _initialize(self, layer_units, dtype):
         # (n_outputs_ is set by _fit before this is called)
         self.n_iter_ = 0
@@ -424,8 +457,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """The kernel's description of this network, for batches of n_rows."""
         return make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
-            self.alpha, n_rows, sparse_input,
+            self.alpha, n_rows, sparse_input, **self._loss_parameters(),
         )
+
+    def _loss_parameters(self):
+        """The loss's parameters, as keyword arguments of _kernel.Network."""
+        return {}
 
     def _training_loss(self):
         """The kernel's name of the loss this estimator minimises."""
@@ -475,10 +512,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.solver == "sgd":
             return SGDOptimizer(
                 params, self.learning_rate_init, self.learning_rate, self.momentum,
-                self.nesterovs_momentum, self.power_t,
+                self.nesterovs_momentum, self.power_t, self.max_iter,
+            )
+        # ('invscaling' and 'adaptive' schedule sgd only, as in scikit-learn)
+        schedule = "cosine" if self.learning_rate == "cosine" else "constant"
+        if self.solver == "rmsprop":
+            return RMSpropOptimizer(
+                params, self.learning_rate_init, self.rho, self.epsilon, schedule,
+                self.max_iter,
             )
         return AdamOptimizer(
-            params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+            params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
+            schedule, self.max_iter,
         )
 
     def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental):
@@ -546,7 +591,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         epoch_start_params = params.copy()
 
         self.n_iter_ = 0
-        epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
+        epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_), optimizer.epoch)
         try:
             for it in range(self.max_iter):
                 if self.shuffle:
@@ -555,7 +600,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 else:
                     order = in_order
                 epoch_start_params[:] = params
-                epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_))
+                epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_), optimizer.epoch)
+                optimizer.epoch_starts()
                 accumulated_loss = _kernel.train_epoch(
                     net, optimizer.compiled, data, order, batch_size, params, grads,
                     work,
@@ -599,6 +645,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         break
                     self._no_improvement_count = 0
 
+                if self.weight_tol is not None and self._weights_settled(
+                    params, epoch_start_params
+                ):
+                    break
+
                 if incremental:
                     break
 
@@ -614,10 +665,23 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 params[:] = epoch_start_params
                 self.t_ = epoch_start[1]
                 del self.loss_curve_[epoch_start[2]:]
+                optimizer.epoch = epoch_start[3]
             warnings.warn("Training interrupted by user.")
 
         if early_stopping:
             params[:] = self._best_params
+
+    def _weights_settled(self, params, epoch_start_params):
+        """The weight-change rule: whether no weight or intercept moved by
+        more than weight_tol during the epoch that just ended."""
+        moved = float(np.max(np.abs(params - epoch_start_params)))
+        settled = moved <= self.weight_tol
+        if settled and self.verbose:
+            print(
+                "No weight or intercept moved by more than weight_tol=%g in the last "
+                "epoch (largest change %g). Stopping." % (self.weight_tol, moved)
+            )
+        return settled
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:
@@ -749,6 +813,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Name of the output activation function.
     """
 
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -775,6 +844,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        rho=0.9,
+        weight_tol=None,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -801,7 +873,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            rho=rho,
+            weight_tol=weight_tol,
         )
+        self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -879,6 +954,25 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _training_loss(self):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
+    def _class_sample_weight(self, y, incremental):
+        """compute_sample_weight(class_weight, y), or None without class_weight."""
+        if self.class_weight is None:
+            return None
+        target_type = type_of_target(y)
+        if target_type.startswith("multilabel") or target_type.endswith("multioutput"):
+            raise ValueError(
+                "class_weight is not supported for multilabel or multi-output "
+                "targets; pass sample_weight instead."
+            )
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the "
+                "class frequencies of one call are not those of the data. Pass a "
+                "dict of weights (e.g. computed once with "
+                "sklearn.utils.class_weight.compute_class_weight)."
+            )
+        return compute_sample_weight(self.class_weight, column_or_1d(np.asarray(y)))
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -1009,7 +1103,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -1039,6 +1134,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        rho=0.9,
+        weight_tol=None,
+        huber_delta=1.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1065,7 +1163,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            rho=rho,
+            weight_tol=weight_tol,
         )
+        self.huber_delta = huber_delta
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -1099,6 +1200,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     def _training_loss(self):
         return self.loss
+
+    def _loss_parameters(self):
+        return {"huber_delta": float(self.huber_delta)}
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

@@ -38,10 +38,11 @@ def chunk_rows(units, n_rows, gathered_input):
     return int(max(1, min(n_rows, max(_MIN_CHUNK_ROWS, _CHUNK_VALUES // per_row))))
 
 
-def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input):
+def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input,
+                 **loss_parameters):
     """The kernel's description of a network trained with ``loss`` on
     batches of up to n_rows rows (see _kernel.Network); out_activation must
-    be the loss's (the kernel checks)."""
+    be the loss's (the kernel checks); loss_parameters: e.g. huber_delta."""
     return _kernel.Network(
         units,
         activation,
@@ -50,6 +51,7 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
         sparse_input,
         chunk_rows(units, n_rows, gathered_input=not sparse_input),
         output=out_activation,
+        **loss_parameters,
     )
 
 

@@ -7,16 +7,42 @@ These classes own one and do what scikit-learn's ``_stochastic_optimizers``
 do between epochs.
 """
 
+import math
+
 import numpy as np
 
 from ._dispatch import kernel as _kernel
 
 
-class _Optimizer:
-    """What every stochastic optimizer shares: the compiled description."""
+def cosine_learning_rate(learning_rate_init, epoch, max_iter):
+    """lr_init * (1 + cos(pi * epoch / max_iter)) / 2, epoch counting from 0
+    (PyTorch's CosineAnnealingLR in closed form, eta_min = 0, T_max =
+    max_iter; periodic past max_iter)."""
+    return learning_rate_init * 0.5 * (1.0 + math.cos(math.pi * epoch / max_iter))
 
-    def __init__(self, compiled):
+
+class _Optimizer:
+    """What every stochastic optimizer shares: the compiled description, and
+    the cosine schedule.
+
+    epoch: the epochs this optimizer has started (fit starts a new optimizer,
+    partial_fit carries it on).
+    """
+
+    def __init__(self, compiled, learning_rate_init, lr_schedule="constant", max_iter=200):
         self.compiled = compiled  # the kernel's Optimizer, passed to train_epoch
+        self.learning_rate_init = learning_rate_init
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.epoch = 0
+
+    def epoch_starts(self):
+        """Set the coming epoch's learning rate (the cosine schedule)."""
+        if self.lr_schedule == "cosine":
+            self.compiled.learning_rate = cosine_learning_rate(
+                float(self.learning_rate_init), self.epoch, self.max_iter
+            )
+        self.epoch += 1
 
     def state(self):
         """Settings and state as plain values: Python numbers and the state
@@ -49,17 +75,16 @@ class SGDOptimizer(_Optimizer):
 
     velocities: (n_params,), starting at zero.
     learning_rate: 'constant', 'invscaling' (lr_init / (t + 1) ** power_t at
-    the end of each epoch, t = samples seen) or 'adaptive' (divided by 5 when
-    training stalls, stopping once it is <= 1e-6).
+    the end of each epoch, t = samples seen), 'adaptive' (divided by 5 when
+    training stalls, stopping once it is <= 1e-6) or 'cosine'.
     """
 
     def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov,
-                 power_t):
+                 power_t, max_iter=200):
         super().__init__(_kernel.Optimizer(
             "sgd", params, learning_rate=float(learning_rate_init),
-            momentum=momentum, nesterov=nesterov))
-        self.learning_rate_init = learning_rate_init
-        self.lr_schedule = lr_schedule
+            momentum=momentum, nesterov=nesterov), learning_rate_init, lr_schedule,
+            max_iter)
         self.power_t = power_t
 
     @property
@@ -105,11 +130,12 @@ class AdamOptimizer(_Optimizer):
     lr_init sqrt(1 - beta_2^t) / (1 - beta_1^t) (scikit-learn's attribute).
     """
 
-    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon):
+    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon,
+                 lr_schedule="constant", max_iter=200):
         super().__init__(_kernel.Optimizer(
             "adam", params, learning_rate=float(learning_rate_init),
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
-        self.learning_rate_init = learning_rate_init
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon), learning_rate_init,
+            lr_schedule, max_iter)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -143,7 +169,34 @@ class AdamOptimizer(_Optimizer):
         t = self.compiled.t
         if t > 0:
             self.learning_rate = (
-                self.learning_rate_init
+                self.compiled.learning_rate
                 * np.sqrt(1 - self.beta_2**t)
                 / (1 - self.beta_1**t)
             )
+
+
+class RMSpropOptimizer(_Optimizer):
+    """RMSprop, as torch.optim.RMSprop(lr, alpha=rho, eps=epsilon): no
+    momentum, not centred.
+
+    vs: the running average of squared gradients, (n_params,), starting at
+    zero; learning_rate: the current rate.
+    """
+
+    def __init__(self, params, learning_rate_init, rho, epsilon, lr_schedule="constant",
+                 max_iter=200):
+        super().__init__(_kernel.Optimizer(
+            "rmsprop", params, learning_rate=float(learning_rate_init), rho=rho,
+            epsilon=epsilon), learning_rate_init, lr_schedule, max_iter)
+
+    @property
+    def vs(self):
+        return self.compiled.vs
+
+    @vs.setter
+    def vs(self, value):
+        self.compiled.vs = value
+
+    @property
+    def learning_rate(self):
+        return self.compiled.learning_rate

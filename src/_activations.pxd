@@ -13,6 +13,15 @@ cdef enum Activation:
     RELU = 3
     SOFTMAX = 4   # output layer only
     EXP = 5       # output layer only (Poisson)
+    LEAKY_RELU = 6
+
+
+# Negative slope of LEAKY_RELU (PyTorch's default), a compile-time constant
+cdef extern from *:
+    """
+    #define CBP_LEAKY_SLOPE 0.01
+    """
+    const double LEAKY_SLOPE "CBP_LEAKY_SLOPE"
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -43,6 +52,10 @@ cdef inline void activate(int activation, floating *Z, Py_ssize_t n_rows,
         # as np.maximum(Z, 0) keeps it)
         for i in range(n):
             Z[i] = 0 if Z[i] < 0 else Z[i]
+    elif activation == LEAKY_RELU:
+        # z for z > 0, 0.01 z otherwise (NaN is kept)
+        for i in range(n):
+            Z[i] = Z[i] * <floating> LEAKY_SLOPE if Z[i] < 0 else Z[i]
     elif activation == EXP:
         for i in range(n):
             Z[i] = _exp(Z[i])
@@ -79,4 +92,8 @@ cdef inline void multiply_derivative(int activation, const floating *A,
         # g' = 1 where a > 0, else 0
         for i in range(n):
             delta[i] = 0 if A[i] == 0 else delta[i]
+    elif activation == LEAKY_RELU:
+        # g' = 1 where a > 0 (z > 0), else 0.01 (also at z = 0, as PyTorch)
+        for i in range(n):
+            delta[i] = delta[i] if A[i] > 0 else delta[i] * <floating> LEAKY_SLOPE
     # IDENTITY: g' = 1

@@ -51,15 +51,15 @@ import threading
 import numpy as np
 
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
-                           TANH, RELU, SOFTMAX, EXP)
+                           TANH, RELU, SOFTMAX, EXP, LEAKY_RELU)
 from _backprop cimport (chunk_gradient, scale_gradient, squared_norm_of_coefs,
                         zero_touched_rows)
 from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
-                      LOG_LOSS, BINARY_LOG_LOSS, POISSON)
+                      LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER)
 from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
 from _optimizers cimport (OptimizerSpec, update, sgd_update, adam_update, SGD,
-                          ADAM)
+                          ADAM, RMSPROP)
 
 cdef extern from *:
     """
@@ -82,16 +82,18 @@ def cpu_has_avx2_fma():
 
 # Names the Python package uses, and the codes the loops branch on.
 HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-                      "relu": RELU}
+                      "relu": RELU, "leaky_relu": LEAKY_RELU}
 OUTPUT_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC,
                       "softmax": SOFTMAX, "exp": EXP}
 ACTIVATION_CODES = {**HIDDEN_ACTIVATIONS, **OUTPUT_ACTIVATIONS}
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
-              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON}
-# Each loss's output activation: together, delta^L = w (y_pred - y).
+              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON,
+              "absolute_error": ABSOLUTE_ERROR, "huber": HUBER}
+# Each loss's output activation.
 LOSS_OUTPUT = {"squared_error": "identity", "log_loss": "softmax",
-               "binary_log_loss": "logistic", "poisson": "exp"}
-OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM}
+               "binary_log_loss": "logistic", "poisson": "exp",
+               "absolute_error": "identity", "huber": "identity"}
+OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
 
 # Workspace parts (Network.workspace_size)
 FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
@@ -144,14 +146,17 @@ cdef class Network:
     ----------
     units : sequence of int, (L + 1,)
         Layer widths, input first: (n_features, *hidden_layer_sizes, n_outputs).
-    activation : {'identity', 'logistic', 'tanh', 'relu'}
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}
         The hidden layers' activation.
-    loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson'} or None
+    loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson',
+            'absolute_error', 'huber'} or None
         The loss trained with; its output activation is LOSS_OUTPUT[loss].
         None: a network for prediction only (forward), whose ``output``
         must be given.
     output : {'identity', 'logistic', 'softmax', 'exp'} or None
         The output activation; if given with a loss, it must be the loss's.
+    huber_delta : float > 0
+        The Huber loss's delta (the other losses ignore it).
     alpha : float >= 0
         L2 penalty on the coefs (not the intercepts).
     sparse_input : bool
@@ -166,7 +171,8 @@ cdef class Network:
 
     def __cinit__(self, units, str activation="identity", str loss=None,
                   double alpha=0.0, bint sparse_input=False,
-                  Py_ssize_t chunk_rows=1, *, str output=None):
+                  Py_ssize_t chunk_rows=1, *, str output=None,
+                  double huber_delta=1.0):
         cdef Py_ssize_t L, l, position, M = chunk_rows
         cdef const Py_ssize_t[::1] u
         self.spec.coef_offset = NULL
@@ -180,6 +186,8 @@ cdef class Network:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if not huber_delta > 0:
+            raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
         units.setflags(write=False)
         self.units = units
         if loss is None and output is None:
@@ -198,6 +206,7 @@ cdef class Network:
         self.spec.units = &u[0]
         self.spec.activation = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
         self.spec.loss.kind = -1 if loss is None else LOSS_CODES[loss]
+        self.spec.loss.huber_delta = huber_delta
         self.spec.output = _name("output activation", output, OUTPUT_ACTIVATIONS)
         self.spec.alpha = alpha
         self.spec.sparse_input = sparse_input
@@ -255,6 +264,10 @@ cdef class Network:
     @property
     def alpha(self):
         return self.spec.alpha
+
+    @property
+    def huber_delta(self):
+        return self.spec.loss.huber_delta
 
     @property
     def sparse_input(self):
@@ -430,17 +443,19 @@ cdef class Data:
 cdef class Optimizer:
     """The compiled description of an optimizer and its state, built once per fit.
 
-    kind : {'sgd', 'adam'}
+    kind : {'sgd', 'adam', 'rmsprop'}
     params : the flat parameter vector; the state vectors take its length
         and dtype, starting at zero.
     state : None, or (velocities, ms, vs) to start from (unpickling).
-    learning_rate : sgd's current rate (schedules change it between epochs);
-        adam's learning_rate_init.
-    momentum, nesterov : sgd.  beta_1, beta_2, epsilon : adam.
+    learning_rate : the rate of the coming epoch (schedules change it between
+        epochs); for adam, before the bias correction.
+    momentum, nesterov : sgd.  beta_1, beta_2 : adam.  rho : rmsprop.
+    epsilon : adam, rmsprop.
 
     State (public, replaceable by vectors of the same length and dtype):
-    velocities (sgd); ms, vs: first and second moments (adam); t, the number
-    of updates made so far (adam's bias correction).
+    velocities (sgd); ms, vs: first and second moments (adam); vs: the
+    average of squared gradients (rmsprop); t, the number of updates made
+    so far (adam's bias correction).
     """
     cdef OptimizerSpec spec
     cdef readonly str kind
@@ -449,8 +464,8 @@ cdef class Optimizer:
 
     def __cinit__(self, str kind, params, *, double learning_rate,
                   double momentum=0.9, bint nesterov=True, double beta_1=0.9,
-                  double beta_2=0.999, double epsilon=1e-8, Py_ssize_t t=0,
-                  state=None):
+                  double beta_2=0.999, double rho=0.9, double epsilon=1e-8,
+                  Py_ssize_t t=0, state=None):
         self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
         self.kind = kind
         self.spec.learning_rate = learning_rate
@@ -458,6 +473,7 @@ cdef class Optimizer:
         self.spec.nesterov = nesterov
         self.spec.beta_1 = beta_1
         self.spec.beta_2 = beta_2
+        self.spec.rho = rho
         self.spec.epsilon = epsilon
         self.t = t
         if state is not None:  # (velocities, ms, vs), taken as they are
@@ -466,7 +482,7 @@ cdef class Optimizer:
         empty = np.zeros(0, dtype=params.dtype)
         self.velocities = np.zeros_like(params) if kind == "sgd" else empty
         self.ms = np.zeros_like(params) if kind == "adam" else empty
-        self.vs = np.zeros_like(params) if kind == "adam" else empty
+        self.vs = np.zeros_like(params) if kind in ("adam", "rmsprop") else empty
 
     @property
     def learning_rate(self):
@@ -481,7 +497,7 @@ cdef class Optimizer:
         return dict(learning_rate=self.spec.learning_rate,
                     momentum=self.spec.momentum, nesterov=bool(self.spec.nesterov),
                     beta_1=self.spec.beta_1, beta_2=self.spec.beta_2,
-                    epsilon=self.spec.epsilon)
+                    rho=self.spec.rho, epsilon=self.spec.epsilon)
 
     def __reduce__(self):
         return (_rebuild_optimizer,
@@ -495,6 +511,8 @@ cdef class Optimizer:
                                    and 0 <= s.beta_2 < 1 and s.epsilon > 0):
             raise ValueError("Adam needs t >= 0, beta_1 and beta_2 in [0, 1), "
                              "epsilon > 0")
+        if s.kind == RMSPROP and not (0 <= s.rho < 1 and s.epsilon > 0):
+            raise ValueError("RMSprop needs rho in [0, 1), epsilon > 0")
         for name, vector in (("velocities", self.velocities), ("ms", self.ms),
                              ("vs", self.vs)):
             needed = n_params if name in _STATE[s.kind] else 0
@@ -507,7 +525,7 @@ cdef class Optimizer:
 
 
 # The state vectors each optimizer updates, in update()'s order
-_STATE = {SGD: ("velocities",), ADAM: ("ms", "vs")}
+_STATE = {SGD: ("velocities",), ADAM: ("ms", "vs"), RMSPROP: ("vs",)}
 
 
 def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
@@ -714,7 +732,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         # the first coef block of grads starts zero; after each update the
         # rows the batch touched are zeroed again (zero_touched_rows)
         memset(&grads[0], 0, spec.units[0] * spec.units[1] * sizeof(floating))
-    state_1_view = optimizer.velocities if opt.kind == SGD else optimizer.ms
+    state_1_view = (optimizer.velocities if opt.kind == SGD
+                    else optimizer.ms if opt.kind == ADAM else optimizer.vs)
     state_1 = &state_1_view[0]
     if opt.kind == ADAM:
         state_2_view = optimizer.vs
@@ -793,11 +812,14 @@ def apply_derivative(str activation, const floating[:, ::1] A,
 
 def loss_and_delta(str loss, const floating[:, ::1] y_pred,
                    const floating[:, ::1] Y, const floating[::1] sample_weight,
-                   floating[:, ::1] delta):
-    """(sum_i w_i J_i, and delta := w (y_pred - Y) in place) (tests)."""
+                   floating[:, ::1] delta, double huber_delta=1.0):
+    """(sum_i w_i J_i, and delta := w dJ_i/dz in place) (tests)."""
     cdef const floating *sw = NULL
     cdef LossSpec spec
     spec.kind = _name("loss", loss, LOSS_CODES)
+    spec.huber_delta = huber_delta
+    if not huber_delta > 0:
+        raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
     if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
             or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
             or sample_weight.shape[0] not in (0, y_pred.shape[0])

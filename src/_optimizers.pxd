@@ -24,16 +24,18 @@ cdef enum:
 cdef enum Solver:
     SGD = 0
     ADAM = 1
+    RMSPROP = 2
 
 
 cdef struct OptimizerSpec:
     # One optimizer's kind and hyper-parameters (filled by _kernel.Optimizer).
-    int kind                # SGD or ADAM
-    double learning_rate    # sgd: the current rate; adam: learning_rate_init
+    int kind                # SGD, ADAM or RMSPROP
+    double learning_rate    # the epoch's rate (adam: before bias correction)
     double momentum         # sgd
     bint nesterov           # sgd
     double beta_1, beta_2   # adam
-    double epsilon          # adam
+    double rho              # rmsprop: decay of the squared-gradient average
+    double epsilon          # adam, rmsprop
 
 
 cdef inline void _sgd_range(floating *params, const floating *raw,
@@ -87,6 +89,26 @@ cdef inline void _adam_range(floating *params, const floating *raw,
             params[i] += step * m / (sqrt(v) + eps)
 
 
+cdef inline void _rmsprop_range(floating *params, const floating *raw,
+                                floating *vs, Py_ssize_t start, Py_ssize_t stop,
+                                bint penalised, floating alpha, floating s,
+                                floating learning_rate, floating rho,
+                                floating one_minus_rho,
+                                floating eps) noexcept nogil:
+    """RMSprop (torch.optim.RMSprop: no momentum, not centred):
+    v := rho v + (1 - rho) g^2;  params -= lr g / (sqrt(v) + epsilon)."""
+    cdef Py_ssize_t i
+    cdef floating g, v
+    for i in range(start, stop):
+        g = (raw[i] + alpha * params[i]) / s if penalised else raw[i] / s
+        v = rho * vs[i] + one_minus_rho * (g * g)
+        vs[i] = v
+        if floating is float:
+            params[i] -= learning_rate * g / (sqrtf(v) + eps)
+        else:
+            params[i] -= learning_rate * g / (sqrt(v) + eps)
+
+
 cdef inline double adam_step_size(double learning_rate, double beta_1,
                                   double beta_2, Py_ssize_t t) noexcept nogil:
     """lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
@@ -132,6 +154,10 @@ cdef inline void _update_range(const OptimizerSpec *opt, floating *params,
                     alpha, s, step, <floating> opt.beta_1, <floating> opt.beta_2,
                     <floating> (1 - opt.beta_1), <floating> (1 - opt.beta_2),
                     <floating> opt.epsilon)
+    elif opt.kind == RMSPROP:
+        _rmsprop_range(params, raw, state_1, start, stop, penalised, alpha, s,
+                       <floating> opt.learning_rate, <floating> opt.rho,
+                       <floating> (1 - opt.rho), <floating> opt.epsilon)
 
 
 cdef inline double _penalised_range(const OptimizerSpec *opt, floating *params,
@@ -167,7 +193,8 @@ cdef inline double update(const OptimizerSpec *opt, floating *params,
 
     raw: a batch's raw gradient sums; s: its weight sum; t: the update's
     number, counting from 1 (Adam). in/out: params, and the optimizer's state
-    vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs).
+    vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs;
+    rmsprop: state_1 = vs).
     """
     cdef floating step = 0
     cdef double norm

@@ -157,12 +157,12 @@ BAD_PARAMS = {
     "string layers": dict(hidden_layer_sizes="big"),
     "absurd layer": dict(hidden_layer_sizes=(10**12,)),
     "unknown activation": dict(activation="swish"),
-    "unknown solver": dict(solver="rmsprop"),
+    "unknown solver": dict(solver="nadam"),
     "negative alpha": dict(alpha=-1e-3),
     "zero rate": dict(learning_rate_init=0.0),
     "negative rate": dict(learning_rate_init=-0.1),
     "nan rate": dict(learning_rate_init=float("nan")),
-    "unknown schedule": dict(learning_rate="cosine"),
+    "unknown schedule": dict(learning_rate="exponential"),
     "zero batch": dict(batch_size=0),
     "negative batch": dict(batch_size=-5),
     "float batch": dict(batch_size=2.5),
@@ -200,7 +200,7 @@ def test_absurd_batch_size_is_clipped_with_a_warning():
 
 
 def test_unknown_loss_raises():
-    assert_raises_isolated(InvalidParameterError, "loss", lambda: MLPRegressor(loss="huber").fit(X, Y_REG))
+    assert_raises_isolated(InvalidParameterError, "loss", lambda: MLPRegressor(loss="hinge").fit(X, Y_REG))
 
 
 # ----------------------------------------------------------------------

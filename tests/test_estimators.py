@@ -236,11 +236,11 @@ def test_non_convergence_warns(classification, solver):
         dict(hidden_layer_sizes=0),
         dict(hidden_layer_sizes=-3),
         dict(activation="softplus"),
-        dict(solver="rmsprop"),
+        dict(solver="nadam"),
         dict(alpha=-1.0),
         dict(batch_size=0),
         dict(batch_size="big"),
-        dict(learning_rate="cosine"),
+        dict(learning_rate="exponential"),
         dict(learning_rate_init=0.0),
         dict(max_iter=0),
         dict(momentum=1.5),
@@ -267,7 +267,7 @@ def test_invalid_parameter_error_type(classification):
 def test_invalid_loss_raises(regression):
     X, y = regression
     with pytest.raises(InvalidParameterError, match="loss"):
-        MLPRegressor(loss="huber").fit(X, y)
+        MLPRegressor(loss="hinge").fit(X, y)
 
 
 def test_hidden_layer_with_zero_units_raises(classification):
