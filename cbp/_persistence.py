@@ -45,7 +45,20 @@ _SCALAR_ATTRS = {
     "_no_improvement_count": int,
 }
 # The optimizer state saved per solver (everything else is set by the parameters)
-_OPTIMIZER_STATE = {"sgd": ("velocities", "learning_rate"), "adam": ("ms", "vs", "t")}
+_OPTIMIZER_STATE = {
+    "sgd": ("velocities", "learning_rate"),
+    "adam": ("ms", "vs", "t"),
+    "rmsprop": ("vs",),
+}
+
+
+def _optimizer_state_names(model):
+    """The optimizer state saved for this model's solver and schedule: the
+    cosine schedule also needs the epochs the optimizer has started."""
+    names = _OPTIMIZER_STATE.get(model.solver, ())
+    if names and model.learning_rate == "cosine":
+        names += ("epoch",)
+    return names
 _ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "classes_", "feature_names_in_")
 _OUT_ACTIVATIONS = {"identity", "exp", "softmax", "logistic"}
 
@@ -74,7 +87,7 @@ def save(model, path):
     if hasattr(model, "_label_binarizer"):
         arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
     optimizer = getattr(model, "_optimizer", None)
-    state = _OPTIMIZER_STATE.get(model.solver, ())
+    state = _optimizer_state_names(model)
     # (after set_params(solver=...) the optimizer is another solver's: not saved)
     if optimizer is not None and all(hasattr(optimizer, name) for name in state):
         for name in state:
@@ -134,12 +147,27 @@ def _json_params(model):
             if isinstance(value, tuple):
                 out.setdefault(_TUPLES, []).append(name)
             value = [int(v) for v in value]
+        elif isinstance(value, dict):
+            # (class_weight: its keys are class labels, JSON's are strings)
+            out.setdefault(_DICTS, []).append(name)
+            value = [[_plain_scalar(name, k), _plain_scalar(name, v)]
+                     for k, v in value.items()]
         out[name] = value
     return out
 
 
-# The key of __params__ listing the parameters given as tuples (JSON has lists)
+def _plain_scalar(name, value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise ValueError(f"cannot save {name}: {value!r} is not a plain number or string")
+    return value
+
+
+# The keys of __params__ listing the parameters given as tuples (JSON has
+# lists) and as dicts (saved as [key, value] pairs)
 _TUPLES = "__tuples__"
+_DICTS = "__dicts__"
 
 
 def _plain_array(name, value):
@@ -190,11 +218,20 @@ def _build(arrays):
     tuples = params.pop(_TUPLES, [])
     _require(isinstance(tuples, list) and all(isinstance(t, str) for t in tuples),
              f"{_TUPLES} must list parameter names")
+    dicts = params.pop(_DICTS, [])
+    _require(isinstance(dicts, list) and all(isinstance(d, str) for d in dicts),
+             f"{_DICTS} must list parameter names")
     unknown = set(params) - set(model.get_params())
     _require(not unknown, f"unknown parameters {sorted(unknown)}")
     for key in tuples:
         _require(isinstance(params.get(key), list), f"{key} is not a sequence")
         params[key] = tuple(params[key])
+    for key in dicts:
+        pairs = params.get(key)
+        _require(isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and not isinstance(p[0], (list, dict))
+            for p in pairs), f"{key} is not a list of [key, value] pairs")
+        params[key] = {k: v for k, v in pairs}
     model.set_params(**params)
     sizes = model._hidden_sizes()
     _require(all(isinstance(v, int) and not isinstance(v, bool) for v in sizes),
@@ -283,7 +320,7 @@ def _build(arrays):
         setattr(model, attr, value)
     model.coefs_ = [np.array(c) for c in coefs]
     model.intercepts_ = [np.array(b) for b in intercepts]
-    if model.solver in ("sgd", "adam"):
+    if model.solver in _OPTIMIZER_STATE:  # the stochastic solvers
         model.loss_curve_ = attrs.get("loss_curve_", [])
         model.validation_scores_ = attrs.get("validation_scores_")
         model.best_validation_score_ = attrs.get("best_validation_score_")
@@ -313,7 +350,7 @@ def _load_optimizer(arrays, model, dtype):
     if not state:
         return None
     _require(model.solver in _OPTIMIZER_STATE, f"optimizer state for solver {model.solver!r}")
-    expected = _OPTIMIZER_STATE[model.solver]
+    expected = _optimizer_state_names(model)
     unknown = sorted(set(state) - set(expected))
     if unknown:
         raise _Invalid(f"unknown optimizer state {unknown[0]!r}")
@@ -337,11 +374,15 @@ def _load_optimizer(arrays, model, dtype):
                 _require(isinstance(number, int) and number >= 0,
                          "optimizer state 't' must be a non-negative integer")
                 optimizer.steps_done(number)
+            elif name == "epoch":
+                _require(isinstance(number, int) and number >= 0,
+                         "optimizer state 'epoch' must be a non-negative integer")
+                optimizer.epoch = number
             else:  # the current learning rate of an sgd schedule
                 _require(np.isfinite(number) and 0 < number <= model.learning_rate_init,
                          f"optimizer state 'learning_rate' = {number} is not in "
                          f"(0, learning_rate_init]")
                 optimizer.learning_rate = float(number)
-    if model.solver == "adam":
+    if "vs" in expected:
         _require(np.all(state["vs"] >= 0), "optimizer state 'vs' has negative values")
     return optimizer
