@@ -731,18 +731,24 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function of the hidden layers.
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The solver for weight optimization.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}, default='relu'
+        Activation function of the hidden layers; 'leaky_relu' is z for
+        z > 0, 0.01 z otherwise (PyTorch's default slope). (cbp addition)
+    solver : {'lbfgs', 'sgd', 'adam', 'rmsprop'}, default='adam'
+        The solver for weight optimization; 'rmsprop' is
+        ``torch.optim.RMSprop(lr=learning_rate_init, alpha=rho, eps=epsilon)``
+        (no momentum, not centred). (cbp addition)
     alpha : float, default=0.0001
         Strength of the L2 penalty on the weights (not the intercepts),
         divided by the (weighted) size of each batch.
     batch_size : int or 'auto', default='auto'
         Size of minibatches for the stochastic solvers; 'auto' is
         ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning rate schedule for ``solver='sgd'``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+        Learning rate schedule for ``solver='sgd'``. 'cosine' (cbp addition;
+        also for 'adam' and 'rmsprop') uses ``learning_rate_init * (1 +
+        cos(pi * epoch / max_iter)) / 2`` in each epoch, counting from 0 (and
+        on through ``partial_fit`` calls).
     learning_rate_init : float, default=0.001
         Initial learning rate (sgd, adam).
     power_t : float, default=0.5
@@ -777,6 +783,21 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Epochs without ``tol`` improvement before stopping (sgd, adam).
     max_fun : int, default=15000
         Maximum number of loss evaluations (lbfgs).
+    rho : float in [0, 1), default=0.9
+        RMSprop's decay of the running average of squared gradients.
+        (cbp addition)
+    weight_tol : float > 0 or None, default=None
+        Stop after an epoch in which no weight or intercept changed by more
+        than ``weight_tol`` (the largest absolute change over all parameters);
+        beside ``tol``/``n_iter_no_change``, for the stochastic solvers.
+        (cbp addition)
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as in scikit-learn's other classifiers:
+        fitting with it is fitting with ``sample_weight =
+        compute_sample_weight(class_weight, y)`` (times any sample_weight
+        given). Not for multilabel targets (ValueError); 'balanced' is
+        refused by ``partial_fit``, whose single call does not see the class
+        frequencies of the data (pass a dict). (cbp addition)
 
     Attributes
     ----------
@@ -1094,11 +1115,19 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, default='squared_error'
         The loss to minimize; 'poisson' uses an exp output and needs y >= 0.
+        'absolute_error' (cbp addition): J = (1/n) sum_i sum_outputs |y - y_pred|
+        (+ the L2 term), subgradient 0 at a zero residual, as torch.nn.L1Loss.
+        'huber' (cbp addition): J = (1/n) sum_i sum_outputs h(y - y_pred),
+        h(r) = r^2 / 2 for |r| <= huber_delta, huber_delta (|r| - huber_delta / 2)
+        beyond, as torch.nn.HuberLoss(delta=huber_delta); with delta 1 it is
+        the smooth L1 loss.
+    huber_delta : float > 0, default=1.0
+        Where the Huber loss turns from quadratic to linear. (cbp addition)
 
     The other parameters, and the attributes, are MLPClassifier's (without
-    ``classes_``; ``validation_scores_`` hold R^2 scores).
+    ``classes_`` and ``class_weight``; ``validation_scores_`` hold R^2 scores).
     """
 
     _parameter_constraints: dict = {
