@@ -1544,3 +1544,17 @@ def test_unknown_names_are_rejected(build):
 def test_single_piece_helpers_reject_mismatched_shapes(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.parametrize("units", [pytest.param([3.7, 2.2], id="fractional"),
+                                   pytest.param(["3", "2"], id="strings")])
+def test_non_integer_units_are_rejected(units):
+    with pytest.raises(ValueError, match="integers"):
+        kernel.Network(units, "relu", "squared_error")
+
+
+@pytest.mark.parametrize("params", [pytest.param([1.0, 2.0], id="list"),
+                                    pytest.param(np.zeros(3, dtype=np.int64), id="int64")])
+def test_optimizer_state_needs_float_params(params):
+    with pytest.raises(ValueError, match="params"):
+        kernel.Optimizer("sgd", params, learning_rate=0.1)
