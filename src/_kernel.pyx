@@ -176,7 +176,11 @@ cdef class Network:
         cdef Py_ssize_t L, l, position, M = chunk_rows
         cdef const Py_ssize_t[::1] u
         self.spec.coef_offset = NULL
-        units = np.array(units, dtype=np.intp)
+        given = np.asarray(units)
+        if given.dtype.kind not in "iu" and not (
+                given.dtype.kind == "f" and np.all(given == np.round(given))):
+            raise ValueError(f"units must be integers, got {given.tolist()}")
+        units = np.array(given, dtype=np.intp)
         if units.ndim != 1 or units.shape[0] < 2:
             raise ValueError("a network needs at least one layer (len(units) >= 2)")
         for l in range(units.shape[0]):
@@ -467,6 +471,9 @@ cdef class Optimizer:
                   double beta_2=0.999, double rho=0.9, double epsilon=1e-8,
                   Py_ssize_t t=0, state=None):
         self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
+        if not isinstance(params, np.ndarray) or params.dtype not in (np.float32,
+                                                                      np.float64):
+            raise ValueError("params must be a float32 or float64 ndarray")
         self.kind = kind
         self.spec.learning_rate = learning_rate
         self.spec.momentum = momentum

@@ -43,6 +43,7 @@ except the loss, which is a sum over the samples and is accumulated in float64.
 All functions are pure: they return new arrays and never modify their inputs.
 """
 import numpy as np
+import scipy.sparse
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
@@ -303,8 +304,9 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
     The rows are taken in ``order`` (0..n-1 when it is None or empty),
     batch_size at a time, the last batch possibly shorter. Each batch's loss
     and gradient are computed with the current parameters, loss * rows is
-    accumulated, then the parameters are updated ("sgd" or "adam"; Adam's t is
-    incremented before each update).
+    accumulated, then the parameters are updated ("sgd" or "adam"). t counts
+    the updates made: it is incremented before each one, whatever the solver
+    (Adam's bias correction uses the incremented value; SGD ignores it).
 
     A batch whose sample weights sum to 0 carries nothing to learn from (its
     loss and gradient would divide by s = 0): it is skipped, adding nothing to
@@ -329,11 +331,11 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
                            units, hidden, output, loss_name, alpha, params)
         total += result["loss"] * len(rows)
         grads = result["grads"]
+        t += 1
         if solver == "sgd":
             params, state_1 = sgd_step(params, grads, state_1, learning_rate,
                                        momentum, nesterov)
         elif solver == "adam":
-            t += 1
             params, state_1, state_2 = adam_step(params, grads, state_1, state_2,
                                                  learning_rate, beta_1, beta_2,
                                                  epsilon, t)
@@ -367,3 +369,23 @@ def random_params(rng, units, dtype):
         coefs.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
         intercepts.append(rng.uniform(-bound, bound, size=fan_out))
     return pack(coefs, intercepts).astype(dtype)
+
+
+def csr(X, stored=None, index_dtype=np.int32):
+    """X as a scipy.sparse CSR matrix storing exactly the entries where the
+    boolean mask ``stored`` is True (default X != 0): zeros can be stored
+    explicitly, and a row can store nothing. Every non-zero of X must be
+    stored. Column indices and row pointers are of ``index_dtype``."""
+    X = np.asarray(X)
+    stored = X != 0 if stored is None else np.asarray(stored, dtype=bool)
+    if np.any(X[~stored]):
+        raise ValueError("every non-zero of X must be stored")
+    rows, columns = np.nonzero(stored)  # row by row, columns ascending
+    indptr = np.concatenate([[0], np.cumsum(stored.sum(axis=1))]).astype(index_dtype)
+    matrix = scipy.sparse.csr_matrix(
+        (X[rows, columns], columns.astype(index_dtype), indptr), shape=X.shape)
+    # (scipy narrows int64 index arrays whose values fit in int32: put back
+    # the ones asked for)
+    matrix.indices = columns.astype(index_dtype)
+    matrix.indptr = indptr
+    return matrix

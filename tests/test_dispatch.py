@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 import cbp._kernel as baseline
 from cbp import _dispatch
@@ -47,28 +48,40 @@ def test_cbp_kernel_baseline_forces_the_portable_build():
 
 
 @pytest.mark.skipif(not HAS_AVX2, reason="this CPU does not run AVX2/FMA code")
+@pytest.mark.parametrize("input, chunk_rows", [
+    pytest.param("dense", 8, id="dense-batch-at-once"),
+    pytest.param("dense", 3, id="dense-in-chunks-of-3"),
+    pytest.param("csr", 3, id="csr-in-chunks-of-3"),
+])
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-4), (np.float64, 1e-11)])
-@pytest.mark.parametrize("solver", [0, 1])
-@pytest.mark.parametrize("activation, output, loss", [(1, 4, 1), (2, 1, 2), (3, 0, 0), (0, 5, 3)])
-def test_both_builds_train_the_same_epoch(dtype, rtol, solver, activation, output, loss):
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("activation, loss", [("logistic", "log_loss"),
+                                              ("tanh", "binary_log_loss"),
+                                              ("relu", "squared_error"),
+                                              ("identity", "poisson")])
+def test_both_builds_train_the_same_epoch(dtype, rtol, solver, activation, loss, input,
+                                          chunk_rows):
     avx2 = _avx2()
     rng = np.random.RandomState(0)
     n, units = 50, np.array([7, 40, 30, 3], dtype=np.intp)
     X = rng.normal(size=(n, 7)).astype(dtype)
     Y = rng.uniform(size=(n, 3)).astype(dtype)
-    if loss == 1:
+    if loss == "log_loss":
         Y = np.eye(3, dtype=dtype)[rng.randint(0, 3, n)]
+    if input == "csr":
+        X[rng.uniform(size=X.shape) < 0.6] = 0
+        X = scipy.sparse.csr_matrix(X)
     order = rng.permutation(n).astype(np.intp)
     results = []
     for kernel in (baseline, avx2):
-        params = np.random.RandomState(1).normal(
-            scale=0.3, size=kernel.n_params(units)).astype(dtype)
-        state = [np.zeros_like(params), np.zeros_like(params)]
+        net = kernel.Network(units, activation, loss, 1e-3, input == "csr", chunk_rows)
+        params = np.random.RandomState(1).normal(scale=0.3, size=net.n_params).astype(dtype)
+        opt = kernel.Optimizer(solver, params, learning_rate=0.01, momentum=0.9,
+                               nesterov=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
         grads = np.empty_like(params)
-        work = np.empty(kernel.workspace_size(units, 8, kernel.EPOCH), dtype=dtype)
-        total, t = kernel.train_epoch(
-            X, Y, np.empty(0, dtype), order, 8, units, activation, output, loss, 1e-3,
-            params, grads, work, solver, 0.01, 0.9, True, 0.9, 0.999, 1e-8, 0, *state)
+        work = np.empty(net.workspace_size(kernel.EPOCH_PART), dtype=dtype)
+        total = kernel.train_epoch(net, opt, kernel.Data(X, Y), order, 8, params, grads,
+                                   work)
         results.append((total, params))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=rtol)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=rtol, atol=rtol * 1e-2)

@@ -1,9 +1,19 @@
 """Specification of cbp's compiled kernel, checked against tests/reference.py.
 
 Every test states one behaviour of the installed ``cbp._kernel``; the
-parametrization ids name the activation, loss, depth, dtype, solver, batch
-size, ... of a failing case, and the assertion message names the layer or the
-quantity that disagrees.
+parametrization ids name the activation, loss, depth, dtype, input, solver,
+batch size, chunk size, ... of a failing case, and the assertion message
+names the layer or the quantity that disagrees.
+
+The kernel is driven through three objects: a Network (the layers, the
+hidden activation, the loss -- which fixes the output activation --, the L2
+penalty, whether the first layer reads CSR rows, and chunk_rows, the rows
+that go through the layers at once), a Data (X dense or CSR, targets floating
+or 0/1 bytes, optional sample weights) and an Optimizer (sgd or adam, its
+hyper-parameters, its state vectors and its update count t). The reference
+always computes on the dense X, with floating targets and each batch at
+once: a CSR X, byte targets and batches split into chunks must give the
+reference's numbers all the same.
 
 Tolerances (kernel vs. reference, which computes in the same dtype):
   float64: rtol 1e-12 for single steps (one pass, one update), 1e-10 for a
@@ -12,26 +22,31 @@ Tolerances (kernel vs. reference, which computes in the same dtype):
            are O(0.1 - 10), so this is a few float32 ulps of the inputs), 5e-6
            for a whole epoch (24 momentum updates accumulate rounding: the
            largest difference seen is 9e-7 on a parameter of 0.025).
-Measured worst |kernel - reference| / (atol + rtol |reference|), all cases:
-float64 0.05 (steps) and 0.001 (epochs); float32 0.42 (steps) and 0.2 (epochs).
+A batch summed chunk by chunk is held to the same tolerances as one computed
+at once: a loss_grad in chunks is one step (float64 rtol 1e-12), an epoch in
+chunks is an epoch.
+Measured worst |kernel - reference| / (atol + rtol |reference|), over the
+loss_grad, forward and epoch cases of the grids below (dense and CSR input,
+whole batches and chunks; AVX2 and portable builds): float64 0.07 (steps) and
+0.002 (epochs); float32 0.64 (steps) and 0.24 (epochs). The CSR and chunked
+cases alone: float64 0.07 and 0.0004, float32 0.5 and 0.08.
 """
 import functools
+import pickle
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.sparse
 from numpy.testing import assert_allclose, assert_array_equal
 
 from cbp._dispatch import kernel  # the build this CPU runs (CBP_KERNEL=baseline: the portable one)
 import reference as ref
 from isolation import assert_raises_isolated
 from kernel_paths import gemm_path
-
-ACT = kernel.ACTIVATION_CODES
-LOSS = kernel.LOSS_CODES
-SOLVER = kernel.SOLVER_CODES
 
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 
@@ -49,12 +64,23 @@ BATCH_SIZES = [pytest.param(1, id="batch1"), pytest.param(6, id="batch6-divides-
 # (the L2 term) the kernel takes with BLAS's dot rather than a loop
 HIDDEN_LAYERS = {0: (), 1: (5,), 2: (5, 3), 4: (6, 3, 7, 4), "2wide": (24, 16)}
 N_OUTPUTS = {"squared_error": 3, "log_loss": 3, "binary_log_loss": 2, "poisson": 2}
-SOLVERS = {  # name: (solver code name, nesterov, learning rate)
+SOLVERS = {  # name: (kernel optimizer, nesterov, learning rate)
     "sgd": ("sgd", False, 0.05),
     "nesterov": ("sgd", True, 0.05),
     "adam": ("adam", False, 0.01),
 }
 MOMENTUM, BETA_1, BETA_2, EPSILON = 0.9, 0.9, 0.999, 1e-8
+
+# How X reaches the kernel: a C-contiguous array, or a scipy.sparse CSR
+# matrix (Network(sparse_input=True)). A third input, "csr-int64" (column
+# indices and row pointers int64 rather than scipy's usual int32), is
+# compared with "csr" in test_csr_with_int64_indices_gives_the_same_results_as_int32.
+INPUTS = [pytest.param("dense", id="dense"), pytest.param("csr", id="csr")]
+# A CSR problem's X: about half its entries are 0; row EMPTY_ROW is all zero
+# and stores nothing, row STORED_ZEROS_ROW is all zero and stores all its
+# zeros explicitly, and other zeros are stored with probability 0.2.
+CSR_DENSITY = 0.5
+EMPTY_ROW, STORED_ZEROS_ROW = 2, 7
 
 
 # ---------------------------------------------------------------------------
@@ -62,78 +88,150 @@ MOMENTUM, BETA_1, BETA_2, EPSILON = 0.9, 0.9, 0.999, 1e-8
 # ---------------------------------------------------------------------------
 
 class Problem:
-    """A network, its parameters and a data set, all in one dtype."""
+    """A network, its parameters and a data set, all in one dtype, and the
+    kernel objects and calls that compute on them.
+
+    input: "dense", "csr" or "csr-int64" (INPUTS). A CSR problem has the
+    same targets, weights and parameters as the dense problem of the same
+    seed; its X has zeros (CSR_DENSITY, EMPTY_ROW, STORED_ZEROS_ROW). The
+    reference is always given the dense X.
+    """
 
     def __init__(self, hidden="tanh", loss="squared_error", depth=2,
-                 dtype=np.float64, weighted=True, alpha=0.1, n=N_ROWS, seed=0):
+                 dtype=np.float64, weighted=True, alpha=0.1, n=N_ROWS, seed=0,
+                 input="dense", n_features=N_FEATURES, density=CSR_DENSITY):
         rng = np.random.default_rng(seed)
         self.hidden, self.loss, self.alpha = hidden, loss, alpha
         self.output = ref.OUTPUT_FOR_LOSS[loss]
-        self.dtype = dtype
+        self.dtype, self.input = dtype, input
         k = N_OUTPUTS[loss]
-        self.units = np.array((N_FEATURES, *HIDDEN_LAYERS[depth], k), dtype=np.intp)
-        self.X = rng.normal(size=(n, N_FEATURES)).astype(dtype)
+        self.units = np.array((n_features, *HIDDEN_LAYERS[depth], k), dtype=np.intp)
+        self.X = rng.normal(size=(n, n_features)).astype(dtype)
         self.Y = ref.random_targets(rng, loss, n, k, dtype)
         self.sample_weight = (rng.uniform(0.5, 2.0, size=n).astype(dtype) if weighted
-                              else np.empty(0, dtype=dtype))
+                              else None)
         self.params = ref.random_params(rng, self.units, dtype)
+        self.stored_zeros = np.zeros(self.X.shape, dtype=bool)
+        if input != "dense":
+            self.X[rng.uniform(size=self.X.shape) >= density] = 0
+            special = [r for r in (EMPTY_ROW, STORED_ZEROS_ROW) if r < n]
+            self.X[special] = 0
+            self.stored_zeros = (self.X == 0) & (rng.uniform(size=self.X.shape) < 0.2)
+            if EMPTY_ROW < n:
+                self.stored_zeros[EMPTY_ROW] = False
+            if STORED_ZEROS_ROW < n:
+                self.stored_zeros[STORED_ZEROS_ROW] = True
 
     @property
-    def sw_or_none(self):
-        return self.sample_weight if len(self.sample_weight) else None
+    def sparse(self):
+        return self.input != "dense"
+
+    def take(self, rows):
+        """The problem restricted to (or reordered as) ``rows``."""
+        p = object.__new__(Problem)
+        p.__dict__.update(self.__dict__)
+        p.X, p.Y, p.stored_zeros = self.X[rows], self.Y[rows], self.stored_zeros[rows]
+        if self.sample_weight is not None:
+            p.sample_weight = self.sample_weight[rows]
+        return p
+
+    # -- the kernel's objects ------------------------------------------------
+
+    def kernel_X(self):
+        if not self.sparse:
+            return self.X
+        return ref.csr(self.X, (self.X != 0) | self.stored_zeros,
+                       np.int64 if self.input == "csr-int64" else np.int32)
+
+    def byte_Y(self):
+        assert np.all((self.Y == 0) | (self.Y == 1)), "byte targets are 0/1"
+        return self.Y.astype(np.uint8)
+
+    def data(self, targets="float"):
+        """kernel.Data of the problem; targets "float", "bytes" or None."""
+        Y = (self.Y if targets == "float" else self.byte_Y() if targets == "bytes"
+             else None)
+        return kernel.Data(self.kernel_X(), Y, self.sample_weight)
+
+    def network(self, chunk_rows=None):
+        """kernel.Network of the problem; chunk_rows defaults to all rows."""
+        return kernel.Network(self.units, self.hidden, self.loss, self.alpha,
+                              self.sparse, len(self.X) if chunk_rows is None else chunk_rows)
+
+    def optimizer(self, solver, params, t=0, state_1=None, state_2=None):
+        """kernel.Optimizer for SOLVERS[solver], starting from the given state
+        (velocities, or ms and vs) when one is given, else from zeros."""
+        kind, nesterov, lr = SOLVERS[solver]
+        opt = kernel.Optimizer(kind, params, learning_rate=lr, momentum=MOMENTUM,
+                               nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
+                               epsilon=EPSILON, t=t)
+        if state_1 is not None and kind == "sgd":
+            opt.velocities = state_1.copy()
+        if state_1 is not None and kind == "adam":
+            opt.ms, opt.vs = state_1.copy(), state_2.copy()
+        return opt
+
+    # -- calls ---------------------------------------------------------------
+
+    def kernel_forward(self, chunk_rows=None):
+        net = self.network(chunk_rows)
+        out = np.full(self.Y.shape, np.nan, dtype=self.dtype)
+        work = np.full(net.workspace_size(kernel.FORWARD_PART), np.nan, dtype=self.dtype)
+        kernel.forward(net, self.data(targets=None), self.params, out, work)
+        return out
+
+    def reference_forward(self):
+        return ref.predict(self.X, self.units, self.params, self.hidden, self.output)
+
+    def kernel_loss_grad(self, params=None, chunk_rows=None):
+        """loss_grad's J and gradient, and the activations and deltas of the
+        last chunk (the rows last_chunk), which the workspace holds after it."""
+        params = self.params if params is None else params
+        net = self.network(chunk_rows)
+        n = len(self.X)
+        grads = np.full(net.n_params, np.nan, dtype=self.dtype)
+        # NaN-filled scratch: any read of a value the kernel did not write shows
+        work = np.full(net.workspace_size(kernel.BACKWARD_PART), np.nan, dtype=self.dtype)
+        J = kernel.loss_grad(net, self.data(), params, grads, work)
+        last = (n - 1) % net.chunk_rows + 1
+        activations, deltas = net.workspace_views(work, last)
+        coef_grads, intercept_grads = ref.unpack(grads, self.units)
+        return {"loss": J, "grads": grads, "coef_grads": coef_grads,
+                "intercept_grads": intercept_grads,
+                "activations": [a.copy() for a in activations],
+                "deltas": [d.copy() for d in deltas], "last_chunk": slice(n - last, n)}
 
     def reference_loss_grad(self, params=None):
-        return ref.loss_grad(self.X, self.Y, self.sw_or_none, self.units, self.hidden,
+        return ref.loss_grad(self.X, self.Y, self.sample_weight, self.units, self.hidden,
                              self.output, self.loss, self.alpha,
                              self.params if params is None else params)
 
-    def kernel_loss_grad(self, params=None):
-        params = self.params if params is None else params
-        n = len(self.X)
-        grads = np.full(kernel.n_params(self.units), np.nan, dtype=self.dtype)
-        # NaN-filled scratch: any read of a value the kernel did not write shows
-        work = np.full(kernel.workspace_size(self.units, n, kernel.BACKWARD), np.nan,
-                       dtype=self.dtype)
-        J = kernel.loss_grad(self.X, self.Y, self.sample_weight, self.units,
-                             ACT[self.hidden], ACT[self.output], LOSS[self.loss],
-                             self.alpha, params, grads, work)
-        activations, deltas = kernel.workspace_views(work, self.units, n, n)
-        return {"loss": J, "grads": grads,
-                "activations": [a.copy() for a in activations],
-                "deltas": [d.copy() for d in deltas]}
-
-    def epoch_args(self, solver):
-        code, nesterov, lr = SOLVERS[solver]
-        return dict(solver=code, learning_rate=lr, momentum=MOMENTUM, nesterov=nesterov,
-                    beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON)
+    def kernel_epoch(self, solver, batch_size, order, params=None, t=0,
+                     state_1=None, state_2=None, chunk_rows=None, targets="float"):
+        """One train_epoch from params (default: the problem's) and the given
+        optimizer state; chunk_rows defaults to batch_size."""
+        params = (self.params if params is None else params).copy()
+        net = self.network(batch_size if chunk_rows is None else chunk_rows)
+        opt = self.optimizer(solver, params, t, state_1, state_2)
+        grads = np.full_like(params, np.nan)
+        work = np.full(net.workspace_size(kernel.EPOCH_PART), np.nan, dtype=self.dtype)
+        order = np.empty(0, dtype=np.intp) if order is None else order
+        total = kernel.train_epoch(net, opt, self.data(targets), order, batch_size,
+                                   params, grads, work)
+        adam = opt.kind == "adam"
+        return {"total": total, "t": opt.t, "params": params,
+                "state_1": opt.ms if adam else opt.velocities,
+                "state_2": opt.vs if adam else None, "optimizer": opt}
 
     def reference_epoch(self, solver, batch_size, order, params=None, t=0,
                         state_1=None, state_2=None):
-        return ref.train_epoch(self.X, self.Y, self.sw_or_none, order, batch_size,
+        kind, nesterov, lr = SOLVERS[solver]
+        return ref.train_epoch(self.X, self.Y, self.sample_weight, order, batch_size,
                                self.units, self.hidden, self.output, self.loss,
                                self.alpha, self.params if params is None else params,
-                               t=t, state_1=state_1, state_2=state_2,
-                               **self.epoch_args(solver))
-
-    def kernel_epoch(self, solver, batch_size, order, params=None, t=0,
-                     state_1=None, state_2=None, X=None, Y=None, sample_weight=None):
-        a = self.epoch_args(solver)
-        params = (self.params if params is None else params).copy()
-        state_1 = np.zeros_like(params) if state_1 is None else state_1.copy()
-        state_2 = np.zeros_like(params) if state_2 is None else state_2.copy()
-        grads = np.full_like(params, np.nan)
-        work = np.full(kernel.workspace_size(self.units, batch_size, kernel.EPOCH),
-                       np.nan, dtype=self.dtype)
-        order = np.empty(0, dtype=np.intp) if order is None else order
-        total, t = kernel.train_epoch(
-            self.X if X is None else X, self.Y if Y is None else Y,
-            self.sample_weight if sample_weight is None else sample_weight,
-            order, batch_size, self.units, ACT[self.hidden], ACT[self.output],
-            LOSS[self.loss], self.alpha, params, grads, work, SOLVER[a["solver"]],
-            a["learning_rate"], a["momentum"], a["nesterov"], a["beta_1"],
-            a["beta_2"], a["epsilon"], t, state_1, state_2)
-        return {"total": total, "t": t, "params": params, "state_1": state_1,
-                "state_2": state_2, "grads": grads}
+                               kind, learning_rate=lr, momentum=MOMENTUM,
+                               nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
+                               epsilon=EPSILON, t=t, state_1=state_1, state_2=state_2)
 
 
 # The kernel computes small matrix products (m n k <= a threshold) with direct
@@ -179,16 +277,19 @@ HIDDEN_X_LOSS = [pytest.param(h, l, id=f"{h}-{l}")
 
 
 @functools.lru_cache(maxsize=None)
-def _reference_loss_grad(hidden, loss, depth, weighted, alpha, dtype):
-    return Problem(hidden, loss, depth, dtype, weighted, alpha).reference_loss_grad()
+def _reference_loss_grad(hidden, loss, depth, weighted, alpha, dtype, input):
+    return Problem(hidden, loss, depth, dtype, weighted, alpha,
+                   input=input).reference_loss_grad()
 
 
 @functools.lru_cache(maxsize=None)
-def _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path="default"):
+def _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path="default",
+                    input="dense"):
     """(kernel's, reference's) loss_grad results, cached across the tests."""
     with gemm_path(path):
-        got = Problem(hidden, loss, depth, dtype, weighted, alpha).kernel_loss_grad()
-    return got, _reference_loss_grad(hidden, loss, depth, weighted, alpha, dtype)
+        got = Problem(hidden, loss, depth, dtype, weighted, alpha,
+                      input=input).kernel_loss_grad()
+    return got, _reference_loss_grad(hidden, loss, depth, weighted, alpha, dtype, input)
 
 
 # ---------------------------------------------------------------------------
@@ -206,7 +307,7 @@ def _z(dtype, seed=0):
 def test_activation_matches_reference(name, dtype):
     Z = _z(dtype)
     A = Z.copy()
-    kernel.apply_activation(ACT[name], A)
+    kernel.apply_activation(name, A)
     assert_allclose(A, ref.activation(name, Z), err_msg=f"{name}(z)", **STEP_TOL[dtype])
 
 
@@ -214,7 +315,7 @@ def test_activation_matches_reference(name, dtype):
 def test_softmax_is_stable_for_large_inputs(dtype):
     Z = np.array([[1000.0, 999.0, -1000.0], [-1000.0, -1000.0, -1000.0]], dtype=dtype)
     A = Z.copy()
-    kernel.apply_activation(ACT["softmax"], A)
+    kernel.apply_activation("softmax", A)
     assert np.all(np.isfinite(A)), f"softmax overflowed: {A}"
     assert_allclose(A.sum(axis=1), 1.0, rtol=1e-6, err_msg="softmax rows must sum to 1")
     assert_allclose(A, ref.activation("softmax", Z), **STEP_TOL[dtype])
@@ -223,14 +324,14 @@ def test_softmax_is_stable_for_large_inputs(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_logistic_saturates_without_nan(dtype):
     Z = np.array([[-1000.0, 1000.0]], dtype=dtype)  # exp(1000) overflows to inf
-    kernel.apply_activation(ACT["logistic"], Z)
+    kernel.apply_activation("logistic", Z)
     assert_array_equal(Z, [[0.0, 1.0]])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_keeps_nan_as_np_maximum_does(dtype):
     Z = np.array([[np.nan, -1.0, 2.0]], dtype=dtype)
-    kernel.apply_activation(ACT["relu"], Z)
+    kernel.apply_activation("relu", Z)
     assert_array_equal(Z, [[np.nan, 0.0, 2.0]])
 
 
@@ -242,7 +343,7 @@ def test_derivative_matches_reference(name, dtype):
     delta = np.random.default_rng(1).normal(size=Z.shape).astype(dtype)
     A = ref.activation(name, Z)
     out = delta.copy()
-    kernel.apply_derivative(ACT[name], A, out)
+    kernel.apply_derivative(name, A, out)
     assert_allclose(out, delta * ref.derivative(name, Z), err_msg=f"{name}'(z) * delta",
                     **STEP_TOL[dtype])
 
@@ -268,7 +369,7 @@ def test_output_delta_is_derivative_of_loss_through_output_activation(loss):
     Y = np.ascontiguousarray(_y_for(loss, Z.shape, rng))
     y_pred = ref.activation(output, Z)
     delta = np.empty_like(Z)
-    kernel.loss_and_delta(LOSS[loss], y_pred, Y, np.empty(0), delta)
+    kernel.loss_and_delta(loss, y_pred, Y, np.empty(0), delta)
     h = 1e-6
     numeric = np.empty_like(Z)
     for i in range(Z.shape[0]):
@@ -303,7 +404,7 @@ WEIGHTED = [pytest.param(False, id="unweighted"), pytest.param(True, id="weighte
 @pytest.mark.parametrize("loss", ref.LOSSES)
 def test_loss_value_matches_reference(loss, dtype, weighted):
     y_pred, Y, sw = _loss_inputs(loss, dtype, weighted)
-    got = kernel.loss_and_delta(LOSS[loss], y_pred, Y, sw, np.empty_like(y_pred))
+    got = kernel.loss_and_delta(loss, y_pred, Y, sw, np.empty_like(y_pred))
     expected = ref.weighted_loss_sum(loss, y_pred, Y, sw)
     assert_allclose(got, expected, err_msg=f"sum_i w_i J_i of {loss}", **STEP_TOL[dtype])
 
@@ -314,7 +415,7 @@ def test_loss_value_matches_reference(loss, dtype, weighted):
 def test_output_delta_matches_reference(loss, dtype, weighted):
     y_pred, Y, sw = _loss_inputs(loss, dtype, weighted)
     delta = np.full_like(y_pred, np.nan)
-    kernel.loss_and_delta(LOSS[loss], y_pred, Y, sw, delta)
+    kernel.loss_and_delta(loss, y_pred, Y, sw, delta)
     assert_allclose(delta, ref.output_delta(y_pred, Y, sw), err_msg="w (y_pred - y)",
                     **STEP_TOL[dtype])
 
@@ -325,7 +426,7 @@ def test_squared_error_is_summed_over_outputs_not_averaged(dtype):
     gradient (scikit-learn divides by n_outputs in the loss only, #8349)."""
     y_pred = np.zeros((2, 4), dtype=dtype)
     Y = np.ones((2, 4), dtype=dtype)
-    got = kernel.loss_and_delta(LOSS["squared_error"], y_pred, Y, np.empty(0, dtype),
+    got = kernel.loss_and_delta("squared_error", y_pred, Y, np.empty(0, dtype),
                                 np.empty_like(y_pred))
     assert got == pytest.approx(0.5 * 2 * 4), "squared error must sum over the 4 outputs"
 
@@ -339,7 +440,7 @@ def test_squared_error_is_summed_over_outputs_not_averaged(dtype):
 def test_log_losses_clip_probabilities_to_eps(loss, y_pred, y, dtype):
     """A probability of 0 (or 1) for the wrong class costs -log(eps), eps of the dtype."""
     y_pred = np.array(y_pred, dtype=dtype)
-    got = kernel.loss_and_delta(LOSS[loss], y_pred, np.array(y, dtype=dtype),
+    got = kernel.loss_and_delta(loss, y_pred, np.array(y, dtype=dtype),
                                 np.empty(0, dtype), np.empty_like(y_pred))
     assert got == pytest.approx(-np.log(np.finfo(dtype).eps), rel=1e-6)
 
@@ -347,65 +448,71 @@ def test_log_losses_clip_probabilities_to_eps(loss, y_pred, y, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_poisson_loss_of_a_zero_count_is_the_prediction(dtype):
     y_pred = np.array([[2.5]], dtype=dtype)
-    got = kernel.loss_and_delta(LOSS["poisson"], y_pred, np.zeros((1, 1), dtype),
+    got = kernel.loss_and_delta("poisson", y_pred, np.zeros((1, 1), dtype),
                                 np.empty(0, dtype), np.empty_like(y_pred))
     assert got == pytest.approx(2.5), "0 log(0 / y_pred) must count as 0"
 
 
 # ---------------------------------------------------------------------------
-# Forward pass, loss, deltas and gradients of whole networks (loss_grad)
+# Forward pass, loss, deltas and gradients of whole networks (loss_grad),
+# dense and sparse first layer
 # ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", NETWORK_CASES)
-def test_activations_of_every_layer_match_reference(hidden, loss, depth, weighted, alpha, dtype, path):
-    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path)
+def test_activations_of_every_layer_match_reference(hidden, loss, depth, weighted, alpha,
+                                                    dtype, path, input):
+    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path, input)
     for l, (a, e) in enumerate(zip(got["activations"], expected["activations"]), start=1):
         assert_allclose(a, e, err_msg=f"activations[{l}]", **STEP_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", NETWORK_CASES)
-def test_loss_matches_reference(hidden, loss, depth, weighted, alpha, dtype, path):
-    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path)
+def test_loss_matches_reference(hidden, loss, depth, weighted, alpha, dtype, path, input):
+    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path, input)
     assert_allclose(got["loss"], expected["loss"], err_msg="penalised batch loss J",
                     **STEP_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", NETWORK_CASES)
-def test_delta_of_every_layer_matches_reference(hidden, loss, depth, weighted, alpha, dtype, path):
-    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path)
+def test_delta_of_every_layer_matches_reference(hidden, loss, depth, weighted, alpha, dtype,
+                                                path, input):
+    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path, input)
     L = len(expected["deltas"])
     for l in range(L - 1, -1, -1):  # from the output back, so the first failure is the origin
         assert_allclose(got["deltas"][l], expected["deltas"][l],
                         err_msg=f"deltas[{l}] (of {L} layers)", **STEP_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", NETWORK_CASES)
-def test_coef_gradients_match_reference(hidden, loss, depth, weighted, alpha, dtype, path):
-    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path)
-    p = Problem(hidden, loss, depth, dtype, weighted, alpha)
-    coef_grads, _ = ref.unpack(got["grads"], p.units)
-    for l in range(len(coef_grads) - 1, -1, -1):
-        assert_allclose(coef_grads[l], expected["coef_grads"][l],
+def test_coef_gradients_match_reference(hidden, loss, depth, weighted, alpha, dtype, path,
+                                        input):
+    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path, input)
+    for l in range(len(got["coef_grads"]) - 1, -1, -1):
+        assert_allclose(got["coef_grads"][l], expected["coef_grads"][l],
                         err_msg=f"coef gradient of layer {l}", **STEP_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", NETWORK_CASES)
-def test_intercept_gradients_match_reference(hidden, loss, depth, weighted, alpha, dtype, path):
-    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path)
-    p = Problem(hidden, loss, depth, dtype, weighted, alpha)
-    _, intercept_grads = ref.unpack(got["grads"], p.units)
-    for l in range(len(intercept_grads) - 1, -1, -1):
-        assert_allclose(intercept_grads[l], expected["intercept_grads"][l],
+def test_intercept_gradients_match_reference(hidden, loss, depth, weighted, alpha, dtype,
+                                             path, input):
+    got, expected = _loss_grad_pair(hidden, loss, depth, weighted, alpha, dtype, path, input)
+    for l in range(len(got["intercept_grads"]) - 1, -1, -1):
+        assert_allclose(got["intercept_grads"][l], expected["intercept_grads"][l],
                         err_msg=f"intercept gradient of layer {l}", **STEP_TOL[dtype])
 
 
@@ -452,15 +559,14 @@ def test_unit_sample_weights_equal_no_sample_weights(dtype):
     assert_allclose(weighted["grads"], unweighted["grads"], **STEP_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_zero_weight_rows_do_not_count(dtype):
+def test_zero_weight_rows_do_not_count(dtype, input):
     """A row of weight 0 changes neither the loss nor the gradient (nor s)."""
-    p = Problem("logistic", "poisson", dtype=dtype, weighted=True)
+    p = Problem("logistic", "poisson", dtype=dtype, weighted=True, input=input)
     p.sample_weight[[3, 11]] = 0
     with_rows = p.kernel_loss_grad()
-    keep = np.setdiff1d(np.arange(N_ROWS), [3, 11])
-    p.X, p.Y, p.sample_weight = p.X[keep], p.Y[keep], p.sample_weight[keep]
-    without_rows = p.kernel_loss_grad()
+    without_rows = p.take(np.setdiff1d(np.arange(N_ROWS), [3, 11])).kernel_loss_grad()
     assert_allclose(with_rows["loss"], without_rows["loss"], **STEP_TOL[dtype])
     assert_allclose(with_rows["grads"], without_rows["grads"], **STEP_TOL[dtype])
 
@@ -469,22 +575,20 @@ def test_zero_weight_rows_do_not_count(dtype):
 # The forward entry point (prediction, in chunks)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("chunk_rows", [
-    pytest.param(1, id="chunk1"), pytest.param(6, id="chunk6-divides-24"),
-    pytest.param(10, id="chunk10-does-not-divide-24"), pytest.param(24, id="chunk24-all"),
-    pytest.param(40, id="chunk40-more-than-n")])
+    pytest.param(1, id="chunk1"), pytest.param(3, id="chunk3"),
+    pytest.param(6, id="chunk6-divides-24"), pytest.param(10, id="chunk10-does-not-divide-24"),
+    pytest.param(24, id="chunk24-all"), pytest.param(40, id="chunk40-more-than-n")])
 @pytest.mark.parametrize("loss", ref.LOSSES, ids=[f"{ref.OUTPUT_FOR_LOSS[l]}-output"
                                                    for l in ref.LOSSES])
 @pytest.mark.parametrize("path", GEMM_PATHS)
-def test_forward_matches_reference(loss, chunk_rows, dtype, path):
-    p = Problem("tanh", loss, depth=2, dtype=dtype)
-    out = np.full_like(p.Y, np.nan)
-    work = np.full(kernel.workspace_size(p.units, chunk_rows, kernel.FORWARD), np.nan, dtype)
+def test_forward_matches_reference(loss, chunk_rows, dtype, path, input):
+    p = Problem("tanh", loss, depth=2, dtype=dtype, input=input)
     with gemm_path(path):
-        kernel.forward(p.X, p.units, ACT[p.hidden], ACT[p.output], p.params, out, work,
-                       chunk_rows)
-    assert_allclose(out, ref.predict(p.X, p.units, p.params, p.hidden, p.output),
+        out = p.kernel_forward(chunk_rows)
+    assert_allclose(out, p.reference_forward(),
                     err_msg=f"prediction, {chunk_rows} rows at a time", **STEP_TOL[dtype])
 
 
@@ -533,7 +637,7 @@ def test_adam_step_matches_reference(t, dtype):
 
 
 # ---------------------------------------------------------------------------
-# Whole epochs
+# Whole epochs, dense and sparse first layer
 # ---------------------------------------------------------------------------
 
 ORDERS = [pytest.param(False, id="in-order"), pytest.param(True, id="shuffled")]
@@ -542,44 +646,48 @@ SOLVER_NAMES = list(SOLVERS)
 
 @functools.lru_cache(maxsize=None)
 def _epoch_pair(solver, batch_size, shuffled, dtype, hidden="tanh", loss="squared_error",
-                depth=2, weighted=True, alpha=0.1, path="default"):
+                depth=2, weighted=True, alpha=0.1, path="default", input="dense"):
     """(kernel's, reference's) results of one epoch from the same start, cached."""
-    p = Problem(hidden, loss, depth, dtype, weighted, alpha)
+    p = Problem(hidden, loss, depth, dtype, weighted, alpha, input=input)
     order = shuffled_order() if shuffled else None
     with gemm_path(path):
         got = p.kernel_epoch(solver, batch_size, order)
     return got, p.reference_epoch(solver, batch_size, order)
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shuffled", ORDERS)
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_epoch_params_match_reference(solver, batch_size, shuffled, dtype, path):
-    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path)
+def test_epoch_params_match_reference(solver, batch_size, shuffled, dtype, path, input):
+    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path, input=input)
     assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
                     **EPOCH_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shuffled", ORDERS)
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_epoch_loss_sum_matches_reference(solver, batch_size, shuffled, dtype, path):
-    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path)
+def test_epoch_loss_sum_matches_reference(solver, batch_size, shuffled, dtype, path, input):
+    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path, input=input)
     assert_allclose(got["total"], expected["total"],
                     err_msg="sum over batches of batch loss * rows", **EPOCH_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shuffled", ORDERS)
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_epoch_optimizer_state_matches_reference(solver, batch_size, shuffled, dtype, path):
-    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path)
+def test_epoch_optimizer_state_matches_reference(solver, batch_size, shuffled, dtype, path,
+                                                 input):
+    got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path, input=input)
     assert got["t"] == expected["t"], "update count t"
     assert_allclose(got["state_1"], expected["state_1"],
                     err_msg="velocities" if solver != "adam" else "first moments",
@@ -589,35 +697,39 @@ def test_epoch_optimizer_state_matches_reference(solver, batch_size, shuffled, d
                         **EPOCH_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
 @pytest.mark.parametrize("hidden, loss", HIDDEN_X_LOSS)
-def test_epoch_matches_reference_for_every_activation_and_loss(hidden, loss, solver, dtype):
-    got, expected = _epoch_pair(solver, 10, True, dtype, hidden, loss)
+def test_epoch_matches_reference_for_every_activation_and_loss(hidden, loss, solver, dtype,
+                                                               input):
+    got, expected = _epoch_pair(solver, 10, True, dtype, hidden, loss, input=input)
     assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
                     **EPOCH_TOL[dtype])
     assert_allclose(got["total"], expected["total"], err_msg="summed loss",
                     **EPOCH_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shuffled", ORDERS)
 @pytest.mark.parametrize("hidden, loss, depth, weighted, alpha", DEPTH_CASES)
 def test_epoch_matches_reference_for_every_depth_with_and_without_weights_and_l2(
-        hidden, loss, depth, weighted, alpha, shuffled, dtype):
+        hidden, loss, depth, weighted, alpha, shuffled, dtype, input):
     got, expected = _epoch_pair("nesterov", 10, shuffled, dtype, hidden, loss, depth,
-                                weighted, alpha)
+                                weighted, alpha, input=input)
     assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
                     **EPOCH_TOL[dtype])
     assert_allclose(got["total"], expected["total"], err_msg="summed loss",
                     **EPOCH_TOL[dtype])
 
 
+@pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_epoch_continues_from_the_given_optimizer_state(solver, dtype):
+def test_epoch_continues_from_the_given_optimizer_state(solver, dtype, input):
     """Two epochs in a row, the second fed the first's params, state and t."""
-    p = Problem("relu", "binary_log_loss", dtype=dtype)
+    p = Problem("relu", "binary_log_loss", dtype=dtype, input=input)
     order = shuffled_order()
     k1 = p.kernel_epoch(solver, 10, order)
     r1 = p.reference_epoch(solver, 10, order)
@@ -630,48 +742,283 @@ def test_epoch_continues_from_the_given_optimizer_state(solver, dtype):
                     **EPOCH_TOL[dtype])
 
 
-@pytest.mark.parametrize("solver, batch_size, expected_t", [
-    pytest.param("sgd", 10, 5, id="sgd-keeps-t"),
-    pytest.param("adam", 10, 5 + 3, id="adam-batch10-adds-3"),
-    pytest.param("adam", 1, 5 + 24, id="adam-batch1-adds-24"),
-])
-def test_epoch_returns_the_update_count(solver, batch_size, expected_t):
-    p = Problem()
-    assert p.kernel_epoch(solver, batch_size, None, t=5)["t"] == expected_t
-
-
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
 def test_epoch_skips_a_batch_whose_weights_are_all_zero(solver):
     """In order, batch_size 10: the second batch (rows 10-19) has weight 0; it
-    adds nothing to the loss and makes no update (Adam's t counts 2, not 3)."""
+    adds nothing to the loss and makes no update (t counts 2, not 3)."""
     p = Problem(weighted=True)
     p.sample_weight[10:20] = 0
     got = p.kernel_epoch(solver, 10, None)
     expected = p.reference_epoch(solver, 10, None)
     assert np.all(np.isfinite(got["params"])), "params after a zero-weight batch"
-    assert got["t"] == expected["t"], "update count t"
+    assert got["t"] == expected["t"] == 2, "update count t"
     assert_allclose(got["params"], expected["params"], err_msg="params",
                     **EPOCH_TOL[np.float64])
     assert_allclose(got["total"], expected["total"], err_msg="summed loss",
                     **EPOCH_TOL[np.float64])
 
 
-def test_in_order_epoch_equals_epoch_in_identity_order():
-    p = Problem()
+@pytest.mark.parametrize("input", INPUTS)
+def test_in_order_epoch_equals_epoch_in_identity_order(input):
+    p = Problem(input=input)
     in_order = p.kernel_epoch("adam", 10, None)
     identity = p.kernel_epoch("adam", 10, np.arange(N_ROWS, dtype=np.intp))
     assert_allclose(identity["params"], in_order["params"], rtol=1e-14, atol=0)
     assert identity["total"] == pytest.approx(in_order["total"], rel=1e-14)
 
 
-def test_shuffled_epoch_equals_in_order_epoch_on_permuted_rows():
-    p = Problem()
+@pytest.mark.parametrize("input", INPUTS)
+def test_shuffled_epoch_equals_in_order_epoch_on_permuted_rows(input):
+    p = Problem(input=input)
     order = shuffled_order()
     shuffled = p.kernel_epoch("sgd", 10, order)
-    permuted = p.kernel_epoch("sgd", 10, None, X=p.X[order], Y=p.Y[order],
-                              sample_weight=p.sample_weight[order])
+    permuted = p.take(order).kernel_epoch("sgd", 10, None)
     assert_allclose(shuffled["params"], permuted["params"], rtol=1e-14, atol=0)
     assert shuffled["total"] == pytest.approx(permuted["total"], rel=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# Sparse first layer: the CSR matrix itself
+# ---------------------------------------------------------------------------
+
+def test_csr_problems_have_empty_rows_and_stored_zeros():
+    """The CSR inputs above exercise what the sparse loops must handle: a row
+    that stores nothing, a row of stored zeros only, zeros stored among
+    non-zeros."""
+    X = Problem(input="csr").kernel_X()
+    lengths = np.diff(X.indptr)
+    assert lengths[EMPTY_ROW] == 0, "a row storing nothing"
+    row = X.data[X.indptr[STORED_ZEROS_ROW]:X.indptr[STORED_ZEROS_ROW + 1]]
+    assert len(row) == N_FEATURES and not np.any(row), "a row of stored zeros"
+    assert np.sum(X.data == 0) > N_FEATURES, "zeros stored among non-zeros"
+    assert X.indices.dtype == np.int32 and X.indptr.dtype == np.int32
+
+
+def _int64_results(input, entry, dtype):
+    p = Problem("relu", "log_loss", dtype=dtype, input=input)
+    if entry == "forward":
+        return {"out": p.kernel_forward(chunk_rows=5)}
+    if entry == "loss_grad":
+        got = p.kernel_loss_grad(chunk_rows=5)
+        return {"loss": got["loss"], "grads": got["grads"]}
+    order = shuffled_order() if entry == "train_epoch-shuffled" else None
+    got = p.kernel_epoch("adam", 10, order, chunk_rows=3)
+    return {"total": got["total"], "params": got["params"], "ms": got["state_1"],
+            "vs": got["state_2"]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ["forward", "loss_grad", "train_epoch-in-order",
+                                   "train_epoch-shuffled"])
+def test_csr_with_int64_indices_gives_the_same_results_as_int32(entry, dtype):
+    """scipy gives int64 indices and row pointers to large matrices (and to
+    some operations' results): the kernel computes exactly the same."""
+    assert Problem(input="csr-int64").kernel_X().indices.dtype == np.int64
+    int32 = _int64_results("csr", entry, dtype)
+    int64 = _int64_results("csr-int64", entry, dtype)
+    for name in int32:
+        assert_array_equal(int64[name], int32[name], err_msg=name)
+
+
+WIDE = dict(n_features=40, density=0.1)  # about 4 non-zeros a row, out of 40
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shuffled", ORDERS)
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_epoch_on_a_wide_sparse_input_matches_reference(solver, batch_size, shuffled, dtype):
+    """40 features, about 4 non-zeros a row: each batch touches few rows of
+    the first layer's weights, whose other rows still get their L2 update."""
+    p = Problem("relu", "log_loss", dtype=dtype, input="csr", **WIDE)
+    order = shuffled_order() if shuffled else None
+    got = p.kernel_epoch(solver, batch_size, order, chunk_rows=3)
+    expected = p.reference_epoch(solver, batch_size, order)
+    assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
+                    **EPOCH_TOL[dtype])
+    assert_allclose(got["total"], expected["total"], err_msg="summed loss",
+                    **EPOCH_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_grad_on_a_wide_sparse_input_matches_reference(dtype):
+    p = Problem("relu", "log_loss", dtype=dtype, input="csr", **WIDE)
+    got, expected = p.kernel_loss_grad(chunk_rows=5), p.reference_loss_grad()
+    assert_allclose(got["loss"], expected["loss"], err_msg="loss", **STEP_TOL[dtype])
+    assert_allclose(got["grads"], expected["grads"], err_msg="gradient", **STEP_TOL[dtype])
+
+
+# ---------------------------------------------------------------------------
+# Batches in chunks: the same numbers as whole batches
+# ---------------------------------------------------------------------------
+
+CHUNK_ROWS = [pytest.param(1, id="chunk1"), pytest.param(3, id="chunk3"),
+              pytest.param(7, id="chunk7")]
+# rows of weight 0 in the "zero-weights" cases: a whole chunk of 3 (rows
+# 3-5), and in epochs of batch 10 in order a whole batch (rows 10-19), skipped
+ZERO_WEIGHT_ROWS = [3, 4, 5, *range(10, 20)]
+
+
+def _chunk_case(input="dense", shuffled=False, targets="float", weights="random"):
+    return dict(input=input, shuffled=shuffled, targets=targets, weights=weights)
+
+
+# How the rows reach the kernel; the network is tanh, 2 hidden layers,
+# log_loss (softmax output, one-hot targets, which can be bytes), L2.
+EPOCH_CHUNK_CASES = {
+    "dense-in-order": _chunk_case(),
+    "dense-shuffled": _chunk_case(shuffled=True),  # rows gathered into the workspace
+    "csr-in-order": _chunk_case(input="csr"),
+    "csr-shuffled": _chunk_case(input="csr", shuffled=True),
+    "byte-targets-in-order": _chunk_case(targets="bytes"),
+    "byte-targets-shuffled": _chunk_case(shuffled=True, targets="bytes"),
+    "csr-byte-targets-shuffled": _chunk_case(input="csr", shuffled=True, targets="bytes"),
+    "unweighted": _chunk_case(weights=None),
+    "zero-weights-in-order": _chunk_case(weights="zeros"),
+    "csr-zero-weights-in-order": _chunk_case(input="csr", weights="zeros"),
+}
+# loss_grad reads all rows in order and floating targets only
+LOSS_GRAD_CHUNK_CASES = {name: case for name, case in EPOCH_CHUNK_CASES.items()
+                         if not case["shuffled"] and case["targets"] == "float"}
+
+
+def _chunk_problem(case, dtype, n=N_ROWS):
+    p = Problem("tanh", "log_loss", 2, dtype, weighted=case["weights"] is not None,
+                n=n, input=case["input"])
+    if case["weights"] == "zeros":
+        p.sample_weight[[r for r in ZERO_WEIGHT_ROWS if r < n]] = 0
+    return p
+
+
+@functools.lru_cache(maxsize=None)
+def _chunked_loss_grad(case_name, n, chunk_rows, dtype):
+    """(kernel's loss_grad in chunks, reference's of the whole batch)."""
+    p = _chunk_problem(LOSS_GRAD_CHUNK_CASES[case_name], dtype, n)
+    return p.kernel_loss_grad(chunk_rows=chunk_rows), p.reference_loss_grad()
+
+
+@functools.lru_cache(maxsize=None)
+def _chunked_epoch(case_name, solver, batch_size, chunk_rows, dtype):
+    """(kernel's epoch in chunks, reference's epoch)."""
+    case = EPOCH_CHUNK_CASES[case_name]
+    p = _chunk_problem(case, dtype)
+    order = shuffled_order() if case["shuffled"] else None
+    got = p.kernel_epoch(solver, batch_size, order, chunk_rows=chunk_rows,
+                         targets=case["targets"])
+    return got, p.reference_epoch(solver, batch_size, order)
+
+
+LOSS_GRAD_ROWS = [pytest.param(10, id="10-rows"), pytest.param(24, id="24-rows")]
+CHUNKED_BATCH_SIZES = [pytest.param(10, id="batch10-of-24-rows"),
+                       pytest.param(24, id="batch24-all-rows")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("n", LOSS_GRAD_ROWS)
+@pytest.mark.parametrize("case", list(LOSS_GRAD_CHUNK_CASES))
+def test_loss_in_chunks_matches_reference(case, n, chunk_rows, dtype):
+    got, expected = _chunked_loss_grad(case, n, chunk_rows, dtype)
+    assert_allclose(got["loss"], expected["loss"], err_msg="penalised batch loss J",
+                    **STEP_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("n", LOSS_GRAD_ROWS)
+@pytest.mark.parametrize("case", list(LOSS_GRAD_CHUNK_CASES))
+def test_gradient_in_chunks_matches_reference(case, n, chunk_rows, dtype):
+    got, expected = _chunked_loss_grad(case, n, chunk_rows, dtype)
+    for l in range(len(got["coef_grads"]) - 1, -1, -1):
+        assert_allclose(got["coef_grads"][l], expected["coef_grads"][l],
+                        err_msg=f"coef gradient of layer {l}", **STEP_TOL[dtype])
+        assert_allclose(got["intercept_grads"][l], expected["intercept_grads"][l],
+                        err_msg=f"intercept gradient of layer {l}", **STEP_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("n", LOSS_GRAD_ROWS)
+@pytest.mark.parametrize("case", list(LOSS_GRAD_CHUNK_CASES))
+def test_workspace_holds_the_last_chunk_after_loss_grad(case, n, chunk_rows, dtype):
+    """workspace_views gives the activations and deltas of the last chunk's rows."""
+    got, expected = _chunked_loss_grad(case, n, chunk_rows, dtype)
+    rows = got["last_chunk"]
+    for l, a in enumerate(got["activations"], start=1):
+        assert_allclose(a, expected["activations"][l - 1][rows],
+                        err_msg=f"activations[{l}] of rows {rows}", **STEP_TOL[dtype])
+    for l, d in enumerate(got["deltas"]):
+        assert_allclose(d, expected["deltas"][l][rows],
+                        err_msg=f"deltas[{l}] of rows {rows}", **STEP_TOL[dtype])
+
+
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("case", list(LOSS_GRAD_CHUNK_CASES))
+def test_loss_grad_in_chunks_equals_loss_grad_at_once(case, chunk_rows):
+    """float64: chunked and unchunked agree to rtol 1e-12 (a single step)."""
+    p = _chunk_problem(LOSS_GRAD_CHUNK_CASES[case], np.float64)
+    chunked, at_once = p.kernel_loss_grad(chunk_rows=chunk_rows), p.kernel_loss_grad()
+    assert_allclose(chunked["loss"], at_once["loss"], err_msg="loss", **STEP_TOL[np.float64])
+    assert_allclose(chunked["grads"], at_once["grads"], err_msg="gradient",
+                    **STEP_TOL[np.float64])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("case", list(EPOCH_CHUNK_CASES))
+def test_epoch_params_in_chunks_match_reference(case, solver, batch_size, chunk_rows, dtype):
+    got, expected = _chunked_epoch(case, solver, batch_size, chunk_rows, dtype)
+    assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
+                    **EPOCH_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("case", list(EPOCH_CHUNK_CASES))
+def test_epoch_loss_sum_in_chunks_matches_reference(case, solver, batch_size, chunk_rows,
+                                                    dtype):
+    got, expected = _chunked_epoch(case, solver, batch_size, chunk_rows, dtype)
+    assert_allclose(got["total"], expected["total"],
+                    err_msg="sum over batches of batch loss * rows", **EPOCH_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("batch_size", CHUNKED_BATCH_SIZES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("case", list(EPOCH_CHUNK_CASES))
+def test_epoch_optimizer_state_in_chunks_matches_reference(case, solver, batch_size,
+                                                           chunk_rows, dtype):
+    got, expected = _chunked_epoch(case, solver, batch_size, chunk_rows, dtype)
+    assert got["t"] == expected["t"], "update count t (batches, not chunks)"
+    assert_allclose(got["state_1"], expected["state_1"],
+                    err_msg="velocities" if solver != "adam" else "first moments",
+                    **EPOCH_TOL[dtype])
+    if solver == "adam":
+        assert_allclose(got["state_2"], expected["state_2"], err_msg="second moments",
+                        **EPOCH_TOL[dtype])
+
+
+@pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("case", list(EPOCH_CHUNK_CASES))
+def test_one_update_in_chunks_equals_one_update_at_once(case, solver, chunk_rows):
+    """float64, one batch of all 24 rows, one update: chunked and unchunked
+    agree to rtol 1e-12 (a single step)."""
+    spec = EPOCH_CHUNK_CASES[case]
+    p = _chunk_problem(spec, np.float64)
+    order = shuffled_order() if spec["shuffled"] else None
+    chunked, at_once = (p.kernel_epoch(solver, N_ROWS, order, chunk_rows=c,
+                                       targets=spec["targets"])
+                        for c in (chunk_rows, N_ROWS))
+    assert_allclose(chunked["params"], at_once["params"], err_msg="params",
+                    **STEP_TOL[np.float64])
+    assert_allclose(chunked["total"], at_once["total"], err_msg="batch loss * rows",
+                    **STEP_TOL[np.float64])
 
 
 # ---------------------------------------------------------------------------
@@ -684,10 +1031,10 @@ def _worked_loss_grad(implementation, units, hidden, X, Y, params):
     if implementation == "reference":
         r = ref.loss_grad(X, Y, None, units, hidden, "identity", "squared_error", 0.0, params)
         return r["loss"], r["grads"]
+    net = kernel.Network(units, hidden, "squared_error", 0.0, False, len(X))
     grads = np.empty_like(params)
-    work = np.empty(kernel.workspace_size(units, len(X), kernel.BACKWARD))
-    J = kernel.loss_grad(X, Y, np.empty(0), units, ACT[hidden], ACT["identity"],
-                         LOSS["squared_error"], 0.0, params, grads, work)
+    work = np.empty(net.workspace_size(kernel.BACKWARD_PART))
+    J = kernel.loss_grad(net, kernel.Data(X, Y), params, grads, work)
     return J, grads
 
 
@@ -733,6 +1080,116 @@ def test_worked_example_two_relu_units_after_moving_w1(implementation):
 
 
 # ---------------------------------------------------------------------------
+# The optimizer object: update count, state, pickling
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver, batch_size, chunk_rows, zero_weight_rows, expected_t", [
+    pytest.param("sgd", 10, None, (), 5 + 3, id="sgd-batch10-adds-3"),
+    pytest.param("adam", 10, None, (), 5 + 3, id="adam-batch10-adds-3"),
+    pytest.param("adam", 1, None, (), 5 + 24, id="adam-batch1-adds-24"),
+    pytest.param("adam", 10, 3, (), 5 + 3, id="adam-batch10-in-chunks-of-3-adds-3"),
+    pytest.param("sgd", 10, None, range(10, 20), 5 + 2,
+                 id="sgd-batch10-second-batch-weightless-adds-2"),
+    pytest.param("adam", 6, 4, range(6, 12), 5 + 3,
+                 id="adam-batch6-second-batch-weightless-adds-3"),
+])
+def test_update_count_t_advances_by_the_batches_not_skipped(solver, batch_size, chunk_rows,
+                                                            zero_weight_rows, expected_t):
+    """opt.t counts the updates made, whatever the solver: one per batch whose
+    weights do not sum to zero (a batch in several chunks is one update)."""
+    p = Problem()
+    p.sample_weight[list(zero_weight_rows)] = 0
+    got = p.kernel_epoch(solver, batch_size, None, t=5, chunk_rows=chunk_rows)
+    assert got["t"] == expected_t
+
+
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_optimizer_state_starts_at_zero_in_the_params_dtype(solver):
+    params = Problem(dtype=np.float32).params
+    opt = Problem().optimizer(solver, params)
+    state = [opt.velocities] if opt.kind == "sgd" else [opt.ms, opt.vs]
+    assert opt.t == 0
+    for vector in state:
+        assert vector.dtype == np.float32 and vector.shape == params.shape
+        assert not np.any(vector)
+
+
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_epoch_updates_the_optimizer_state_vectors_in_place(solver):
+    """The vectors assigned to the optimizer are the ones the epoch writes."""
+    p = Problem()
+    opt = p.optimizer(solver, p.params)
+    names = ["velocities"] if opt.kind == "sgd" else ["ms", "vs"]
+    for name in names:
+        setattr(opt, name, np.zeros_like(p.params))
+    given = [getattr(opt, name) for name in names]
+    net = p.network(10)
+    kernel.train_epoch(net, opt, p.data(), np.empty(0, np.intp), 10, p.params.copy(),
+                       np.empty_like(p.params), np.empty(net.workspace_size(kernel.EPOCH_PART)))
+    for name, vector in zip(names, given):
+        assert getattr(opt, name) is vector, f"{name} replaced"
+        assert np.any(vector), f"{name} not updated"
+
+
+@pytest.mark.parametrize("solver", ["sgd", "nesterov"])
+def test_learning_rate_set_between_epochs_is_used(solver):
+    """sgd's schedules change opt.learning_rate between epochs."""
+    p = Problem()
+    kind, nesterov, lr = SOLVERS[solver]
+    net = p.network(10)
+
+    def epoch(built_with, set_to=None):
+        params = p.params.copy()
+        opt = kernel.Optimizer(kind, params, learning_rate=built_with, momentum=MOMENTUM,
+                               nesterov=nesterov)
+        if set_to is not None:
+            opt.learning_rate = set_to
+        kernel.train_epoch(net, opt, p.data(), np.empty(0, np.intp), 10, params,
+                           np.empty_like(params),
+                           np.empty(net.workspace_size(kernel.EPOCH_PART)))
+        return params
+
+    assert_array_equal(epoch(lr, set_to=3 * lr), epoch(3 * lr))
+
+
+def _trained_optimizer(solver, dtype):
+    """An optimizer after one epoch: non-zero state, t > 0."""
+    got = Problem(dtype=dtype).kernel_epoch(solver, 10, shuffled_order())
+    return got["optimizer"], got["params"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_unpickled_optimizer_has_equal_state_and_hyper_parameters(solver, dtype):
+    opt, _ = _trained_optimizer(solver, dtype)
+    copy = pickle.loads(pickle.dumps(opt))
+    assert copy.kind == opt.kind
+    assert copy.t == opt.t > 0
+    assert copy.hyper_parameters == opt.hyper_parameters
+    for name in ("velocities", "ms", "vs"):
+        assert getattr(copy, name).dtype == getattr(opt, name).dtype, name
+        assert_array_equal(getattr(copy, name), getattr(opt, name), err_msg=name)
+
+
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_unpickled_optimizer_trains_on_exactly_as_the_original(solver):
+    opt, params = _trained_optimizer(solver, np.float64)
+    copy = pickle.loads(pickle.dumps(opt))
+    p = Problem()
+    net = p.network(10)
+    results = []
+    for optimizer in (opt, copy):
+        q = params.copy()
+        total = kernel.train_epoch(net, optimizer, p.data(), shuffled_order(seed=2), 10, q,
+                                   np.empty_like(q),
+                                   np.empty(net.workspace_size(kernel.EPOCH_PART)))
+        results.append((total, q, optimizer.t))
+    assert results[0][0] == results[1][0], "epoch loss"
+    assert_array_equal(results[0][1], results[1][1], err_msg="params")
+    assert results[0][2] == results[1][2], "update count"
+
+
+# ---------------------------------------------------------------------------
 # Concurrency: the GIL is released during an epoch
 # ---------------------------------------------------------------------------
 
@@ -749,9 +1206,12 @@ def test_train_epoch_releases_the_gil():
     n, units = 8000, np.array([40, 200, 200, 10], dtype=np.intp)
     X = rng.normal(size=(n, units[0]))
     Y = rng.normal(size=(n, units[-1]))
-    params = rng.normal(scale=0.05, size=kernel.n_params(units))
-    grads, state = np.empty_like(params), np.zeros_like(params)
-    work = np.empty(kernel.workspace_size(units, 50, kernel.EPOCH))
+    net = kernel.Network(units, "relu", "squared_error", 1e-4, False, 50)
+    params = rng.normal(scale=0.05, size=net.n_params)
+    opt = kernel.Optimizer("sgd", params, learning_rate=1e-3, momentum=0.9, nesterov=True)
+    data = kernel.Data(X, Y)
+    grads = np.empty_like(params)
+    work = np.empty(net.workspace_size(kernel.EPOCH_PART))
 
     count = 0
     started, stop = threading.Event(), threading.Event()
@@ -770,10 +1230,8 @@ def test_train_epoch_releases_the_gil():
     try:
         started.wait()
         before = count
-        kernel.train_epoch(X, Y, np.empty(0), np.empty(0, dtype=np.intp), 50, units,
-                           ACT["relu"], ACT["identity"], LOSS["squared_error"], 1e-4,
-                           params, grads, work, SOLVER["sgd"], 1e-3, 0.9, True,
-                           0.9, 0.999, 1e-8, 0, state, np.empty(0))
+        kernel.train_epoch(net, opt, data, np.empty(0, dtype=np.intp), 50, params, grads,
+                           work)
         during = count - before
     finally:
         stop.set()
@@ -785,178 +1243,318 @@ def test_train_epoch_releases_the_gil():
 
 
 # ---------------------------------------------------------------------------
-# Sizes: layout of params and work, and the O(1) checks
+# The network object: sizes and layout
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("depth", list(HIDDEN_LAYERS))
 def test_n_params_counts_coefs_and_intercepts(depth):
     units = np.array((N_FEATURES, *HIDDEN_LAYERS[depth], 3), dtype=np.intp)
-    assert kernel.n_params(units) == ref.n_params(units)
+    assert kernel.Network(units, "tanh", "squared_error").n_params == ref.n_params(units)
 
 
+def test_network_reports_what_it_was_built_with():
+    net = kernel.Network([5, 4, 3, 2], "relu", "log_loss", 0.25, True, 9)
+    assert_array_equal(net.units, [5, 4, 3, 2])
+    assert net.n_layers == 3
+    assert net.chunk_rows == 9
+    assert net.alpha == 0.25
+    assert net.sparse_input is True
+
+
+@pytest.mark.parametrize("loss", ref.LOSSES)
+def test_output_activation_follows_from_the_loss(loss):
+    """Each loss trains with its canonical output activation, for which
+    delta = w (y_pred - y)."""
+    assert kernel.LOSS_OUTPUT[loss] == ref.OUTPUT_FOR_LOSS[loss]
+    assert kernel.Network([3, 4, 2], "tanh", loss).output == ref.OUTPUT_FOR_LOSS[loss]
+
+
+@pytest.mark.parametrize("sparse_input", [False, True], ids=["dense-input", "csr-input"])
 @pytest.mark.parametrize("depth", list(HIDDEN_LAYERS))
-def test_workspace_size_follows_documented_layout(depth):
-    """FORWARD: activations[1..L]; BACKWARD: and deltas[0..L-1]; EPOCH: and the
-    gathered batch (X, Y, sample weights), M rows each."""
+def test_workspace_size_follows_documented_layout(depth, sparse_input):
+    """Per chunk of M rows: FORWARD, activations[1..L]; BACKWARD, and
+    deltas[0..L-1]; EPOCH, and the gathered chunk: X rows (dense input only:
+    CSR rows are read where they are), Y rows and sample weights."""
     units = np.array((N_FEATURES, *HIDDEN_LAYERS[depth], 3), dtype=np.intp)
     M = 7
+    net = kernel.Network(units, "tanh", "squared_error", 0.0, sparse_input, M)
     layers = M * int(units[1:].sum())
-    assert kernel.workspace_size(units, M, kernel.FORWARD) == layers
-    assert kernel.workspace_size(units, M, kernel.BACKWARD) == 2 * layers
-    assert kernel.workspace_size(units, M, kernel.EPOCH) == (
-        2 * layers + M * (int(units[0]) + int(units[-1]) + 1))
+    gathered_X = 0 if sparse_input else M * int(units[0])
+    assert net.workspace_size(kernel.FORWARD_PART) == layers
+    assert net.workspace_size(kernel.BACKWARD_PART) == 2 * layers
+    assert net.workspace_size(kernel.EPOCH_PART) == (
+        2 * layers + gathered_X + M * int(units[-1]) + M)
 
 
-@pytest.mark.parametrize("units", [pytest.param([3], id="no-layer"),
-                                   pytest.param([3, 0, 2], id="empty-layer")])
-def test_invalid_units_are_rejected(units):
-    with pytest.raises(ValueError):
-        kernel.n_params(np.array(units, dtype=np.intp))
-
-
-def _sized_call(entry, change=None):
-    """Call an entry point with every size right, except the one ``change`` names."""
-    change = change or {}
-    p = Problem(dtype=np.float64)
-    n, P = N_ROWS, kernel.n_params(p.units)
-    part = {"forward": kernel.FORWARD, "loss_grad": kernel.BACKWARD,
-            "train_epoch": kernel.EPOCH}[entry]
-    rows = 10 if entry == "train_epoch" else n
-    sizes = {"params": P, "grads": P, "state_1": P, "state_2": P,
-             "work": kernel.workspace_size(p.units, rows, part), "batch_size": rows}
-    sizes.update(change)
-    params = p.params.copy()
-    params = np.resize(params, sizes["params"])
-    grads = np.zeros(sizes["grads"])
-    work = np.zeros(sizes["work"])
-    if entry == "forward":
-        return kernel.forward(p.X, p.units, ACT["tanh"], ACT["identity"], params,
-                              np.empty_like(p.Y), work, rows)
-    if entry == "loss_grad":
-        return kernel.loss_grad(p.X, p.Y, p.sample_weight, p.units, ACT["tanh"],
-                                ACT["identity"], LOSS["squared_error"], 0.1, params,
-                                grads, work)
-    return kernel.train_epoch(p.X, p.Y, p.sample_weight, np.empty(0, dtype=np.intp),
-                              sizes["batch_size"], p.units, ACT["tanh"], ACT["identity"],
-                              LOSS["squared_error"], 0.1, params, grads, work,
-                              SOLVER["adam"], 1e-3, 0.9, False, 0.9, 0.999, 1e-8, 0,
-                              np.zeros(sizes["state_1"]), np.zeros(sizes["state_2"]))
-
-
-@pytest.mark.parametrize("entry", ["forward", "loss_grad", "train_epoch"])
-def test_exact_sizes_are_accepted(entry):
-    _sized_call(entry)
-
-
-def _bad_sizes():
-    units = np.array((N_FEATURES, *HIDDEN_LAYERS[2], 3), dtype=np.intp)
-    P = ref.n_params(units)
-
-    def work(rows, part):
-        return kernel.workspace_size(units, rows, part)
-
-    cases = []
-    for entry in ("forward", "loss_grad", "train_epoch"):
-        cases += [pytest.param(entry, {"params": P - 1}, id=f"{entry}-params-one-short"),
-                  pytest.param(entry, {"params": P + 1}, id=f"{entry}-params-one-long")]
-    cases += [
-        pytest.param("forward", {"work": work(N_ROWS, kernel.FORWARD) - 1},
-                     id="forward-work-one-short"),
-        pytest.param("loss_grad", {"work": work(N_ROWS, kernel.BACKWARD) - 1},
-                     id="loss_grad-work-one-short"),
-        pytest.param("loss_grad", {"work": work(N_ROWS, kernel.FORWARD)},
-                     id="loss_grad-work-of-forward-size"),
-        pytest.param("loss_grad", {"grads": P - 1}, id="loss_grad-grads-one-short"),
-        pytest.param("train_epoch", {"work": work(10, kernel.EPOCH) - 1},
-                     id="train_epoch-work-one-short"),
-        pytest.param("train_epoch", {"work": work(10, kernel.BACKWARD)},
-                     id="train_epoch-work-of-backward-size"),
-        pytest.param("train_epoch", {"grads": P - 1}, id="train_epoch-grads-one-short"),
-        pytest.param("train_epoch", {"state_1": P - 1}, id="train_epoch-state_1-one-short"),
-        pytest.param("train_epoch", {"state_2": P - 1},
-                     id="train_epoch-adam-state_2-one-short"),
-        pytest.param("train_epoch", {"batch_size": 0}, id="train_epoch-batch_size-0"),
-        pytest.param("train_epoch", {"batch_size": N_ROWS + 1},
-                     id="train_epoch-batch_size-above-n"),
-    ]
-    return cases
-
-
-@pytest.mark.parametrize("entry, change", _bad_sizes())
-def test_size_mismatch_raises_value_error(entry, change):
-    with pytest.raises(ValueError):
-        _sized_call(entry, change)
-
-
-@pytest.mark.parametrize("chunk_rows", [0, -1])
-def test_forward_rejects_chunk_rows_below_one(chunk_rows):
-    """Run in a forked child: a kernel that looped forever would be killed
-    after isolation's timeout and fail the test instead of hanging it."""
-    units = np.array([2, 3, 1], dtype=np.intp)
-    X = np.ones((4, 2))
-    work = np.empty(kernel.workspace_size(units, 1, kernel.FORWARD))
-    assert_raises_isolated(
-        ValueError, "chunk_rows",
-        lambda: kernel.forward(X, units, 0, 0, np.zeros(kernel.n_params(units)),
-                               np.empty((4, 1)), work, chunk_rows))
-
+# ---------------------------------------------------------------------------
+# Byte targets
+# ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shuffled", [False, True], ids=["in-order", "shuffled"])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_epoch_with_byte_targets_equals_float_targets(solver, shuffled, dtype):
-    """Y_indicator (0/1 targets as uint8, what classifiers pass) trains exactly
-    as the same targets given as floats."""
+    """uint8 0/1 targets (a classifier's indicator matrix) train exactly as
+    the same targets given as floats."""
     rng = np.random.default_rng(7)
     units = np.array([5, 6, 3], dtype=np.intp)
     n = 23
     X = rng.normal(size=(n, 5)).astype(dtype)
     Y_bytes = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, n)]
     order = rng.permutation(n).astype(np.intp) if shuffled else np.empty(0, np.intp)
+    net = kernel.Network(units, "relu", "log_loss", 1e-3, False, 4)
     results = []
-    for as_bytes in (False, True):
-        params = np.random.default_rng(1).normal(scale=0.3, size=kernel.n_params(units)).astype(dtype)
-        state = [np.zeros_like(params), np.zeros_like(params)]
-        work = np.empty(kernel.workspace_size(units, 4, kernel.EPOCH), dtype=dtype)
-        Y = np.empty((0, 3), dtype) if as_bytes else Y_bytes.astype(dtype)
-        total, t = kernel.train_epoch(
-            X, Y, np.empty(0, dtype), order, 4, units, ACT["relu"], ACT["softmax"],
-            LOSS["log_loss"], 1e-3, params, np.empty_like(params), work, SOLVER[solver],
-            0.01, 0.9, True, 0.9, 0.999, 1e-8, 0, *state,
-            Y_indicator=Y_bytes if as_bytes else None)
-        results.append((total, t, params))
+    for Y in (Y_bytes.astype(dtype), Y_bytes):
+        params = np.random.default_rng(1).normal(scale=0.3, size=net.n_params).astype(dtype)
+        opt = kernel.Optimizer(solver, params, learning_rate=0.01, momentum=0.9,
+                               nesterov=True)
+        work = np.empty(net.workspace_size(kernel.EPOCH_PART), dtype=dtype)
+        total = kernel.train_epoch(net, opt, kernel.Data(X, Y), order, 4, params,
+                                   np.empty_like(params), work)
+        results.append((total, opt.t, params))
     assert results[0][0] == results[1][0], "epoch loss"
     assert results[0][1] == results[1][1], "update count"
     assert_array_equal(results[0][2], results[1][2], err_msg="weights")
 
 
-@pytest.mark.parametrize("field, value", [("solver", 2), ("solver", -1), ("activation", 9),
-                                          ("output", 7), ("loss", 4)])
-def test_train_epoch_rejects_unknown_codes(field, value):
-    """An unknown code would take no branch or the wrong one (an unknown
-    solver ran Adam on an empty second-moment vector: a segfault)."""
-    units = np.array([3, 4, 2], dtype=np.intp)
-    params = np.zeros(kernel.n_params(units))
-    args = dict(activation=ACT["relu"], output=ACT["identity"], loss=LOSS["squared_error"],
-                solver=SOLVER["sgd"])
-    args[field] = value
+# ---------------------------------------------------------------------------
+# Rejected calls: sizes, shapes, dtypes and names (O(1) checks)
+# ---------------------------------------------------------------------------
+
+PART = {"forward": kernel.FORWARD_PART, "loss_grad": kernel.BACKWARD_PART,
+        "train_epoch": kernel.EPOCH_PART}
+
+
+def _call_args(entry):
+    """Everything an entry point takes, every size right: a tanh network
+    (4, 5, 3, 3) trained on squared error, in chunks of 7 rows; 24 float64
+    rows with sample weights; Adam; batches of 10."""
+    p = Problem(dtype=np.float64)
+    net = p.network(chunk_rows=7)
+    params = p.params.copy()
+    return SimpleNamespace(
+        p=p, net=net, data=p.data(), params=params, grads=np.zeros(net.n_params),
+        work=np.zeros(net.workspace_size(PART[entry])), out=np.empty_like(p.Y),
+        optimizer=p.optimizer("adam", params), order=np.empty(0, dtype=np.intp),
+        batch_size=10)
+
+
+def _call(entry, change=None):
+    """Call ``entry`` with every size right, except what ``change`` alters."""
+    a = _call_args(entry)
+    if change is not None:
+        change(a)
+    if entry == "forward":
+        return kernel.forward(a.net, a.data, a.params, a.out, a.work)
+    if entry == "loss_grad":
+        return kernel.loss_grad(a.net, a.data, a.params, a.grads, a.work)
+    return kernel.train_epoch(a.net, a.optimizer, a.data, a.order, a.batch_size, a.params,
+                              a.grads, a.work)
+
+
+@pytest.mark.parametrize("entry", list(PART))
+def test_exact_sizes_are_accepted(entry):
+    _call(entry)
+
+
+def _set(**make):
+    """A change that sets each attribute name to make[name](args)."""
+    def change(a):
+        for name, value in make.items():
+            setattr(a, name, value(a))
+    return change
+
+
+def _data(X=None, Y="same", sample_weight="same"):
+    """A change of the data: the problem's, with X, Y or sample_weight replaced."""
+    def make(a):
+        return kernel.Data(a.p.X if X is None else X(a.p),
+                           a.p.Y if Y == "same" else Y(a.p) if Y is not None else None,
+                           a.p.sample_weight if sample_weight == "same" else sample_weight)
+    return _set(data=make)
+
+
+def _optimizer(solver, **state):
+    """A change of the optimizer: SOLVERS[solver] with state vectors replaced
+    (state[name](n_params) makes the vector)."""
+    def make(a):
+        opt = a.p.optimizer(solver, a.params)
+        for name, vector in state.items():
+            setattr(opt, name, vector(len(a.params)))
+        return opt
+    return _set(optimizer=make)
+
+
+def _read_only(n):
+    vector = np.zeros(n)
+    vector.setflags(write=False)
+    return vector
+
+
+def _shorter(name):
+    return _set(**{name: lambda a: getattr(a, name)[:-1].copy()})
+
+
+ALL_ENTRIES = list(PART)
+BAD_CALLS = [  # (entries, what is wrong, change, a word the error message names)
+    (ALL_ENTRIES, "params-one-short", _shorter("params"), "params"),
+    (ALL_ENTRIES, "params-one-long", _set(params=lambda a: np.append(a.params, 0.0)),
+     "params"),
+    (ALL_ENTRIES, "work-one-short", _shorter("work"), "work"),
+    (ALL_ENTRIES, "data-one-feature-more",
+     _data(X=lambda p: np.hstack([p.X, p.X[:, :1]])), "features"),
+    (ALL_ENTRIES, "csr-data-for-a-dense-network",
+     _data(X=lambda p: scipy.sparse.csr_matrix(p.X)), "sparse"),
+    (ALL_ENTRIES, "dense-data-for-a-sparse-network",
+     _set(net=lambda a: kernel.Network(a.p.units, "tanh", "squared_error", 0.1, True, 7)),
+     "sparse"),
+    (ALL_ENTRIES, "float32-data-for-float64-params",
+     _set(data=lambda a: kernel.Data(a.p.X.astype(np.float32), a.p.Y.astype(np.float32),
+                                     a.p.sample_weight.astype(np.float32))), "float32"),
+    (["forward"], "out-one-row-short", _shorter("out"), "out"),
+    (["forward"], "out-one-output-more",
+     _set(out=lambda a: np.empty((len(a.p.X), a.p.units[-1] + 1))), "out"),
+    (["loss_grad", "train_epoch"], "grads-one-short", _shorter("grads"), "grads"),
+    (["loss_grad", "train_epoch"], "data-one-output-more",
+     _data(Y=lambda p: np.hstack([p.Y, p.Y[:, :1]])), "outputs"),
+    (["loss_grad", "train_epoch"], "data-without-targets", _data(Y=None), "Y"),
+    (["loss_grad"], "work-of-forward-size",
+     _set(work=lambda a: np.zeros(a.net.workspace_size(kernel.FORWARD_PART))), "work"),
+    (["loss_grad"], "byte-targets", _data(Y=lambda p: (p.Y > 0).astype(np.uint8)),
+     "targets"),
+    (["train_epoch"], "work-of-backward-size",
+     _set(work=lambda a: np.zeros(a.net.workspace_size(kernel.BACKWARD_PART))), "work"),
+    (["train_epoch"], "sgd-velocities-one-short",
+     _optimizer("sgd", velocities=lambda n: np.zeros(n - 1)), "velocities"),
+    (["train_epoch"], "sgd-velocities-float32",
+     _optimizer("sgd", velocities=lambda n: np.zeros(n, np.float32)), "velocities"),
+    (["train_epoch"], "sgd-velocities-read-only", _optimizer("sgd", velocities=_read_only),
+     "velocities"),
+    (["train_epoch"], "adam-ms-one-short", _optimizer("adam", ms=lambda n: np.zeros(n - 1)),
+     "ms"),
+    (["train_epoch"], "adam-vs-one-short", _optimizer("adam", vs=lambda n: np.zeros(n - 1)),
+     "vs"),
+    (["train_epoch"], "adam-ms-float32",
+     _optimizer("adam", ms=lambda n: np.zeros(n, np.float32)), "ms"),
+    (["train_epoch"], "adam-vs-float32",
+     _optimizer("adam", vs=lambda n: np.zeros(n, np.float32)), "vs"),
+    (["train_epoch"], "adam-beta_1-of-1",
+     _set(optimizer=lambda a: kernel.Optimizer("adam", a.params, learning_rate=1e-3,
+                                               beta_1=1.0)), "beta_1"),
+    (["train_epoch"], "batch_size-0", _set(batch_size=lambda a: 0), "batch_size"),
+    (["train_epoch"], "batch_size-above-n", _set(batch_size=lambda a: N_ROWS + 1),
+     "batch_size"),
+    (["train_epoch"], "order-one-short",
+     _set(order=lambda a: np.arange(N_ROWS - 1, dtype=np.intp)), "order"),
+]
+
+
+@pytest.mark.parametrize("entry, change, word", [
+    pytest.param(entry, change, word, id=f"{entry}-{what}")
+    for entries, what, change, word in BAD_CALLS for entry in entries])
+def test_mismatched_call_raises_value_error(entry, change, word):
+    """ValueError, whose message names what is wrong. Run in a forked child:
+    a check that is missing would let the kernel read or write out of bounds,
+    which fails the test instead of crashing the run."""
+    assert_raises_isolated(ValueError, word, _call, entry, change)
+
+
+def _rows(p):
+    return p.X, p.Y, p.sample_weight
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y.astype(np.float32), sw),
+                 id="Y-float32-for-float64-X"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y.astype(np.int64), sw), id="Y-int64"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y[:-1].copy(), sw), id="Y-one-row-short"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y[:, 0].copy(), sw), id="Y-1d"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, np.asfortranarray(Y), sw),
+                 id="Y-fortran-order"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y, sw.astype(np.float32)),
+                 id="sample_weight-float32-for-float64-X"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X, Y, sw[:-1].copy()),
+                 id="sample_weight-one-short"),
+    pytest.param(lambda X, Y, sw: kernel.Data(np.asfortranarray(X), Y, sw),
+                 id="X-fortran-order"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X.astype(np.int64), Y, sw), id="X-int64"),
+    pytest.param(lambda X, Y, sw: kernel.Data(X[:, 0].copy(), Y, sw), id="X-1d"),
+    pytest.param(lambda X, Y, sw: kernel.Data(scipy.sparse.csc_matrix(X), Y, sw),
+                 id="X-csc-matrix"),
+])
+def test_data_rejects_mismatched_arrays(make):
+    with pytest.raises(ValueError):
+        make(*_rows(Problem()))
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -1])
+def test_network_rejects_chunk_rows_below_one(chunk_rows):
+    """Run in a forked child: a kernel that looped forever would be killed
+    after isolation's timeout and fail the test instead of hanging it."""
+    assert_raises_isolated(
+        ValueError, "chunk_rows",
+        lambda: kernel.Network(np.array([2, 3, 1]), "tanh", "squared_error", 0.0, False,
+                               chunk_rows))
+
+
+@pytest.mark.parametrize("units", [pytest.param([3], id="no-layer"),
+                                   pytest.param([3, 0, 2], id="empty-layer")])
+def test_invalid_units_are_rejected(units):
+    with pytest.raises(ValueError):
+        kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error")
+
+
+def test_negative_alpha_is_rejected():
+    with pytest.raises(ValueError, match="alpha"):
+        kernel.Network([3, 4, 2], "tanh", "squared_error", -0.1)
+
+
+@pytest.mark.parametrize("build", [
+    pytest.param(lambda: kernel.Network([3, 4, 2], "bogus", "squared_error"),
+                 id="hidden-activation-bogus"),
+    pytest.param(lambda: kernel.Network([3, 4, 2], "softmax", "log_loss"),
+                 id="hidden-activation-softmax-an-output-activation"),
+    pytest.param(lambda: kernel.Network([3, 4, 2], "relu", "hinge"), id="loss-hinge"),
+    pytest.param(lambda: kernel.Optimizer("rmsprop", np.zeros(3), learning_rate=0.1),
+                 id="optimizer-rmsprop"),
+    pytest.param(lambda: kernel.apply_activation("bogus", np.zeros((2, 2))),
+                 id="apply_activation-bogus"),
+    pytest.param(lambda: kernel.apply_derivative("softmax", np.zeros((2, 2)),
+                                                 np.zeros((2, 2))),
+                 id="apply_derivative-softmax-has-no-elementwise-derivative"),
+    pytest.param(lambda: kernel.loss_and_delta("hinge", np.zeros((2, 2)), np.zeros((2, 2)),
+                                               np.empty(0), np.zeros((2, 2))),
+                 id="loss_and_delta-hinge"),
+])
+def test_unknown_names_are_rejected(build):
+    """An unknown name would take no branch or the wrong one (an unknown
+    solver once ran Adam on an empty second-moment vector: a segfault)."""
     with pytest.raises(ValueError, match="unknown"):
-        kernel.train_epoch(
-            np.zeros((5, 3)), np.zeros((5, 2)), np.empty(0), np.empty(0, np.intp), 2, units,
-            args["activation"], args["output"], args["loss"], 0.0, params,
-            np.empty_like(params), np.empty(kernel.workspace_size(units, 2, kernel.EPOCH)),
-            args["solver"], 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0, np.zeros_like(params),
-            np.empty(0))
+        build()
 
 
 @pytest.mark.parametrize("call", [
     lambda: kernel.sgd_step(np.zeros(3), np.zeros(2), np.zeros(3), 0.1, 0.9, True),
     lambda: kernel.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(1), 0.1, 0.9,
                              0.999, 1e-8, 1),
-    lambda: kernel.apply_derivative(ACT["tanh"], np.zeros((2, 3)), np.zeros((3, 2))),
-    lambda: kernel.loss_and_delta(LOSS["squared_error"], np.zeros((2, 3)), np.zeros((2, 2)),
+    lambda: kernel.apply_derivative("tanh", np.zeros((2, 3)), np.zeros((3, 2))),
+    lambda: kernel.loss_and_delta("squared_error", np.zeros((2, 3)), np.zeros((2, 2)),
                                   np.empty(0), np.zeros((2, 3))),
 ], ids=["sgd_step", "adam_step", "apply_derivative", "loss_and_delta"])
 def test_single_piece_helpers_reject_mismatched_shapes(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.parametrize("units", [pytest.param([3.7, 2.2], id="fractional"),
+                                   pytest.param(["3", "2"], id="strings")])
+def test_non_integer_units_are_rejected(units):
+    with pytest.raises(ValueError, match="integers"):
+        kernel.Network(units, "relu", "squared_error")
+
+
+@pytest.mark.parametrize("params", [pytest.param([1.0, 2.0], id="list"),
+                                    pytest.param(np.zeros(3, dtype=np.int64), id="int64")])
+def test_optimizer_state_needs_float_params(params):
+    with pytest.raises(ValueError, match="params"):
+        kernel.Optimizer("sgd", params, learning_rate=0.1)

@@ -10,6 +10,11 @@ optimizer state carried in from earlier epochs) are compared too:
               any hidden activation, any loss with its canonical output
     data      1-20 rows, float32 or float64, with or without sample weights
               (some of them 0, so whole batches can carry no weight), L2 or not
+    input     X dense, or a CSR matrix (sparse first layer) of an X with
+              zeros, some of them stored explicitly
+    chunks    the rows that go through the layers at once (the network's
+              chunk_rows), any of 1..n + 1: a batch larger than that is summed
+              chunk by chunk
     training  sgd with and without Nesterov momentum, or adam, any batch size
               in 1..n, rows in order or shuffled, starting from zero or from a
               random optimizer state and update count t
@@ -48,13 +53,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-import cbp._kernel as kernel
+from cbp._dispatch import kernel  # the build kernel_paths.gemm_path switches
 import reference as ref
 from kernel_paths import gemm_path
-
-ACT = kernel.ACTIVATION_CODES
-LOSS = kernel.LOSS_CODES
-SOLVER = kernel.SOLVER_CODES
 
 STEP_TOL = {np.float32: dict(rtol=1e-5, atol=1e-6),
             np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -91,11 +92,14 @@ def tolerance(table, dtype, expected):
 
 
 class Problem:
-    """A network, its parameters and a data set, drawn by ``problems()``."""
+    """A network, its parameters and a data set, drawn by ``problems()``, and
+    the kernel's objects for them."""
 
-    def __init__(self, dtype, units, hidden, loss, n, weighted, alpha, seed):
+    def __init__(self, dtype, units, hidden, loss, n, weighted, alpha, seed, sparse,
+                 chunk_rows):
         rng = np.random.default_rng(seed)
         self.dtype, self.hidden, self.loss, self.alpha = dtype, hidden, loss, alpha
+        self.sparse, self.chunk_rows = sparse, chunk_rows
         self.output = ref.OUTPUT_FOR_LOSS[loss]
         self.units = np.array(units, dtype=np.intp)
         k = int(self.units[-1])
@@ -106,18 +110,28 @@ class Problem:
             w[rng.uniform(size=n) < 0.25] = 0.0  # rows, even whole batches, of weight 0
             self.sample_weight = w.astype(dtype)
         else:
-            self.sample_weight = np.empty(0, dtype=dtype)
+            self.sample_weight = None
         self.params = ref.random_params(rng, self.units, dtype)
+        self.stored = None
+        if sparse:  # half the entries 0, a fifth of those stored explicitly
+            self.X[rng.uniform(size=self.X.shape) < 0.5] = 0
+            self.stored = (self.X != 0) | (rng.uniform(size=self.X.shape) < 0.2)
         self.rng = rng
 
-    @property
-    def sw_or_none(self):
-        return self.sample_weight if len(self.sample_weight) else None
+    def network(self):
+        return kernel.Network(self.units, self.hidden, self.loss, self.alpha, self.sparse,
+                              self.chunk_rows)
+
+    def data(self):
+        X = ref.csr(self.X, self.stored) if self.sparse else self.X
+        return kernel.Data(X, self.Y, self.sample_weight)
 
     def __repr__(self):
+        weights = None if self.sample_weight is None else self.sample_weight.tolist()
         return (f"Problem(units={self.units.tolist()}, hidden={self.hidden!r}, "
                 f"loss={self.loss!r}, n={len(self.X)}, dtype={self.dtype.__name__}, "
-                f"sample_weight={self.sample_weight.tolist()}, alpha={self.alpha})")
+                f"sample_weight={weights}, alpha={self.alpha}, "
+                f"input={'csr' if self.sparse else 'dense'}, chunk_rows={self.chunk_rows})")
 
 
 @st.composite
@@ -126,15 +140,18 @@ def problems(draw):
     n_features = draw(st.integers(1, 9))
     n_outputs = draw(st.integers(1, 9))
     loss = draw(st.sampled_from(ref.LOSSES))
+    n = draw(st.integers(1, 20))
     return Problem(
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         units=[n_features, *hidden_layers, n_outputs],
         hidden=draw(st.sampled_from(ref.HIDDEN_ACTIVATIONS)),
         loss=loss,
-        n=draw(st.integers(1, 20)),
+        n=n,
         weighted=draw(st.booleans()),
         alpha=draw(st.sampled_from([0.0, 0.1, 1.0])),
         seed=draw(st.integers(0, 2 ** 32 - 1)),
+        sparse=draw(st.booleans()),
+        chunk_rows=draw(st.integers(1, n + 1)),
     )
 
 
@@ -144,16 +161,15 @@ GEMM_PATHS = st.sampled_from(["default", "loops", "blas"])
 @SETTINGS
 @given(p=problems(), path=GEMM_PATHS)
 def test_loss_grad_matches_reference(p, path):
-    if p.sw_or_none is not None and not p.sample_weight.sum() > 0:
+    if p.sample_weight is not None and not p.sample_weight.sum() > 0:
         p.sample_weight[0] = 1  # a full batch needs some weight (s > 0)
-    n = len(p.X)
-    grads = np.full(kernel.n_params(p.units), np.nan, dtype=p.dtype)
-    work = np.full(kernel.workspace_size(p.units, n, kernel.BACKWARD), np.nan, dtype=p.dtype)
+    net = p.network()
+    grads = np.full(net.n_params, np.nan, dtype=p.dtype)
+    work = np.full(net.workspace_size(kernel.BACKWARD_PART), np.nan, dtype=p.dtype)
     with gemm_path(path):
-        J = kernel.loss_grad(p.X, p.Y, p.sample_weight, p.units, ACT[p.hidden],
-                             ACT[p.output], LOSS[p.loss], p.alpha, p.params, grads, work)
-    expected = ref.loss_grad(p.X, p.Y, p.sw_or_none, p.units, p.hidden, p.output, p.loss,
-                             p.alpha, p.params)
+        J = kernel.loss_grad(net, p.data(), p.params, grads, work)
+    expected = ref.loss_grad(p.X, p.Y, p.sample_weight, p.units, p.hidden, p.output,
+                             p.loss, p.alpha, p.params)
     assert_allclose(J, expected["loss"], err_msg="penalised batch loss J",
                     **tolerance(STEP_TOL, p.dtype, expected["loss"]))
     assert_allclose(grads, expected["grads"], err_msg="gradient",
@@ -171,7 +187,7 @@ def epochs(draw):
     order = (p.rng.permutation(n).astype(np.intp) if shuffled
              else np.empty(0, dtype=np.intp))
     if draw(st.booleans()):  # continue from an earlier epoch's optimizer state
-        t = draw(st.integers(1, 50)) if solver == "adam" else 0
+        t = draw(st.integers(1, 50))
         state_1 = (0.1 * p.rng.normal(size=len(p.params))).astype(p.dtype)
         state_2 = (0.01 * p.rng.uniform(size=len(p.params))).astype(p.dtype)
     else:
@@ -188,7 +204,7 @@ def rounding_noise(expected, p, order, batch_size, code, lr, nesterov, t, state_
     if p.dtype == np.float64:
         return dict.fromkeys(names, 0.0)
     f64 = {name: None if value is None else np.asarray(value, dtype=np.float64)
-           for name, value in dict(X=p.X, Y=p.Y, sw=p.sw_or_none, params=p.params,
+           for name, value in dict(X=p.X, Y=p.Y, sw=p.sample_weight, params=p.params,
                                    state_1=state_1, state_2=state_2).items()}
     exact = ref.train_epoch(
         f64["X"], f64["Y"], f64["sw"], order, batch_size, p.units, p.hidden, p.output,
@@ -207,7 +223,7 @@ def test_train_epoch_matches_reference(case, path):
     code, nesterov, lr = SOLVERS[solver]
     with np.errstate(over="ignore", invalid="ignore"):  # (blown-up epochs: see below)
         expected = ref.train_epoch(
-            p.X, p.Y, p.sw_or_none, order, batch_size, p.units, p.hidden, p.output,
+            p.X, p.Y, p.sample_weight, order, batch_size, p.units, p.hidden, p.output,
             p.loss, p.alpha, p.params, code, learning_rate=lr, momentum=MOMENTUM,
             nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, t=t,
             state_1=state_1, state_2=state_2)
@@ -218,15 +234,21 @@ def test_train_epoch_matches_reference(case, path):
     assume(np.all(np.isfinite(expected["params"])) and np.isfinite(expected["total"])
            and np.max(np.abs(expected["params"])) < 10)
 
-    params, s1, s2 = p.params.copy(), state_1.copy(), state_2.copy()
+    params = p.params.copy()
+    optimizer = kernel.Optimizer(code, params, learning_rate=lr, momentum=MOMENTUM,
+                                 nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
+                                 epsilon=EPSILON, t=t)
+    if code == "sgd":
+        optimizer.velocities = s1 = state_1.copy()
+    else:
+        optimizer.ms, optimizer.vs = s1, s2 = state_1.copy(), state_2.copy()
+    net = p.network()
     grads = np.full_like(params, np.nan)
-    work = np.full(kernel.workspace_size(p.units, batch_size, kernel.EPOCH), np.nan,
-                   dtype=p.dtype)
+    work = np.full(net.workspace_size(kernel.EPOCH_PART), np.nan, dtype=p.dtype)
     with gemm_path(path):
-        total, t_after = kernel.train_epoch(
-            p.X, p.Y, p.sample_weight, order, batch_size, p.units, ACT[p.hidden],
-            ACT[p.output], LOSS[p.loss], p.alpha, params, grads, work, SOLVER[code], lr,
-            MOMENTUM, nesterov, BETA_1, BETA_2, EPSILON, t, s1, s2)
+        total = kernel.train_epoch(net, optimizer, p.data(), order, batch_size, params,
+                                   grads, work)
+    t_after = optimizer.t
 
     noise = rounding_noise(expected, p, order, batch_size, code, lr, nesterov, t,
                            state_1, state_2)
