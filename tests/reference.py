@@ -45,17 +45,21 @@ All functions are pure: they return new arrays and never modify their inputs.
 import numpy as np
 import scipy.sparse
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
-LOSSES = ("squared_error", "log_loss", "binary_log_loss", "poisson")
+LOSSES = ("squared_error", "log_loss", "binary_log_loss", "poisson",
+          "absolute_error", "huber")
 
-# The canonical output activation of each loss.
+# The output activation of each loss.
 OUTPUT_FOR_LOSS = {
     "squared_error": "identity",
     "log_loss": "softmax",
     "binary_log_loss": "logistic",
     "poisson": "exp",
+    "absolute_error": "identity",
+    "huber": "identity",
 }
+LEAKY_SLOPE = 0.01
 
 
 # ---------------------------------------------------------------------------
@@ -108,6 +112,8 @@ def activation(name, z):
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, z.dtype.type(0))
+    if name == "leaky_relu":
+        return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
     if name == "softmax":
         # shifted by the row maximum, so exp never overflows
         e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -130,6 +136,9 @@ def derivative(name, z):
     if name == "relu":
         # the subgradient 0 is taken at z = 0
         return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        # the slope is taken at z = 0 (as PyTorch)
+        return np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype)
     raise ValueError(f"{name!r} has no elementwise derivative here")
 
 
@@ -150,10 +159,16 @@ def _clip(p):
     return np.clip(p, eps, 1 - eps)
 
 
-def sample_losses(loss, y_pred, y):
+def sample_losses(loss, y_pred, y, huber_delta=1.0):
     """J_i, the unweighted loss of every row (n_rows,), in float64."""
     y_pred = np.asarray(y_pred)
-    if loss == "squared_error":
+    if loss == "absolute_error":
+        per_output = np.abs(y_pred.astype(np.float64) - y.astype(np.float64))
+    elif loss == "huber":
+        r = np.abs(y_pred.astype(np.float64) - y.astype(np.float64))
+        per_output = np.where(r <= huber_delta, 0.5 * r * r,
+                              huber_delta * (r - 0.5 * huber_delta))
+    elif loss == "squared_error":
         r = y.astype(np.float64) - y_pred.astype(np.float64)
         per_output = 0.5 * r * r
     elif loss == "log_loss":
@@ -171,17 +186,23 @@ def sample_losses(loss, y_pred, y):
     return per_output.sum(axis=1)
 
 
-def weighted_loss_sum(loss, y_pred, y, sample_weight=None):
+def weighted_loss_sum(loss, y_pred, y, sample_weight=None, huber_delta=1.0):
     """sum_i w_i J_i (not divided by s), in float64."""
-    J = sample_losses(loss, y_pred, y)
+    J = sample_losses(loss, y_pred, y, huber_delta)
     if sample_weight is None or len(sample_weight) == 0:
         return float(J.sum())
     return float((np.asarray(sample_weight, dtype=np.float64) * J).sum())
 
 
-def output_delta(y_pred, y, sample_weight=None):
-    """delta at the output layer, w (yhat - y), in y_pred's dtype."""
+def output_delta(y_pred, y, sample_weight=None, loss="squared_error", huber_delta=1.0):
+    """delta at the output layer, w dJ_i/dz, in y_pred's dtype: w (yhat - y)
+    for a loss with its canonical output; w sign(yhat - y) (0 at a tie) for
+    the absolute error; w clip(yhat - y, -delta, delta) for Huber."""
     d = y_pred - y
+    if loss == "absolute_error":
+        d = np.sign(d)
+    elif loss == "huber":
+        d = np.clip(d, -y_pred.dtype.type(huber_delta), y_pred.dtype.type(huber_delta))
     if sample_weight is None or len(sample_weight) == 0:
         return d
     return d * sample_weight[:, None]
@@ -215,17 +236,19 @@ def predict(X, units, params, hidden, output):
     return forward(X, units, params, hidden, output)[1][-1]
 
 
-def loss(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params):
+def loss(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params,
+         huber_delta=1.0):
     """The penalised loss J of the batch, a Python float."""
     y_pred = predict(X, units, params, hidden, output)
     coefs, _ = unpack(params, units)
     s = weight_sum(len(X), sample_weight)
     penalty = sum(float(np.sum(c.astype(np.float64) ** 2)) for c in coefs)
-    return (weighted_loss_sum(loss_name, y_pred, Y, sample_weight)
+    return (weighted_loss_sum(loss_name, y_pred, Y, sample_weight, huber_delta)
             + 0.5 * alpha * penalty) / s
 
 
-def loss_grad(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params):
+def loss_grad(X, Y, sample_weight, units, hidden, output, loss_name, alpha, params,
+              huber_delta=1.0):
     """Loss and gradient of a batch, and the intermediate quantities.
 
     Returns a dict with
@@ -241,14 +264,14 @@ def loss_grad(X, Y, sample_weight, units, hidden, output, loss_name, alpha, para
     zs, activations = forward(X, units, params, hidden, output)
     s = weight_sum(len(X), sample_weight)
     penalty = sum(float(np.sum(c.astype(np.float64) ** 2)) for c in coefs)
-    J = (weighted_loss_sum(loss_name, activations[-1], Y, sample_weight)
+    J = (weighted_loss_sum(loss_name, activations[-1], Y, sample_weight, huber_delta)
          + 0.5 * alpha * penalty) / s
 
     s_t, alpha_t = dtype(s), dtype(alpha)
     deltas = [None] * L
     coef_grads = [None] * L
     intercept_grads = [None] * L
-    delta = output_delta(activations[-1], Y, sample_weight)
+    delta = output_delta(activations[-1], Y, sample_weight, loss_name, huber_delta)
     for l in range(L - 1, -1, -1):
         deltas[l] = delta
         coef_grads[l] = (activations[l].T @ delta + alpha_t * coefs[l]) / s_t
@@ -295,16 +318,28 @@ def adam_step(params, grads, ms, vs, learning_rate, beta_1, beta_2, epsilon, t):
     return params - dtype(lr_t) * m / (np.sqrt(v) + dtype(epsilon)), m, v
 
 
+def rmsprop_step(params, grads, vs, learning_rate, rho, epsilon):
+    """(params, vs) after one RMSprop update (no momentum, not centred).
+
+    v = rho v + (1 - rho) g^2;  params -= lr g / (sqrt(v) + eps).
+    """
+    dtype = params.dtype.type
+    v = dtype(rho) * vs + dtype(1 - rho) * (grads * grads)
+    return params - dtype(learning_rate) * grads / (np.sqrt(v) + dtype(epsilon)), v
+
+
 def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
                 loss_name, alpha, params, solver, learning_rate=0.001,
                 momentum=0.9, nesterov=False, beta_1=0.9, beta_2=0.999,
-                epsilon=1e-8, t=0, state_1=None, state_2=None):
+                epsilon=1e-8, t=0, state_1=None, state_2=None, rho=0.9,
+                huber_delta=1.0):
     """One epoch of mini-batch training.
 
     The rows are taken in ``order`` (0..n-1 when it is None or empty),
     batch_size at a time, the last batch possibly shorter. Each batch's loss
     and gradient are computed with the current parameters, loss * rows is
-    accumulated, then the parameters are updated ("sgd" or "adam"). t counts
+    accumulated, then the parameters are updated ("sgd", "adam", or "rmsprop",
+    whose state_1 is the average of squared gradients). t counts
     the updates made: it is incremented before each one, whatever the solver
     (Adam's bias correction uses the incremented value; SGD ignores it).
 
@@ -328,7 +363,7 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
         if weighted and not np.sum(sample_weight[rows], dtype=np.float64) > 0:
             continue
         result = loss_grad(X[rows], Y[rows], sample_weight[rows] if weighted else None,
-                           units, hidden, output, loss_name, alpha, params)
+                           units, hidden, output, loss_name, alpha, params, huber_delta)
         total += result["loss"] * len(rows)
         grads = result["grads"]
         t += 1
@@ -339,6 +374,9 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
             params, state_1, state_2 = adam_step(params, grads, state_1, state_2,
                                                  learning_rate, beta_1, beta_2,
                                                  epsilon, t)
+        elif solver == "rmsprop":
+            params, state_1 = rmsprop_step(params, grads, state_1, learning_rate, rho,
+                                           epsilon)
         else:
             raise ValueError(f"unknown solver {solver!r}")
     return {"total": total, "t": t, "params": params, "state_1": state_1,
@@ -351,6 +389,9 @@ def random_targets(rng, loss, n_rows, n_outputs, dtype):
     (zeros included)."""
     if loss == "squared_error":
         Y = rng.normal(size=(n_rows, n_outputs))
+    elif loss in ("absolute_error", "huber"):
+        # wide enough that residuals fall on both sides of a Huber delta of 1
+        Y = rng.normal(scale=2.0, size=(n_rows, n_outputs))
     elif loss == "log_loss":
         Y = np.eye(n_outputs)[rng.integers(0, n_outputs, size=n_rows)]
     elif loss == "binary_log_loss":

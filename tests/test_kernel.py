@@ -63,13 +63,15 @@ BATCH_SIZES = [pytest.param(1, id="batch1"), pytest.param(6, id="batch6-divides-
 # "2wide": a layer of 24 x 16 = 384 > 256 coefficients, whose squared norm
 # (the L2 term) the kernel takes with BLAS's dot rather than a loop
 HIDDEN_LAYERS = {0: (), 1: (5,), 2: (5, 3), 4: (6, 3, 7, 4), "2wide": (24, 16)}
-N_OUTPUTS = {"squared_error": 3, "log_loss": 3, "binary_log_loss": 2, "poisson": 2}
+N_OUTPUTS = {"squared_error": 3, "log_loss": 3, "binary_log_loss": 2, "poisson": 2,
+             "absolute_error": 2, "huber": 2}
 SOLVERS = {  # name: (kernel optimizer, nesterov, learning rate)
     "sgd": ("sgd", False, 0.05),
     "nesterov": ("sgd", True, 0.05),
     "adam": ("adam", False, 0.01),
+    "rmsprop": ("rmsprop", False, 0.01),
 }
-MOMENTUM, BETA_1, BETA_2, EPSILON = 0.9, 0.9, 0.999, 1e-8
+MOMENTUM, BETA_1, BETA_2, RHO, EPSILON = 0.9, 0.9, 0.999, 0.9, 1e-8
 
 # How X reaches the kernel: a C-contiguous array, or a scipy.sparse CSR
 # matrix (Network(sparse_input=True)). A third input, "csr-int64" (column
@@ -164,11 +166,13 @@ class Problem:
         kind, nesterov, lr = SOLVERS[solver]
         opt = kernel.Optimizer(kind, params, learning_rate=lr, momentum=MOMENTUM,
                                nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
-                               epsilon=EPSILON, t=t)
+                               rho=RHO, epsilon=EPSILON, t=t)
         if state_1 is not None and kind == "sgd":
             opt.velocities = state_1.copy()
         if state_1 is not None and kind == "adam":
             opt.ms, opt.vs = state_1.copy(), state_2.copy()
+        if state_1 is not None and kind == "rmsprop":
+            opt.vs = state_1.copy()
         return opt
 
     # -- calls ---------------------------------------------------------------
@@ -218,10 +222,9 @@ class Problem:
         order = np.empty(0, dtype=np.intp) if order is None else order
         total = kernel.train_epoch(net, opt, self.data(targets), order, batch_size,
                                    params, grads, work)
-        adam = opt.kind == "adam"
-        return {"total": total, "t": opt.t, "params": params,
-                "state_1": opt.ms if adam else opt.velocities,
-                "state_2": opt.vs if adam else None, "optimizer": opt}
+        state_1 = {"sgd": opt.velocities, "adam": opt.ms, "rmsprop": opt.vs}[opt.kind]
+        return {"total": total, "t": opt.t, "params": params, "state_1": state_1,
+                "state_2": opt.vs if opt.kind == "adam" else None, "optimizer": opt}
 
     def reference_epoch(self, solver, batch_size, order, params=None, t=0,
                         state_1=None, state_2=None):
@@ -231,7 +234,8 @@ class Problem:
                                self.alpha, self.params if params is None else params,
                                kind, learning_rate=lr, momentum=MOMENTUM,
                                nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
-                               epsilon=EPSILON, t=t, state_1=state_1, state_2=state_2)
+                               rho=RHO, epsilon=EPSILON, t=t, state_1=state_1,
+                               state_2=state_2)
 
 
 # The kernel computes small matrix products (m n k <= a threshold) with direct
@@ -416,8 +420,35 @@ def test_output_delta_matches_reference(loss, dtype, weighted):
     y_pred, Y, sw = _loss_inputs(loss, dtype, weighted)
     delta = np.full_like(y_pred, np.nan)
     kernel.loss_and_delta(loss, y_pred, Y, sw, delta)
-    assert_allclose(delta, ref.output_delta(y_pred, Y, sw), err_msg="w (y_pred - y)",
+    assert_allclose(delta, ref.output_delta(y_pred, Y, sw, loss), err_msg="w dJ/dz",
                     **STEP_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("huber_delta", [0.1, 0.7, 3.0])
+def test_huber_loss_and_delta_match_reference_for_any_delta(huber_delta, dtype):
+    y_pred, Y, sw = _loss_inputs("huber", dtype, True)
+    delta = np.full_like(y_pred, np.nan)
+    got = kernel.loss_and_delta("huber", y_pred, Y, sw, delta, huber_delta)
+    assert_allclose(got, ref.weighted_loss_sum("huber", y_pred, Y, sw, huber_delta),
+                    rtol=1e-12 if dtype == np.float64 else 1e-6)
+    assert_allclose(delta, ref.output_delta(y_pred, Y, sw, "huber", huber_delta),
+                    **STEP_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_absolute_error_subgradient_is_zero_at_a_zero_residual(dtype):
+    y_pred = np.array([[1.0, -2.0, 0.5]], dtype=dtype)
+    Y = np.array([[1.0, -3.0, 0.5]], dtype=dtype)
+    delta = np.full_like(y_pred, np.nan)
+    J = kernel.loss_and_delta("absolute_error", y_pred, Y, np.empty(0, dtype), delta)
+    assert J == 1.0
+    assert_array_equal(delta, [[0.0, 1.0, 0.0]])
+
+
+def test_huber_delta_must_be_positive():
+    with pytest.raises(ValueError, match="huber_delta"):
+        kernel.Network([3, 2], "relu", "huber", huber_delta=0.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -1107,7 +1138,8 @@ def test_update_count_t_advances_by_the_batches_not_skipped(solver, batch_size, 
 def test_optimizer_state_starts_at_zero_in_the_params_dtype(solver):
     params = Problem(dtype=np.float32).params
     opt = Problem().optimizer(solver, params)
-    state = [opt.velocities] if opt.kind == "sgd" else [opt.ms, opt.vs]
+    state = {"sgd": [opt.velocities], "adam": [opt.ms, opt.vs],
+             "rmsprop": [opt.vs]}[opt.kind]
     assert opt.t == 0
     for vector in state:
         assert vector.dtype == np.float32 and vector.shape == params.shape
@@ -1119,7 +1151,7 @@ def test_epoch_updates_the_optimizer_state_vectors_in_place(solver):
     """The vectors assigned to the optimizer are the ones the epoch writes."""
     p = Problem()
     opt = p.optimizer(solver, p.params)
-    names = ["velocities"] if opt.kind == "sgd" else ["ms", "vs"]
+    names = {"sgd": ["velocities"], "adam": ["ms", "vs"], "rmsprop": ["vs"]}[opt.kind]
     for name in names:
         setattr(opt, name, np.zeros_like(p.params))
     given = [getattr(opt, name) for name in names]
@@ -1515,8 +1547,8 @@ def test_negative_alpha_is_rejected():
     pytest.param(lambda: kernel.Network([3, 4, 2], "softmax", "log_loss"),
                  id="hidden-activation-softmax-an-output-activation"),
     pytest.param(lambda: kernel.Network([3, 4, 2], "relu", "hinge"), id="loss-hinge"),
-    pytest.param(lambda: kernel.Optimizer("rmsprop", np.zeros(3), learning_rate=0.1),
-                 id="optimizer-rmsprop"),
+    pytest.param(lambda: kernel.Optimizer("nadam", np.zeros(3), learning_rate=0.1),
+                 id="optimizer-nadam"),
     pytest.param(lambda: kernel.apply_activation("bogus", np.zeros((2, 2))),
                  id="apply_activation-bogus"),
     pytest.param(lambda: kernel.apply_derivative("softmax", np.zeros((2, 2)),
