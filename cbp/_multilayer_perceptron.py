@@ -58,6 +58,13 @@ from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam", "rmsprop"]
 
+# scikit-learn's message when training produces non-finite weights (its users
+# and tests match it); cbp adds what happened and what to do.
+_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large"
+    " values and need to be preprocessed."
+)
+
 
 class BaseMultilayerPerceptron(BaseEstimator):
     """Base class for cbp's MLP classifier and regressor.
@@ -395,10 +402,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._fit_lbfgs(X, Y, sample_weight, params, layer_units)
 
         if not np.isfinite(self._params()).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+            raise ValueError(_NON_FINITE)
         return self
 
     def _check_targets(self, Y):
@@ -495,8 +499,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         )
         if not np.isfinite(opt_res.fun):
             raise ValueError(
-                f"Training diverged: the loss is {opt_res.fun} after L-BFGS. Scale "
-                "the input data (e.g. with StandardScaler)."
+                f"{_NON_FINITE} Training diverged: the loss is {opt_res.fun} after "
+                "L-BFGS. Scale the input data (e.g. with StandardScaler)."
             )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = float(opt_res.fun)
@@ -542,7 +546,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self.best_loss_ = None
         if early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = Y if should_stratify else None
+            # (0/1 targets held as bytes are stratified as the bools they are,
+            # so that scikit-learn's error names the classes True and False)
+            stratify = (Y.view(bool) if Y.dtype == np.uint8 else Y) if should_stratify else None
             if sample_weight is None:
                 X_train, X_val, Y_train, Y_val = train_test_split(
                     X, Y, random_state=self._random_state,
@@ -608,13 +614,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 )
                 loss = accumulated_loss / n_samples
                 if not (np.isfinite(loss) and np.isfinite(params).all()):
-                    # (the caller puts the whole model back as it was)
-                    raise ValueError(
+                    advice = (
                         f"Training diverged: the loss or the weights became "
                         f"non-finite in epoch {self.n_iter_ + 1} (loss {loss}). "
                         "Lower learning_rate_init, or scale the input data (e.g. "
                         "with StandardScaler)."
                     )
+                    if not early_stopping:
+                        # (the caller puts the whole model back as it was)
+                        raise ValueError(f"{_NON_FINITE} {advice}")
+                    # With early stopping, as scikit-learn's users rely on
+                    # (its #29504): the epoch is recorded with a NaN
+                    # validation score, training stops at once, and the best
+                    # model on the validation data is kept.
+                    self._record_diverged_epoch(loss, advice)
+                    break
                 optimizer.epoch_done()
                 self.loss_ = loss
                 self.t_ += n_samples
@@ -670,6 +684,17 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         if early_stopping:
             params[:] = self._best_params
+
+    def _record_diverged_epoch(self, loss, advice):
+        self.loss_ = float(loss)
+        self.loss_curve_.append(float(loss))
+        self.validation_scores_.append(float("nan"))
+        self.n_iter_ += 1
+        warnings.warn(
+            f"{advice} Early stopping keeps the model with the best validation "
+            f"score ({self.best_validation_score_}).",
+            ConvergenceWarning,
+        )
 
     def _weights_settled(self, params, epoch_start_params):
         """The weight-change rule: whether no weight or intercept moved by

@@ -26,3 +26,14 @@ def pytest_sessionstart(session):
             "without the compiled module, first on sys.path.",
             returncode=4,
         )
+
+
+@pytest.fixture
+def global_random_seed():
+    """scikit-learn's fixture of the same name (its tests, run against cbp in
+    tests/sklearn_suite/, use it): the seed 42 unless
+    SKLEARN_TESTS_GLOBAL_RANDOM_SEED names one."""
+    import os
+
+    value = os.environ.get("SKLEARN_TESTS_GLOBAL_RANDOM_SEED", "42")
+    return int(value) if value.isdigit() else 42

@@ -193,3 +193,21 @@ def test_thousands_of_fits_and_predictions_keep_memory_flat():
     assert kind == "returned", samples
     growth = samples[-1] - samples[0]
     assert growth < 8 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 2000 fits"
+
+
+def test_divergence_with_early_stopping_keeps_the_best_model_and_stops_at_once():
+    # scikit-learn #29504: users rely on a diverging fit with early stopping
+    # returning its best model and recording NaN; cbp also stops at once.
+    from sklearn.datasets import load_iris
+
+    X_iris, y_iris = load_iris(return_X_y=True)
+    model = MLPRegressor(hidden_layer_sizes=100, activation="identity", solver="sgd",
+                         learning_rate_init=1, max_iter=20, early_stopping=True,
+                         random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        model.fit(X_iris, y_iris)
+    assert np.isnan(model.validation_scores_[-1])
+    assert model.n_iter_ == len(model.validation_scores_) == len(model.loss_curve_)
+    assert model.n_iter_ < 20, "training went on after the divergence"
+    assert all(np.isfinite(c).all() for c in model.coefs_)
+    assert np.isfinite(model.predict(X_iris)).all()
