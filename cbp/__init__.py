@@ -8,6 +8,7 @@ same names, trained by a compiled Cython kernel.
 
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from ._persistence import load
+from ._plot import LossCurveDisplay
 
-__all__ = ["MLPClassifier", "MLPRegressor", "load"]
+__all__ = ["LossCurveDisplay", "MLPClassifier", "MLPRegressor", "load"]
 __version__ = "0.1.0"

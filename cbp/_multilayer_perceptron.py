@@ -25,6 +25,7 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
+from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -54,6 +55,7 @@ from ._network import (
     predict_raw,
     unpack,
 )
+from ._callbacks import FitTasks, snapshot
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam", "rmsprop"]
@@ -66,7 +68,7 @@ _NON_FINITE = (
 )
 
 
-class BaseMultilayerPerceptron(BaseEstimator):
+class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     """Base class for cbp's MLP classifier and regressor.
 
     Parameters, fitted attributes and their meaning are scikit-learn's
@@ -301,7 +303,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # ------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -313,20 +316,35 @@ class BaseMultilayerPerceptron(BaseEstimator):
             in regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights (non-negative, not all zero).
+        X_val, y_val : array-like, default=None
+            Validation data (as in HistGradientBoosting*; the stochastic
+            solvers): the validation score (``validation_scores_``) and the
+            loss without the L2 term (``validation_loss_curve_``) are recorded
+            after every epoch. With ``early_stopping=True`` they replace the
+            ``validation_fraction`` split, and the model with the best score
+            on them is kept. (cbp addition)
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Weights of the validation samples.
 
         Returns
         -------
         self : object
             The fitted model.
         """
-        return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=False)
+        return self._fit_keeping_state_on_error(
+            X, y, sample_weight, incremental=False,
+            validation=(X_val, y_val, sample_weight_val),
+        )
 
-    def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental):
+    def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental,
+                                    validation=(None, None, None)):
         """_fit, but a fit that raises leaves the estimator as it was."""
         with _restored_on_error(self):
-            return self._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=incremental,
+                             validation=validation)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False,
+             validation=(None, None, None)):
         hidden_layer_sizes = self._hidden_sizes()
         if not all(
             isinstance(size, Integral) and not isinstance(size, bool)
@@ -344,6 +362,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             not self.warm_start and not incremental
         )
         class_sample_weight = self._class_sample_weight(y, incremental)
+        X_given, y_given = X, y  # (what callbacks score on)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # Later calls train the existing weights, in their dtype.
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
@@ -392,18 +411,67 @@ class BaseMultilayerPerceptron(BaseEstimator):
         )
 
         self._random_state = check_random_state(self.random_state)
+        validation = self._validation_data(*validation, dtype=dtype)
         if first_pass:
             self._initialize(layer_units, dtype)
         params = self._params(dtype)
 
+        tasks = FitTasks.start(
+            self, X_given, y_given, sample_weight,
+            task_name="partial_fit" if incremental else "fit",
+            max_subtasks=(1 if incremental else self.max_iter)
+            if self.solver in _STOCHASTIC_SOLVERS else self.max_iter + 1,
+            subtask_name="epoch" if self.solver in _STOCHASTIC_SOLVERS else "lbfgs-iter",
+        )
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, params, layer_units, incremental)
+            self._fit_stochastic(X, Y, sample_weight, params, layer_units, incremental,
+                                 validation, tasks)
         elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y, sample_weight, params, layer_units)
+            self._fit_lbfgs(X, Y, sample_weight, params, layer_units, tasks)
+        if tasks is not None:
+            tasks.end()
 
         if not np.isfinite(self._params()).all():
             raise ValueError(_NON_FINITE)
         return self
+
+    def _validation_data(self, X_val, y_val, sample_weight_val, dtype):
+        """fit's X_val, y_val and sample_weight_val, validated like X, y and
+        sample_weight: (X_val as the kernel reads it, Y_val (n, n_outputs)
+        float, y_val for scoring, sample_weight_val), or None."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        if X_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val needs X_val and y_val.")
+            return None
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "X_val and y_val are scored after every epoch of the stochastic "
+                f"solvers ('sgd', 'adam', 'rmsprop'); solver={self.solver!r} has none."
+            )
+        X_val, y_val = validate_data(
+            self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=False,
+            y_numeric=not is_classifier(self),
+        )
+        X_val = kernel_input(X_val, dtype)
+        Y_val = np.ascontiguousarray(self._encode_validation_targets(y_val), dtype=dtype)
+        if Y_val.ndim == 1:
+            Y_val = Y_val.reshape(-1, 1)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y_val has {Y_val.shape[1]} outputs, the model has {self.n_outputs_}."
+            )
+        self._check_targets(Y_val)
+        if sample_weight_val is not None:
+            sample_weight_val = np.ascontiguousarray(_check_sample_weight(
+                sample_weight_val, X_val, dtype=dtype, ensure_non_negative=True))
+        return X_val, Y_val, self._target_for_scoring(Y_val), sample_weight_val
+
+    def _encode_validation_targets(self, y_val):
+        """y_val as the network's targets (the regressor's are y_val itself)."""
+        return y_val
 
     def _check_targets(self, Y):
         """Hook for target checks beyond validate_data's (Poisson)."""
@@ -450,11 +518,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
     def _network(self, layer_units, n_rows, sparse_input):
@@ -472,7 +542,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """The kernel's name of the loss this estimator minimises."""
         raise NotImplementedError
 
-    def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units):
+    def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units, tasks=None):
         net = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X))
         data = _kernel.Data(X, Y, sample_weight)
         grads = np.empty_like(params)
@@ -490,12 +560,26 @@ class BaseMultilayerPerceptron(BaseEstimator):
             "gtol": self.tol,
             **_get_additional_lbfgs_options_dict("iprint", iprint),
         }
+        callback = None
+        if tasks is not None:
+            # each L-BFGS iteration is a subtask; a callback that asks to stop
+            # ends the run after that iteration (scipy honours StopIteration)
+            tasks.begin_subtask()
+            units = as_units(layer_units)
+
+            def callback(intermediate_result):
+                x = intermediate_result.x.astype(params.dtype)
+                if tasks.end_subtask(snapshot(self, x, units)):
+                    raise StopIteration
+                tasks.begin_subtask()
+
         opt_res = scipy.optimize.minimize(
             loss_grad,
             params.astype(np.float64),
             method="L-BFGS-B",
             jac=True,
             options=options,
+            callback=callback,
         )
         if not np.isfinite(opt_res.fun):
             raise ValueError(
@@ -530,7 +614,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             schedule, self.max_iter,
         )
 
-    def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental):
+    def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental,
+                        validation=None, tasks=None):
         if not incremental or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._make_optimizer(params)
         optimizer = self._optimizer
@@ -544,7 +629,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
-        if early_stopping:
+        if validation is not None:
+            # explicit validation data: no split; scored after every epoch
+            X_train, Y_train, sample_weight_train = X, Y, sample_weight
+            X_val, Y_val, y_val, sample_weight_val = validation
+        elif early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             # (0/1 targets held as bytes are stratified as the bools they are,
             # so that scikit-learn's error names the classes True and False)
@@ -571,9 +660,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
             if sample_weight_train is not None:
                 sample_weight_train = np.ascontiguousarray(sample_weight_train)
             y_val = self._target_for_scoring(Y_val)
+            X_val = kernel_input(X_val, params.dtype)
+            Y_val = np.ascontiguousarray(Y_val, dtype=params.dtype)
+            if sample_weight_val is not None:
+                sample_weight_val = np.ascontiguousarray(sample_weight_val)
         else:
             X_train, Y_train, sample_weight_train = X, Y, sample_weight
             X_val = y_val = sample_weight_val = None
+        validation_loss = None
+        if X_val is not None:
+            if getattr(self, "validation_scores_", None) is None:
+                self.validation_scores_ = []
+            if getattr(self, "validation_loss_curve_", None) is None:
+                self.validation_loss_curve_ = []
+            validation_loss = self._validation_loss(X_val, Y_val, sample_weight_val,
+                                                    layer_units, params)
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
@@ -608,6 +709,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 epoch_start_params[:] = params
                 epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_), optimizer.epoch)
                 optimizer.epoch_starts()
+                if tasks is not None:
+                    tasks.begin_subtask()
                 accumulated_loss = _kernel.train_epoch(
                     net, optimizer.compiled, data, order, batch_size, params, grads,
                     work,
@@ -637,10 +740,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
-                )
+                if X_val is not None:
+                    self.validation_scores_.append(
+                        self._score(X_val, y_val, sample_weight=sample_weight_val))
+                    self.validation_loss_curve_.append(validation_loss())
+                    if self.verbose:
+                        print("Validation score: %f" % self.validation_scores_[-1])
+                self._update_no_improvement_count(early_stopping)
                 optimizer.iteration_ends(self.t_)
+                stop_requested = tasks is not None and tasks.end_subtask(
+                    snapshot(self, params, as_units(layer_units)))
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -662,6 +771,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if self.weight_tol is not None and self._weights_settled(
                     params, epoch_start_params
                 ):
+                    break
+
+                if stop_requested:
+                    if self.verbose:
+                        print("A callback asked to stop. Stopping.")
                     break
 
                 if incremental:
@@ -689,6 +803,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.loss_ = float(loss)
         self.loss_curve_.append(float(loss))
         self.validation_scores_.append(float("nan"))
+        if getattr(self, "validation_loss_curve_", None) is not None:
+            self.validation_loss_curve_.append(float("nan"))
         self.n_iter_ += 1
         warnings.warn(
             f"{advice} Early stopping keeps the model with the best validation "
@@ -708,12 +824,19 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         return settled
 
-    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+    def _validation_loss(self, X_val, Y_val, sample_weight_val, layer_units, params):
+        """A function giving the loss (without L2) on the validation data at
+        the current weights."""
+        net = make_network(
+            layer_units, self.activation, self._training_loss(), self.out_activation_,
+            0.0, X_val.shape[0], scipy.sparse.issparse(X_val), **self._loss_parameters(),
+        )
+        data = _kernel.Data(X_val, Y_val, sample_weight_val)
+        work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
+        return lambda: float(_kernel.data_loss(net, data, params, work))
+
+    def _update_no_improvement_count(self, early_stopping):
         if early_stopping:
-            val_score = self._score(X, y, sample_weight=sample_weight)
-            self.validation_scores_.append(val_score)
-            if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
             last_valid_score = self.validation_scores_[-1]
             if last_valid_score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -1000,6 +1123,20 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _training_loss(self):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
+    def _encode_validation_targets(self, y_val):
+        """y_val's labels as the network's 0/1 targets; every label must have
+        been seen in training."""
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return self._label_binarizer.transform(y_val)
+        y_val = column_or_1d(y_val, warn=True) if np.ndim(y_val) == 2 else y_val
+        unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y_val has labels not seen in training: {unseen.tolist()}; the "
+                f"model's classes are {self.classes_.tolist()}."
+            )
+        return self._label_binarizer.transform(y_val)
 
     def _class_sample_weight(self, y, incremental):
         """compute_sample_weight(class_weight, y), or None without class_weight."""
@@ -1307,6 +1444,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 # ----------------------------------------------------------------------
 
 
+_CALLBACK_KEYS = frozenset(
+    {"_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_teardown",
+     "_parent_callback_ctx"}
+)
+
+
 @functools.lru_cache(maxsize=None)
 def _param_names(cls):
     """The constructor parameters of an estimator class (inspect is slow)."""
@@ -1325,7 +1468,9 @@ def _restored_on_error(estimator):
     flat parameter vector: only the vector is copied, and they are made
     again from its copy.
     """
-    kept = _param_names(type(estimator))
+    # the constructor parameters, and scikit-learn's callback bookkeeping
+    # (the callbacks, their contexts: callback_management_context ends them)
+    kept = _param_names(type(estimator)) | _CALLBACK_KEYS
     views = {"coefs_", "intercepts_", "_packed"}
     state = estimator.__dict__
     fitted = "coefs_" in state

@@ -59,7 +59,8 @@ def _optimizer_state_names(model):
     if names and model.learning_rate == "cosine":
         names += ("epoch",)
     return names
-_ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "classes_", "feature_names_in_")
+_ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "classes_",
+                "feature_names_in_")
 _OUT_ACTIVATIONS = {"identity", "exp", "softmax", "logistic"}
 
 
@@ -285,7 +286,7 @@ def _build(arrays):
             value = arrays[f"attr/{attr}"]
             _require(value.ndim == 1 and value.dtype.kind in "biufU", f"{attr} is not a plain vector")
             attrs[attr] = value
-    for attr in ("loss_curve_", "validation_scores_"):
+    for attr in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
         if attr in attrs:
             _require(attrs[attr].dtype.kind == "f", f"{attr} must hold floats")
             attrs[attr] = attrs[attr].tolist()
@@ -323,6 +324,7 @@ def _build(arrays):
     if model.solver in _OPTIMIZER_STATE:  # the stochastic solvers
         model.loss_curve_ = attrs.get("loss_curve_", [])
         model.validation_scores_ = attrs.get("validation_scores_")
+        model.validation_loss_curve_ = attrs.get("validation_loss_curve_")
         model.best_validation_score_ = attrs.get("best_validation_score_")
         model.best_loss_ = attrs.get("best_loss_")
         model._no_improvement_count = attrs.get("_no_improvement_count", 0)

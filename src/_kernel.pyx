@@ -17,6 +17,7 @@ and three entry points run it, each with the GIL released:
 
     forward(net, data, params, out, work)            prediction
     loss_grad(net, data, params, grads, work) -> J   full-batch loss, gradient
+    data_loss(net, data, params, work) -> J          the loss alone, no L2
     train_epoch(net, optimizer, data, order, batch_size, params, grads, work)
         -> sum over batches of (batch loss * batch rows); one epoch of
         mini-batch updates of params, in place
@@ -644,6 +645,36 @@ def forward(Network net, Data data, const floating[::1] params,
             forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
                           &out[start, 0])
             start += m
+
+
+def data_loss(Network net, Data data, const floating[::1] params,
+              floating[::1] work):
+    """The loss of the rows without the L2 term, sum_i w_i J_i / s (forward
+    passes only; for validation data). work: net.workspace_size(
+    BACKWARD_PART) values (the output error is written there)."""
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD)
+    cdef Rows rows = data.rows
+    cdef Chunk chunk
+    cdef Py_ssize_t n = rows.n_rows, start, m, L = spec.n_layers
+    cdef double total = 0.0, s
+    data.check(net, floating is double, True)
+    if n == 0 or rows.y_bytes:
+        raise ValueError("data_loss needs at least one row and floating targets")
+    with nogil:
+        s = _weight_sum(<const floating *> rows.sample_weight, NULL, 0, n)
+        start = 0
+        while start < n:
+            m = min(spec.chunk_rows, n - start)
+            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
+                        &work[0], &chunk)
+            forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
+                          &work[0] + spec.activation_offset[L])
+            total += loss_and_output_delta(
+                &spec.loss, &work[0] + spec.activation_offset[L],
+                <const floating *> chunk.Y, <const floating *> chunk.sample_weight,
+                m, spec.units[L], &work[0] + spec.delta_offset[L - 1])
+            start += m
+    return total / s
 
 
 def loss_grad(Network net, Data data, const floating[::1] params,
