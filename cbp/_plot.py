@@ -1,7 +1,7 @@
 """LossCurveDisplay: a fitted MLP's training curves, in scikit-learn's Display style."""
 
 import numpy as np
-from sklearn.utils._optional_dependencies import check_matplotlib_support
+from ._sklearn_compat import check_matplotlib_support
 
 
 class LossCurveDisplay:

@@ -4,6 +4,13 @@
 # the estimators are imported from cbp, and the tests that read scikit-learn's
 # private internals are marked as left out, with the reason. Regenerate with
 # tests/sklearn_suite/update.py after a scikit-learn upgrade.
+import pytest as _pytest
+import sklearn as _sklearn
+
+if _sklearn.__version__.split(".")[:2] != ['1', '9']:
+    _pytest.skip("these are scikit-learn 1.9.1's tests; scikit-learn "
+                 f"{_sklearn.__version__} is installed (regenerate them with "
+                 "tests/sklearn_suite/update.py)", allow_module_level=True)
 """
 Testing for Multi-layer Perceptron module (sklearn.neural_network)
 """

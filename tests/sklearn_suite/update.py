@@ -21,6 +21,13 @@ HEADER = f"""# scikit-learn {sklearn.__version__}'s sklearn/neural_network/tests
 # the estimators are imported from cbp, and the tests that read scikit-learn's
 # private internals are marked as left out, with the reason. Regenerate with
 # tests/sklearn_suite/update.py after a scikit-learn upgrade.
+import pytest as _pytest
+import sklearn as _sklearn
+
+if _sklearn.__version__.split(".")[:2] != {sklearn.__version__.split(".")[:2]!r}:
+    _pytest.skip("these are scikit-learn {sklearn.__version__}'s tests; scikit-learn "
+                 f"{{_sklearn.__version__}} is installed (regenerate them with "
+                 "tests/sklearn_suite/update.py)", allow_module_level=True)
 """
 
 
