@@ -1,0 +1,474 @@
+"""ONNX export of cbp's estimators, through skl2onnx.
+
+Importing this module is cheap: it does not import skl2onnx (about 0.3 s on
+top of cbp, 1.5 s on its own). :func:`register` does, and registers cbp's
+converters with ``skl2onnx.update_registered_converter`` so that
+``skl2onnx.to_onnx(model, X[:1])`` (or ``convert_sklearn``, or a Pipeline
+holding a cbp estimator) finds them.
+
+``import cbp`` calls :func:`register_when_skl2onnx_is_imported`: it registers
+at once if skl2onnx is already imported, and otherwise puts a one-shot hook on
+``sys.meta_path`` that registers right after the first ``import skl2onnx``
+finishes, then removes itself. Users who never export pay nothing but the
+hook's lookup of one module name.
+
+The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
+per layer), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
+alpha=0.01) and the 'exp' output of ``MLPRegressor(loss='poisson')``, and
+fixed for multi-output regressors and multilabel classifiers. It computes in
+the input's precision: double for a DoubleTensorType input, float otherwise.
+"""
+
+import importlib.abc
+import importlib.util
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+__all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
+
+CLASSIFIER_ALIAS = "CbpMLPClassifier"
+REGRESSOR_ALIAS = "CbpMLPRegressor"
+
+# ONNX operator (and attributes) of each activation cbp can use
+_HIDDEN_OPS = {
+    "identity": ("Identity", {}),
+    "logistic": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "relu": ("Relu", {}),
+    "leaky_relu": ("LeakyRelu", {"alpha": 0.01}),  # cbp's CBP_LEAKY_SLOPE
+}
+_OUTPUT_OPS = {
+    "identity": ("Identity", {}),
+    "logistic": ("Sigmoid", {}),
+    "softmax": ("Softmax", {"axis": 1}),
+    "exp": ("Exp", {}),
+}
+
+# reentrant: register() imports skl2onnx, which may run the import hook, which
+# removes itself and calls register() in the same thread
+_lock = threading.RLock()
+_registered = False
+
+
+# --------------------------------------------------------------------------
+# checks shared by the shape calculators and the converters
+
+
+def _check_exportable(model):
+    """Raise a ValueError naming what cannot be exported, else return None."""
+    name = type(model).__name__
+    if "coefs_" not in model.__dict__:
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {name} instance is not fitted yet; fit it before exporting "
+            "it to ONNX."
+        )
+    if model.activation not in _HIDDEN_OPS:
+        raise ValueError(
+            f"cannot export {name} to ONNX: unknown hidden activation "
+            f"{model.activation!r} (known: {sorted(_HIDDEN_OPS)})."
+        )
+    if model.out_activation_ not in _OUTPUT_OPS:
+        raise ValueError(
+            f"cannot export {name} to ONNX: unknown output activation "
+            f"{model.out_activation_!r} (known: {sorted(_OUTPUT_OPS)})."
+        )
+    if hasattr(model, "_label_binarizer"):
+        if model._label_binarizer.y_type_ not in (
+            "binary", "multiclass", "multilabel-indicator"
+        ):
+            raise ValueError(
+                f"cannot export {name} to ONNX: target type "
+                f"{model._label_binarizer.y_type_!r} is not supported."
+            )
+        if len(model.classes_) < 2:
+            raise ValueError(
+                f"cannot export {name} to ONNX: it was fitted on a single class "
+                f"({model.classes_[0]!r}), whose predict_proba has two columns "
+                "for one label, which skl2onnx's ZipMap cannot name."
+            )
+        _class_labels(model)
+
+
+def _class_labels(model):
+    """classes_ as ONNX can hold them: int64 or str (object) array."""
+    classes = np.asarray(model.classes_)
+    if classes.dtype.kind in "biu":
+        return classes.astype(np.int64)
+    if classes.dtype.kind == "f":
+        if not np.all(np.isfinite(classes)) or np.any(classes != np.round(classes)):
+            raise ValueError(
+                f"cannot export {type(model).__name__} to ONNX: its float class "
+                f"labels {classes.tolist()!r} are not all integers; ONNX labels "
+                "are int64 or strings (refit with int or str labels)."
+            )
+        return classes.astype(np.int64)
+    if all(isinstance(c, str) for c in classes):
+        return classes.astype(object)
+    raise ValueError(
+        f"cannot export {type(model).__name__} to ONNX: class labels of type "
+        f"{classes.dtype} are neither all integers nor all strings."
+    )
+
+
+def _uses_class_indices(scope, model):
+    """skl2onnx's option nocl: labels are 0..n_classes-1."""
+    return bool(scope.get_options(model, dict(nocl=False))["nocl"])
+
+
+# --------------------------------------------------------------------------
+# shape calculators
+
+
+def _float_type(operator):
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(operator.inputs[0].type, DoubleTensorType):
+        return DoubleTensorType
+    return FloatTensorType
+
+
+def _check_io(operator, n_outputs):
+    from skl2onnx.common.data_types import (
+        BooleanTensorType,
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+    )
+    from skl2onnx.common.utils import (
+        check_input_and_output_numbers,
+        check_input_and_output_types,
+    )
+
+    check_input_and_output_numbers(
+        operator, input_count_range=1, output_count_range=n_outputs
+    )
+    check_input_and_output_types(
+        operator,
+        good_input_types=[
+            BooleanTensorType, DoubleTensorType, FloatTensorType, Int64TensorType
+        ],
+    )
+
+
+def calculate_classifier_output_shapes(operator):
+    """label: [N] (or [N, n_classes] if multilabel), probabilities: [N, n_classes]."""
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    _check_io(operator, 2)
+    model = operator.raw_operator
+    _check_exportable(model)
+    n = operator.inputs[0].get_first_dimension()
+    n_classes = len(model.classes_)
+    if _uses_class_indices(operator.scope_inst, model):
+        label_type = Int64TensorType
+    else:
+        labels = _class_labels(model)
+        label_type = StringTensorType if labels.dtype == object else Int64TensorType
+    multilabel = model._label_binarizer.y_type_ == "multilabel-indicator"
+    operator.outputs[0].type = label_type([n, n_classes] if multilabel else [n])
+    operator.outputs[1].type = _float_type(operator)([n, n_classes])
+
+
+def calculate_regressor_output_shapes(operator):
+    """variable: [N, n_outputs_] (also [N, 1] for a single output, as skl2onnx)."""
+    _check_io(operator, 1)
+    model = operator.raw_operator
+    _check_exportable(model)
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _float_type(operator)([n, model.n_outputs_])
+
+
+# --------------------------------------------------------------------------
+# converters
+
+
+def _proto_dtype(operator):
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.proto import onnx_proto
+
+    if isinstance(operator.inputs[0].type, DoubleTensorType):
+        return onnx_proto.TensorProto.DOUBLE, np.float64
+    return onnx_proto.TensorProto.FLOAT, np.float32
+
+
+def _constant(scope, container, name, proto_dtype, np_dtype, value):
+    const = scope.get_unique_variable_name(name)
+    value = np.asarray(value, dtype=np_dtype)
+    container.add_initializer(const, proto_dtype, list(value.shape), value.ravel())
+    return const
+
+
+def _leaky_relu_double(scope, container, z):
+    """cbp's `z * 0.01 if z < 0 else z` in double precision.
+
+    onnxruntime (1.32) has no double kernel for LeakyRelu ("Could not find an
+    implementation for LeakyRelu(16)"), and its alpha attribute is a float32,
+    so double graphs spell it out with Less, Mul and Where (which also keeps
+    NaN as cbp does).
+    """
+    from skl2onnx.proto import onnx_proto
+
+    slope = _constant(scope, container, "leaky_slope", onnx_proto.TensorProto.DOUBLE,
+                      np.float64, _HIDDEN_OPS["leaky_relu"][1]["alpha"])
+    zero = _constant(scope, container, "zero", onnx_proto.TensorProto.DOUBLE,
+                     np.float64, 0.0)
+    negative = scope.get_unique_variable_name("negative")
+    scaled = scope.get_unique_variable_name("scaled")
+    out = scope.get_unique_variable_name("leakyrelu")
+    for op_type, inputs, output in (
+        ("Less", [z, zero], negative),
+        ("Mul", [z, slope], scaled),
+        ("Where", [negative, scaled, z], out),
+    ):
+        container.add_node(op_type, inputs, output,
+                           name=scope.get_unique_operator_name(op_type))
+    return out
+
+
+def _activation(scope, container, op_type, attrs, inp):
+    out = scope.get_unique_variable_name(op_type.lower())
+    container.add_node(
+        op_type, [inp], out, name=scope.get_unique_operator_name(op_type), **attrs
+    )
+    return out
+
+
+def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
+    """The output layer's activations (n, n_outputs_), cbp's _forward_pass_fast."""
+    from skl2onnx.common._apply_operation import apply_cast
+
+    x = scope.get_unique_variable_name("cast_input")
+    apply_cast(scope, input_name, x, container, to=proto_dtype)
+    hidden_op, hidden_attrs = _HIDDEN_OPS[model.activation]
+    last = model.n_layers_ - 2
+    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+        w = _constant(scope, container, f"coefficient{i}", proto_dtype, np_dtype, coef)
+        b = _constant(
+            scope, container, f"intercepts{i}", proto_dtype, np_dtype,
+            np.reshape(intercept, (1, -1)),
+        )
+        prod = scope.get_unique_variable_name("mul_result")
+        container.add_node(
+            "MatMul", [x, w], prod, name=scope.get_unique_operator_name("MatMul")
+        )
+        z = scope.get_unique_variable_name("add_result")
+        container.add_node("Add", [prod, b], z, name=scope.get_unique_operator_name("Add"))
+        if i < last and hidden_op == "LeakyRelu" and np_dtype == np.float64:
+            x = _leaky_relu_double(scope, container, z)
+        elif i < last:
+            x = _activation(scope, container, hidden_op, hidden_attrs, z)
+        else:
+            op, attrs = _OUTPUT_OPS[model.out_activation_]
+            return _activation(scope, container, op, attrs, z)
+    raise ValueError(f"{type(model).__name__} has no layers")  # pragma: no cover
+
+
+def convert_classifier(scope, operator, container):
+    """cbp.MLPClassifier: label (predict) and probabilities (predict_proba)."""
+    from skl2onnx.proto import onnx_proto
+
+    model = operator.raw_operator
+    _check_exportable(model)
+    proto_dtype, np_dtype = _proto_dtype(operator)
+    y = _forward(scope, container, model, operator.inputs[0].full_name,
+                 proto_dtype, np_dtype)
+    label_out = operator.outputs[0].full_name
+    proba_out = operator.outputs[1].full_name
+    y_type = model._label_binarizer.y_type_
+    if y_type in ("binary", "multilabel-indicator"):
+        half = _constant(scope, container, "half", proto_dtype, np_dtype, 0.5)
+
+    def node(op_type, inputs, output, **attrs):
+        container.add_node(op_type, inputs, output,
+                           name=scope.get_unique_operator_name(op_type), **attrs)
+
+    def new(name):
+        return scope.get_unique_variable_name(name)
+
+    if y_type == "multilabel-indicator":
+        # LabelBinarizer.inverse_transform: 1 where the probability > 0.5
+        node("Identity", [y], proba_out)
+        above = new("above_half")
+        node("Greater", [y, half], above)
+        node("Cast", [above], label_out, to=onnx_proto.TensorProto.INT64)
+        return
+
+    if y_type == "binary":
+        # predict_proba: [1 - p, p]; predict: classes_[p > 0.5]
+        one = _constant(scope, container, "one", proto_dtype, np_dtype, 1.0)
+        negative = new("negative_class_proba")
+        node("Sub", [one, y], negative)
+        node("Concat", [negative, y], proba_out, axis=1)
+        above = new("above_half")
+        node("Greater", [y, half], above)
+        index_2d = new("label_index_2d")
+        node("Cast", [above], index_2d, to=onnx_proto.TensorProto.INT64)
+        flat = _constant(scope, container, "flat_shape", onnx_proto.TensorProto.INT64,
+                         np.int64, [-1])
+        index = new("label_index")
+        node("Reshape", [index_2d, flat], index)
+    else:
+        # multiclass: classes_[argmax(softmax)]
+        node("Identity", [y], proba_out)
+        index = new("label_index")
+        node("ArgMax", [y], index, axis=1, keepdims=0)
+
+    if _uses_class_indices(scope, model):
+        node("Identity", [index], label_out)
+        return
+    labels = _class_labels(model)
+    classes = scope.get_unique_variable_name("classes")
+    if labels.dtype == object:
+        container.add_initializer(
+            classes, onnx_proto.TensorProto.STRING, [len(labels)],
+            [s.encode("utf-8") for s in labels],
+        )
+    else:
+        container.add_initializer(
+            classes, onnx_proto.TensorProto.INT64, [len(labels)], labels
+        )
+    node("Gather", [classes, index], label_out, axis=0)
+
+
+def convert_regressor(scope, operator, container):
+    """cbp.MLPRegressor: predictions as (N, n_outputs_)."""
+    model = operator.raw_operator
+    _check_exportable(model)
+    proto_dtype, np_dtype = _proto_dtype(operator)
+    y = _forward(scope, container, model, operator.inputs[0].full_name,
+                 proto_dtype, np_dtype)
+    container.add_node("Identity", [y], operator.outputs[0].full_name,
+                       name=scope.get_unique_operator_name("Identity"))
+
+
+# --------------------------------------------------------------------------
+# registration
+
+
+def register():
+    """Register cbp's converters with skl2onnx (imports it); idempotent.
+
+    After this, ``skl2onnx.to_onnx(model, X[:1])`` converts a fitted
+    cbp.MLPClassifier or cbp.MLPRegressor, alone or in a Pipeline.
+    """
+    global _registered
+    if _registered:
+        return
+    from skl2onnx import update_registered_converter
+
+    with _lock:
+        if _registered:
+            return
+
+        from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+
+        update_registered_converter(
+            MLPClassifier, CLASSIFIER_ALIAS,
+            calculate_classifier_output_shapes, convert_classifier,
+            options={
+                "zipmap": [True, False, "columns"],
+                "output_class_labels": [False, True],
+                "nocl": [True, False],
+            },
+        )
+        update_registered_converter(
+            MLPRegressor, REGRESSOR_ALIAS,
+            calculate_regressor_output_shapes, convert_regressor,
+        )
+        _registered = True
+
+
+def to_onnx(model, X=None, **kwargs):
+    """``skl2onnx.to_onnx(model, X, **kwargs)`` after :func:`register`."""
+    register()
+    import skl2onnx
+
+    return skl2onnx.to_onnx(model, X, **kwargs)
+
+
+class _RegisterAfterSkl2onnxImport(importlib.abc.MetaPathFinder):
+    """One-shot sys.meta_path hook: registers once ``import skl2onnx`` has run.
+
+    It finds skl2onnx's spec with the other finders and wraps its loader's
+    exec_module; it leaves any other import, and any loader without
+    exec_module, untouched.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "skl2onnx":
+            return None
+        _remove_hook()
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:
+            return spec  # pragma: no cover - unusual loaders
+
+        def exec_then_register(module):
+            exec_module(module)
+            _register_or_warn()
+
+        loader.exec_module = exec_then_register
+        return spec
+
+
+_hook = None
+
+
+def _register_or_warn():
+    """register(), but never break `import cbp` or `import skl2onnx`."""
+    try:
+        register()
+    except Exception as exc:
+        warnings.warn(
+            f"cbp could not register its ONNX converters with skl2onnx "
+            f"({type(exc).__name__}: {exc}); call cbp.onnx.register() to see "
+            "the error.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _remove_hook():
+    global _hook
+    with _lock:
+        if _hook is not None:
+            try:
+                sys.meta_path.remove(_hook)
+            except ValueError:
+                pass
+            _hook = None
+
+
+def _register_or_warn():
+    """register(), but never break `import cbp` or `import skl2onnx`."""
+    try:
+        register()
+    except Exception as exc:
+        warnings.warn(
+            f"cbp could not register its ONNX converters with skl2onnx "
+            f"({type(exc).__name__}: {exc}); call cbp.onnx.register() to see "
+            "the error.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def register_when_skl2onnx_is_imported():
+    """Register now if skl2onnx is imported, else right after it is."""
+    global _hook
+    if _registered:
+        return
+    module = sys.modules.get("skl2onnx")
+    if module is not None and getattr(module, "to_onnx", None) is not None:
+        _register_or_warn()
+        return
+    with _lock:
+        if _hook is None and not _registered:
+            _hook = _RegisterAfterSkl2onnxImport()
+            sys.meta_path.insert(0, _hook)

@@ -1,0 +1,247 @@
+"""ONNX export through skl2onnx: onnxruntime's predictions equal cbp's.
+
+Skipped unless skl2onnx and onnxruntime are installed (``pip install
+".[onnx]"``). Test ids read <task>-<hidden activation>-<dtype>.
+"""
+
+import functools
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+skl2onnx = pytest.importorskip("skl2onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import cbp  # noqa: E402
+import cbp.onnx  # noqa: E402
+
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu"]
+DTYPES = ["float32", "float64"]
+CLASSIFIER_TASKS = ["binary", "multiclass_str", "multilabel"]
+REGRESSOR_TASKS = ["regression", "multioutput", "poisson", "absolute_error", "huber"]
+# float32: the brief's rtol; atol only for probabilities within 1e-7 of 0.
+TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-7), "float64": dict(rtol=1e-12, atol=1e-15)}
+
+
+def _data(task, dtype, n=120, n_features=6, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, n_features).astype(dtype)
+    w = rng.randn(n_features, 3)
+    z = X.astype(np.float64) @ w
+    if task == "binary":
+        y = np.where(z[:, 0] > 0, 7, -3)  # int labels, not 0/1
+    elif task == "binary_str":
+        y = np.where(z[:, 0] > 0, "yes", "no")
+    elif task == "multiclass_str":
+        y = np.array(["ant", "bee", "cat", "dog"])[np.digitize(z[:, 0], [-1, 0, 1])]
+    elif task == "multiclass_int":
+        y = np.digitize(z[:, 0], [-1, 0, 1]) * 10
+    elif task == "multilabel":
+        y = (z > 0).astype(int)
+    elif task == "multioutput":
+        y = z
+    elif task == "poisson":
+        y = rng.poisson(np.exp(0.3 * z[:, 0])).astype(np.float64)
+    else:
+        y = z[:, 0]
+    return X, y
+
+
+@functools.lru_cache(maxsize=None)
+def fitted(task, activation, dtype):
+    X, y = _data(task, dtype)
+    common = dict(hidden_layer_sizes=(9, 7), activation=activation, max_iter=40,
+                  random_state=0)
+    if task in REGRESSOR_TASKS:
+        loss = task if task in ("poisson", "absolute_error", "huber") else "squared_error"
+        model = cbp.MLPRegressor(loss=loss, **common)
+    else:
+        model = cbp.MLPClassifier(**common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    return model, X
+
+
+def run_onnx(model, X, **kwargs):
+    onx = skl2onnx.to_onnx(model, X[:1], **kwargs)
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: X})
+
+
+def _ids(cases):
+    return ["-".join(case) for case in cases]
+
+
+CLASSIFIER_CASES = [(t, a, d) for t in CLASSIFIER_TASKS for a in ACTIVATIONS for d in DTYPES]
+REGRESSOR_CASES = [(t, a, d) for t in REGRESSOR_TASKS for a in ACTIVATIONS for d in DTYPES]
+
+
+@pytest.mark.parametrize("task, activation, dtype", CLASSIFIER_CASES,
+                         ids=_ids(CLASSIFIER_CASES))
+def test_classifier_labels_equal_predict(task, activation, dtype):
+    model, X = fitted(task, activation, dtype)
+    labels, _ = run_onnx(model, X, options={"zipmap": False})
+    expected = model.predict(X)
+    assert labels.shape == expected.shape
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("task, activation, dtype", CLASSIFIER_CASES,
+                         ids=_ids(CLASSIFIER_CASES))
+def test_classifier_probabilities_equal_predict_proba(task, activation, dtype):
+    model, X = fitted(task, activation, dtype)
+    _, proba = run_onnx(model, X, options={"zipmap": False})
+    assert proba.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(proba, model.predict_proba(X), **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("task, activation, dtype", REGRESSOR_CASES,
+                         ids=_ids(REGRESSOR_CASES))
+def test_regressor_predictions_equal_predict(task, activation, dtype):
+    model, X = fitted(task, activation, dtype)
+    (pred,) = run_onnx(model, X)
+    assert pred.dtype == np.dtype(dtype)
+    assert pred.shape == (len(X), model.n_outputs_)
+    expected = model.predict(X).reshape(len(X), -1)
+    np.testing.assert_allclose(pred, expected, **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("task", ["binary_str", "multiclass_int"])
+def test_other_label_types_equal_predict(task):
+    model, X = fitted(task, "relu", "float32")
+    labels, proba = run_onnx(model, X, options={"zipmap": False})
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_allclose(proba, model.predict_proba(X), **TOLERANCE["float32"])
+
+
+def test_default_zipmap_gives_one_dict_per_row_keyed_by_class():
+    model, X = fitted("multiclass_str", "tanh", "float32")
+    labels, dicts = run_onnx(model, X)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    proba = np.array([[row[c] for c in model.classes_] for row in dicts])
+    np.testing.assert_allclose(proba, model.predict_proba(X), **TOLERANCE["float32"])
+
+
+def test_nocl_option_gives_class_indices():
+    model, X = fitted("multiclass_str", "relu", "float32")
+    labels, _ = run_onnx(model, X, options={"zipmap": False, "nocl": True})
+    np.testing.assert_array_equal(model.classes_[labels], model.predict(X))
+
+
+def test_float64_model_with_float32_input_computes_in_float32():
+    model, X = fitted("regression", "tanh", "float64")
+    X32 = X.astype(np.float32)
+    (pred,) = run_onnx(model, X32)
+    assert pred.dtype == np.float32
+    np.testing.assert_allclose(pred.ravel(), model.predict(X), rtol=1e-4, atol=1e-5)
+
+
+def test_pipeline_with_cbp_step_converts():
+    X, y = _data("multiclass_str", "float32")
+    pipe = make_pipeline(StandardScaler(), cbp.MLPClassifier(
+        hidden_layer_sizes=(8,), max_iter=30, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X, y)
+    labels, proba = run_onnx(pipe, X, options={id(pipe[-1]): {"zipmap": False}})
+    np.testing.assert_array_equal(labels, pipe.predict(X))
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+def test_cbp_onnx_to_onnx_equals_skl2onnx_to_onnx():
+    model, X = fitted("regression", "relu", "float32")
+    assert cbp.onnx.to_onnx(model, X[:1]) == skl2onnx.to_onnx(model, X[:1])
+
+
+def test_unfitted_model_raises_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
+        skl2onnx.to_onnx(cbp.MLPRegressor(), np.zeros((1, 3), np.float32))
+
+
+def test_single_class_classifier_raises_clear_error():
+    X = np.random.RandomState(0).randn(20, 3).astype(np.float32)
+    model = cbp.MLPClassifier(max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, np.full(20, "only"))
+    with pytest.raises(ValueError, match="single class"):
+        skl2onnx.to_onnx(model, X[:1])
+
+
+def test_integral_float_labels_export_as_int64():
+    X = np.random.RandomState(0).randn(30, 3).astype(np.float32)
+    model = cbp.MLPClassifier(max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, np.where(X[:, 0] > 0, 1.0, 2.0))
+    labels, _ = run_onnx(model, X, options={"zipmap": False})
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, model.predict(X))
+
+
+def test_register_is_idempotent():
+    cbp.onnx.register()
+    cbp.onnx.register()
+    model, X = fitted("binary", "relu", "float32")
+    labels, _ = run_onnx(model, X, options={"zipmap": False})
+    np.testing.assert_array_equal(labels, model.predict(X))
+
+
+# Registration without cbp.onnx, in fresh interpreters.
+_EXPORT = (
+    "import numpy as np, warnings; "
+    "X = np.random.RandomState(0).randn(30, 4).astype(np.float32); "
+    "warnings.simplefilter('ignore'); "
+    "m = cbp.MLPRegressor(max_iter=5, random_state=0).fit(X, X[:, 0]); "
+    "skl2onnx.to_onnx(m, X[:1]); print('ok')"
+)
+
+
+def _python(code, cwd):
+    # cwd: not the repository root, whose cbp/ (no compiled kernel) would
+    # shadow the installed package
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)  # a deadlock fails
+
+
+IMPORT_ORDERS = {
+    "cbp_then_skl2onnx": "import cbp; import skl2onnx; ",
+    "skl2onnx_then_cbp": "import skl2onnx; import cbp; ",
+    "cbp_onnx_alone": "import cbp.onnx; import skl2onnx; cbp = __import__('cbp'); ",
+    "skl2onnx_submodule_first": "import cbp; import skl2onnx.common.data_types; "
+                                "import skl2onnx; ",
+}
+
+
+@pytest.mark.parametrize("order", list(IMPORT_ORDERS))
+def test_import_order_registers_automatically(order, tmp_path):
+    result = _python(IMPORT_ORDERS[order] + _EXPORT, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_import_cbp_does_not_import_skl2onnx(tmp_path):
+    result = _python(
+        "import sys, cbp; print('skl2onnx' in sys.modules, 'onnx' in sys.modules)",
+        tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_import_hook_removes_itself_once_skl2onnx_is_imported(tmp_path):
+    result = _python("import sys, cbp, cbp._onnx as o; hooked = o._hook in sys.meta_path; "
+                     "import skl2onnx; print(hooked, o._hook is None, o._registered)",
+                     tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"]
