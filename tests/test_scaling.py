@@ -152,7 +152,7 @@ def test_incremental_trains_epoch_by_epoch_over_the_blocks_as_partial_fit(parque
             by_hand.partial_fit(X_block.compute(), y_block.compute(), classes=[0, 1])
     for a, b in zip(wrapped.estimator_.coefs_, by_hand.coefs_):
         np.testing.assert_array_equal(a, b)
-    assert wrapped.score(X_dask, y_dask) == by_hand.score(X_all, y_all) > 0.7
+    assert wrapped.score(X_dask, y_dask) == by_hand.score(X_all, y_all) > 0.6
 
 
 def test_incremental_shuffles_the_block_order_each_epoch_when_asked(parquet_blocks):
