@@ -445,20 +445,6 @@ def _remove_hook():
             _hook = None
 
 
-def _register_or_warn():
-    """register(), but never break `import cbp` or `import skl2onnx`."""
-    try:
-        register()
-    except Exception as exc:
-        warnings.warn(
-            f"cbp could not register its ONNX converters with skl2onnx "
-            f"({type(exc).__name__}: {exc}); call cbp.onnx.register() to see "
-            "the error.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
 def register_when_skl2onnx_is_imported():
     """Register now if skl2onnx is imported, else right after it is."""
     global _hook
