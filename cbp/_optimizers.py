@@ -21,6 +21,19 @@ def cosine_learning_rate(learning_rate_init, epoch, max_iter):
     return learning_rate_init * 0.5 * (1.0 + math.cos(math.pi * epoch / max_iter))
 
 
+def _compiled(name, writable=True):
+    """A property reading (and writing) the compiled optimizer's ``name``: the
+    state lives once, in the kernel's Optimizer that train_epoch updates."""
+
+    def get(self):
+        return getattr(self.compiled, name)
+
+    def put(self, value):
+        setattr(self.compiled, name, value)
+
+    return property(get, put if writable else None)
+
+
 class _Optimizer:
     """What every stochastic optimizer shares: the compiled description, and
     the cosine schedule.
@@ -87,21 +100,8 @@ class SGDOptimizer(_Optimizer):
             max_iter)
         self.power_t = power_t
 
-    @property
-    def velocities(self):
-        return self.compiled.velocities
-
-    @velocities.setter
-    def velocities(self, value):
-        self.compiled.velocities = value
-
-    @property
-    def learning_rate(self):
-        return self.compiled.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self.compiled.learning_rate = value
+    velocities = _compiled("velocities")
+    learning_rate = _compiled("learning_rate")
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -140,25 +140,9 @@ class AdamOptimizer(_Optimizer):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
 
-    @property
-    def ms(self):
-        return self.compiled.ms
-
-    @ms.setter
-    def ms(self, value):
-        self.compiled.ms = value
-
-    @property
-    def vs(self):
-        return self.compiled.vs
-
-    @vs.setter
-    def vs(self, value):
-        self.compiled.vs = value
-
-    @property
-    def t(self):
-        return self.compiled.t
+    ms = _compiled("ms")
+    vs = _compiled("vs")
+    t = _compiled("t", writable=False)
 
     def steps_done(self, t):
         """Set the update count (a loaded model's), and the last step size."""
@@ -189,14 +173,5 @@ class RMSpropOptimizer(_Optimizer):
             "rmsprop", params, learning_rate=float(learning_rate_init), rho=rho,
             epsilon=epsilon), learning_rate_init, lr_schedule, max_iter)
 
-    @property
-    def vs(self):
-        return self.compiled.vs
-
-    @vs.setter
-    def vs(self, value):
-        self.compiled.vs = value
-
-    @property
-    def learning_rate(self):
-        return self.compiled.learning_rate
+    vs = _compiled("vs")
+    learning_rate = _compiled("learning_rate", writable=False)
