@@ -42,6 +42,19 @@ cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
                 grad_row[j] += x * delta_row[j]
 
 
+cdef inline double chunk_loss(const NetSpec *net, const Rows *data,
+                              const Chunk *chunk, const floating *params,
+                              floating *work) noexcept nogil:
+    """The chunk's weighted loss sum_i w_i J_i (no L2 term). out: work: the
+    chunk's activations, and delta^L in the block of deltas[L - 1]."""
+    cdef Py_ssize_t L = net.n_layers
+    forward(net, data, chunk, params, work, work + net.activation_offset[L])
+    return loss_and_output_delta(
+        &net.loss, work + net.activation_offset[L], <const floating *> chunk.Y,
+        <const floating *> chunk.sample_weight, chunk.n_rows, net.units[L],
+        work + net.delta_offset[L - 1])
+
+
 cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
                                   const Chunk *chunk, const floating *params,
                                   floating *raw, floating *work,
@@ -67,11 +80,7 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
     cdef floating *intercept_grad
     cdef const floating *coef
 
-    forward(net, data, chunk, params, work, work + net.activation_offset[L])
-    loss = loss_and_output_delta(
-        &net.loss, work + net.activation_offset[L], <const floating *> chunk.Y,
-        <const floating *> chunk.sample_weight, n_rows, net.units[L],
-        work + net.delta_offset[L - 1])
+    loss = chunk_loss(net, data, chunk, params, work)
 
     for l in range(L - 1, -1, -1):
         n_in = net.units[l]

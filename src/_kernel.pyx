@@ -53,8 +53,8 @@ import numpy as np
 
 from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
                            TANH, RELU, SOFTMAX, EXP, LEAKY_RELU)
-from _backprop cimport (chunk_gradient, scale_gradient, squared_norm_of_coefs,
-                        zero_touched_rows)
+from _backprop cimport (chunk_gradient, chunk_loss, scale_gradient,
+                        squared_norm_of_coefs, zero_touched_rows)
 from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
                       LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER)
@@ -655,7 +655,7 @@ def data_loss(Network net, Data data, const floating[::1] params,
     cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD)
     cdef Rows rows = data.rows
     cdef Chunk chunk
-    cdef Py_ssize_t n = rows.n_rows, start, m, L = spec.n_layers
+    cdef Py_ssize_t n = rows.n_rows, start, m
     cdef double total = 0.0, s
     data.check(net, floating is double, True)
     if n == 0 or rows.y_bytes:
@@ -667,12 +667,7 @@ def data_loss(Network net, Data data, const floating[::1] params,
             m = min(spec.chunk_rows, n - start)
             _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
                         &work[0], &chunk)
-            forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
-                          &work[0] + spec.activation_offset[L])
-            total += loss_and_output_delta(
-                &spec.loss, &work[0] + spec.activation_offset[L],
-                <const floating *> chunk.Y, <const floating *> chunk.sample_weight,
-                m, spec.units[L], &work[0] + spec.delta_offset[L - 1])
+            total += chunk_loss(&spec, &rows, &chunk, &params[0], &work[0])
             start += m
     return total / s
 
