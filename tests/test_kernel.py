@@ -710,6 +710,18 @@ def test_epoch_loss_sum_matches_reference(solver, batch_size, shuffled, dtype, p
                     err_msg="sum over batches of batch loss * rows", **EPOCH_TOL[dtype])
 
 
+# The state vectors each optimizer keeps, as the kernel_epoch results name them
+STATE_NAMES = {"sgd": ("velocities",), "nesterov": ("velocities",),
+               "adam": ("first moments", "second moments"),
+               "rmsprop": ("averages of squared gradients",)}
+
+
+def _assert_same_optimizer_state(got, expected, solver, dtype):
+    """The epoch's optimizer state vectors (state_1, and state_2 for Adam)."""
+    for key, name in zip(("state_1", "state_2"), STATE_NAMES[solver]):
+        assert_allclose(got[key], expected[key], err_msg=name, **EPOCH_TOL[dtype])
+
+
 @pytest.mark.parametrize("input", INPUTS)
 @pytest.mark.parametrize("path", GEMM_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -720,12 +732,7 @@ def test_epoch_optimizer_state_matches_reference(solver, batch_size, shuffled, d
                                                  input):
     got, expected = _epoch_pair(solver, batch_size, shuffled, dtype, path=path, input=input)
     assert got["t"] == expected["t"], "update count t"
-    assert_allclose(got["state_1"], expected["state_1"],
-                    err_msg="velocities" if solver != "adam" else "first moments",
-                    **EPOCH_TOL[dtype])
-    if solver == "adam":
-        assert_allclose(got["state_2"], expected["state_2"], err_msg="second moments",
-                        **EPOCH_TOL[dtype])
+    _assert_same_optimizer_state(got, expected, solver, dtype)
 
 
 @pytest.mark.parametrize("input", INPUTS)
@@ -1026,12 +1033,7 @@ def test_epoch_optimizer_state_in_chunks_matches_reference(case, solver, batch_s
                                                            chunk_rows, dtype):
     got, expected = _chunked_epoch(case, solver, batch_size, chunk_rows, dtype)
     assert got["t"] == expected["t"], "update count t (batches, not chunks)"
-    assert_allclose(got["state_1"], expected["state_1"],
-                    err_msg="velocities" if solver != "adam" else "first moments",
-                    **EPOCH_TOL[dtype])
-    if solver == "adam":
-        assert_allclose(got["state_2"], expected["state_2"], err_msg="second moments",
-                        **EPOCH_TOL[dtype])
+    _assert_same_optimizer_state(got, expected, solver, dtype)
 
 
 @pytest.mark.parametrize("chunk_rows", CHUNK_ROWS)

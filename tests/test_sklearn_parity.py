@@ -172,16 +172,23 @@ def test_warm_start_matches_sklearn(solver):
     assert ours.t_ == theirs.t_
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_partial_fit_matches_sklearn(solver):
-    X, y = _data("multiclass")
+def _partial_fits_in_slices(X, y, solver, rows):
+    """cbp's and scikit-learn's classifiers after partial_fit on each slice of
+    ``rows`` rows in turn."""
     params = dict(hidden_layer_sizes=(6,), solver=solver, random_state=0,
                   learning_rate_init=0.01)
     ours, theirs = MLPClassifier(**params), SkMLPClassifier(**params)
-    for start in range(0, X.shape[0], 30):
-        batch = slice(start, start + 30)
+    for start in range(0, X.shape[0], rows):
+        batch = slice(start, start + rows)
         ours.partial_fit(X[batch], y[batch], classes=np.unique(y))
         theirs.partial_fit(X[batch], y[batch], classes=np.unique(y))
+    return ours, theirs
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_matches_sklearn(solver):
+    X, y = _data("multiclass")
+    ours, theirs = _partial_fits_in_slices(X, y, solver, 30)
     assert_same_model(ours, theirs, X)
 
 
@@ -308,13 +315,7 @@ def test_sparse_sample_weights_match_sklearn(solver):
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_sparse_partial_fit_matches_sklearn(solver):
     X, y = _sparse_data("multiclass")
-    params = dict(hidden_layer_sizes=(6,), solver=solver, random_state=0,
-                  learning_rate_init=0.01)
-    ours, theirs = MLPClassifier(**params), SkMLPClassifier(**params)
-    for start in range(0, X.shape[0], 40):
-        batch = slice(start, start + 40)
-        ours.partial_fit(X[batch], y[batch], classes=np.unique(y))
-        theirs.partial_fit(X[batch], y[batch], classes=np.unique(y))
+    ours, theirs = _partial_fits_in_slices(X, y, solver, 40)
     assert_same_model(ours, theirs, X)
 
 
