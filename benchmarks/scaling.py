@@ -3,18 +3,15 @@
 1. A 4-candidate x 3-fold GridSearchCV, cbp and scikit-learn, with n_jobs=1,
    with joblib's threading backend (n_jobs=2) and with loky processes
    (n_jobs=2); BLAS pinned to one thread per fit. Wall times, in one run.
-2. Out of core: dask-ml's Incremental trains cbp over a Parquet dataset of
-   several partitions, several epochs, and so does a plain loop of
-   partial_fit over the blocks; the peak resident memory of each (a fresh
-   process), against the dataset's size in memory.
+2. Out of core: dask-ml's Incremental trains cbp over a Parquet dataset,
+   2 epochs, with the README's recipe (row counts from the Parquet metadata,
+   dask's synchronous scheduler, pyarrow's system memory pool) and without it;
+   the peak resident memory of each (a fresh process, after a warm-up on one
+   small file) over 2 and over 8 blocks.
 
-Measured (AMD EPYC Zen 5, 2 vCPUs): 616 MiB dataset in 8 blocks of 77 MiB,
-peak 720 MiB beyond start with Incremental and 810 MiB with the plain loop
-(572 and 721 MiB with ARROW_DEFAULT_MEMORY_POOL=system): the memory does NOT
-stay near one block, and not because of the training (cbp's model is 26 KB):
-the Parquet reader's allocators keep what each block used (pandas.read_parquet
-alone, file by file: +476 MiB kept; with ARROW_DEFAULT_MEMORY_POOL=system and
-MALLOC_MMAP_THRESHOLD_=65536: 196 MiB peak, released; through dask: 451 MiB).
+Measured (AMD EPYC Zen 5, 2 vCPUs; blocks of 77 MiB): the recipe peaks at
+544 MiB over 2 blocks and 545 MiB over 8 (about 7 blocks' worth whatever the
+dataset's size); without it 1305 and 1432 MiB.
 """
 
 import os
@@ -26,43 +23,87 @@ import warnings
 
 import numpy as np
 
-OUT_OF_CORE = r'''
-import sys, warnings
-import numpy as np
-import dask, dask.dataframe as dd
+OUT_OF_CORE = r"""
+import glob, sys, tempfile, warnings
+import numpy as np, pandas as pd
+import dask, dask.dataframe as dd, pyarrow, pyarrow.parquet as pq
 from dask_ml.wrappers import Incremental
 from cbp import MLPClassifier
 
-path, epochs = sys.argv[1], int(sys.argv[2])
+path, epochs, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+warnings.simplefilter("ignore")
+
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-base = status("VmRSS:")
-with dask.config.set(scheduler="synchronous"):
-    table = dd.read_parquet(path).to_dask_array(lengths=True)
+
+if how == "recipe":
+    # the Parquet reader's buffers back to the system after each block
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+def train(files):
+    frame = dd.read_parquet(files)
+    if how == "recipe":   # row counts from the files' metadata: nothing is read
+        lengths = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    else:                 # reads every block once to count its rows
+        lengths = True
+    table = frame.to_dask_array(lengths=lengths)
     X, y = table[:, :-1], table[:, -1].astype(int)
-    if sys.argv[3] == "incremental":
+    # one block at a time: the threaded scheduler reads blocks ahead of the fit
+    scheduler = "synchronous" if how == "recipe" else "threads"
+    with dask.config.set(scheduler=scheduler):
         model = Incremental(MLPClassifier(hidden_layer_sizes=(64,), random_state=0),
-                           shuffle_blocks=True, random_state=0)
+                            shuffle_blocks=True, random_state=0)
         for _ in range(epochs):
             model.partial_fit(X, y, classes=[0, 1])
-    else:  # the plain loop: one block in memory at a time
-        model = MLPClassifier(hidden_layer_sizes=(64,), random_state=0)
-        X_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed().ravel()
-        rng = np.random.default_rng(0)
-        for _ in range(epochs):
-            for i in rng.permutation(len(X_blocks)):
-                X_i, y_i = dask.compute(X_blocks[i], y_blocks[i])
-                model.partial_fit(X_i, y_i, classes=[0, 1])
-        from dask_ml.wrappers import ParallelPostFit
-        model = ParallelPostFit(model)
-    # accuracy block by block (Incremental.score would gather all of X)
-    score = float((model.predict(X) == y).mean().compute())
-print(f"{status('VmHWM:') - base:.0f} {score:.3f} {X.numblocks[0]} {X.chunks[0][0]}")
-'''
+        # accuracy block by block (Incremental.score would gather all of X)
+        return float((model.predict(X) == y).mean().compute())
+
+# warm-up on one small file: imports and thread pools that the first read starts
+tiny = tempfile.mkdtemp()
+n_features = pq.ParquetFile(sorted(glob.glob(path + "/*.parquet"))[0]).metadata.num_columns - 1
+frame = pd.DataFrame(np.random.default_rng(0).standard_normal((1000, n_features)),
+                     columns=[f"f{j}" for j in range(n_features)])
+frame.assign(label=np.arange(1000) % 2.0).to_parquet(tiny + "/part.0.parquet")
+train([tiny + "/part.0.parquet"])
+
+files = sorted(glob.glob(path + "/*.parquet"))[:int(sys.argv[4])]
+base = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")   # VmHWM := VmRSS
+score = train(files)
+print(f"{status('VmHWM:') - base:.1f} {score:.3f}")
+"""
+
+
+def write_parquet(path, n_files, rows_per_file, n_features=100, seed=0):
+    """n_files Parquet files of rows_per_file rows: float64 features f0.. and a
+    0/1 label. Returns one block's size in memory (MiB)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    for i in range(n_files):
+        X = rng.standard_normal((rows_per_file, n_features))
+        y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float64)
+        frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(n_features)]).assign(label=y)
+        frame.to_parquet(os.path.join(path, f"part.{i:03d}.parquet"))
+    return rows_per_file * (n_features + 1) * 8 / 2**20
+
+
+def out_of_core_peak(path, n_files, how, epochs=2):
+    """Peak resident memory (MiB) beyond its start of a fresh process that
+    trains over the first n_files blocks of path, and its training accuracy.
+
+    how: "recipe" (the README's) or "naive" (to_dask_array(lengths=True),
+    dask's threaded scheduler, pyarrow's default memory pool)."""
+    out = subprocess.run([sys.executable, "-c", OUT_OF_CORE, path, str(epochs), how,
+                          str(n_files)],
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    peak, score = out.stdout.split()[-2:]
+    return float(peak), float(score)
 
 
 EPOCHS = 20
@@ -107,36 +148,25 @@ def search_timings():
     print("\n".join(rows) + "\n")
 
 
-def out_of_core(n_files=8, rows_per_file=100_000, n_features=100, epochs=2):
-    import dask.dataframe as dd
-    import pandas as pd
-
-    rng = np.random.default_rng(0)
+def out_of_core(n_files=8, rows_per_file=100_000, epochs=2):
     path = tempfile.mkdtemp()
-    for i in range(n_files):
-        X = rng.standard_normal((rows_per_file, n_features))
-        y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float64)
-        frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(n_features)]).assign(label=y)
-        frame.to_parquet(os.path.join(path, f"part.{i}.parquet"))
-    total = n_files * rows_per_file * (n_features + 1) * 8 / 2**20
-    block = total / n_files
-    print(f"### Out of core: cbp.MLPClassifier((64,)), {epochs} epochs over {n_files} "
-          f"Parquet blocks of {rows_per_file} rows; dataset {total:.0f} MiB in memory "
-          f"(float64), one block {block:.0f} MiB\n")
-    print("| how | peak resident memory beyond start | training accuracy |\n|---|---:|---:|")
-    for how in ["incremental", "loop"]:
-        out = subprocess.run([sys.executable, "-c", OUT_OF_CORE, path, str(epochs), how],
-                             capture_output=True, text=True, cwd=tempfile.gettempdir())
-        if out.returncode:
-            print(out.stderr[-2000:])
-            continue
-        peak, score, _, _ = out.stdout.split()[-4:]
-        label = ("dask-ml Incremental(shuffle_blocks=True)" if how == "incremental"
-                 else "a loop of partial_fit over X.to_delayed() blocks")
-        print(f"| {label} | {peak} MiB | {score} |")
+    block = write_parquet(path, n_files, rows_per_file)
+    print(f"### Out of core: cbp.MLPClassifier((64,)), dask-ml Incremental, {epochs} "
+          f"epochs over Parquet blocks of {rows_per_file} rows x 101 float64 columns "
+          f"({block:.0f} MiB a block in memory)\n")
+    print("| how | blocks | dataset | peak memory beyond start | in blocks | training accuracy |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    for how in ["naive", "recipe"]:
+        for n in sorted({2, n_files}):
+            peak, score = out_of_core_peak(path, n, how, epochs)
+            print(f"| {how} | {n} | {n * block:.0f} MiB | {peak:.0f} MiB | {peak / block:.1f} "
+                  f"| {score:.3f} |")
     print()
 
 
 if __name__ == "__main__":
-    search_timings()
-    out_of_core()
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only in (None, "search"):
+        search_timings()
+    if only in (None, "out-of-core"):
+        out_of_core()

@@ -183,3 +183,39 @@ def test_parallel_post_fit_predicts_block_by_block_as_the_model(parquet_blocks):
     np.testing.assert_array_equal(wrapped.predict(X_dask).compute(), model.predict(X_all))
     np.testing.assert_allclose(wrapped.predict_proba(X_dask).compute(),
                                model.predict_proba(X_all), rtol=1e-12)
+
+
+def _scaling_benchmark():
+    """benchmarks/scaling.py, whose out-of-core measurement this test runs."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
+    spec = importlib.util.spec_from_file_location("cbp_scaling_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_out_of_core_memory_does_not_grow_with_the_number_of_blocks(tmp_path):
+    """The README's recipe (row counts from the Parquet metadata, dask's
+    synchronous scheduler, pyarrow's system memory pool) trains 2 epochs over
+    16 blocks with the same peak memory as over 2 blocks: a few blocks' worth,
+    not the dataset. (Measured in a fresh process: Linux's VmHWM.)"""
+    for module in ("pyarrow", "dask.dataframe", "dask_ml", "pandas"):
+        pytest.importorskip(module)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
+    benchmark = _scaling_benchmark()
+    block = benchmark.write_parquet(str(tmp_path), n_files=16, rows_per_file=10_000)
+    few, few_score = benchmark.out_of_core_peak(str(tmp_path), 2, "recipe")
+    many, many_score = benchmark.out_of_core_peak(str(tmp_path), 16, "recipe")
+    assert many - few < block, (
+        f"peak memory grew from {few:.0f} MiB (2 blocks) to {many:.0f} MiB (16 blocks "
+        f"of {block:.1f} MiB)")
+    assert many < 0.5 * 16 * block, (
+        f"peak memory {many:.0f} MiB over a {16 * block:.0f} MiB dataset")
+    assert many_score > 0.9
