@@ -5,6 +5,9 @@
 #     coef_grads[l] = activations[l].T @ delta^l       (raw: before L2 and 1/s)
 #     intercept_grads[l] = sum_rows(delta^l)
 #
+# Hidden layers with dropout or batch normalisation add their steps between
+# the product and the next delta (_layers.pxd).
+#
 # A batch larger than a chunk is the sum of its chunks' raw gradients; the
 # caller adds the L2 term and divides by the batch's weight sum s, here
 # (scale_gradient, for L-BFGS) or inside the optimizer's pass (_optimizers.pxd).
@@ -14,9 +17,10 @@ from libc.string cimport memset
 from _activations cimport multiply_derivative
 from _blas cimport dot
 from _forward cimport forward
+from _layers cimport batch_norm_backward
 from _losses cimport loss_and_output_delta
 from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, matmul,
-                       prefetch_rows)
+                       prefetch_rows, drops)
 
 
 cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
@@ -109,11 +113,21 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
                 intercept_grad[j] += delta[i * n_out + j]
 
         if l > 0:
-            # delta^(l-1) = (delta @ coef.T) * g'(activations[l])
-            matmul(net, c'N', c'T', <int> n_rows, n_in, n_out, delta, n_out,
-                   coef, n_out, <floating> 0.0, work + net.delta_offset[l - 1], n_in)
+            # delta^(l-1) = (delta @ coef.T) * mask * g'(activations[l]),
+            # then back through the normalisation
+            delta = work + net.delta_offset[l - 1]
+            matmul(net, c'N', c'T', <int> n_rows, n_in, n_out,
+                   work + net.delta_offset[l], n_out, coef, n_out, <floating> 0.0,
+                   delta, n_in)
+            if drops(net, l - 1):
+                for i in range(n_rows * n_in):
+                    delta[i] *= work[net.mask_offset[l - 1] + i]
             multiply_derivative(net.activation, work + net.activation_offset[l],
-                                work + net.delta_offset[l - 1], n_rows * n_in)
+                                delta, n_rows * n_in)
+            if net.batch_norm:
+                batch_norm_backward(net, l - 1, n_rows, params,
+                                    work + net.x_hat_offset[l - 1],
+                                    work + net.stats_offset[l - 1], delta, raw)
     return loss
 
 

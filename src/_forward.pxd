@@ -1,12 +1,14 @@
 # The forward pass: z^l = a^(l-1) @ coefs[l] + intercepts[l], a^l = g(z^l),
 # for one chunk of rows. The first layer reads dense rows through a matrix
-# product, or CSR rows non-zero by non-zero (sparse x dense).
+# product, or CSR rows non-zero by non-zero (sparse x dense). Hidden layers
+# may normalise z and drop units (_layers.pxd).
 from cython cimport floating
 from libc.string cimport memcpy
 
 from _activations cimport activate
+from _layers cimport batch_norm_forward, dropout_forward
 from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, matmul,
-                       prefetch_rows)
+                       prefetch_rows, drops)
 
 
 cdef inline void sparse_times_dense(const Rows *data, const Chunk *chunk,
@@ -38,7 +40,9 @@ cdef inline void forward(const NetSpec *net, const Rows *data,
 
     Hidden activations go to their blocks of work; the output layer's to
     ``output`` (chunk.n_rows, units[L]), which may be the block of work for
-    activations[L].
+    activations[L]. In training mode (net.training) hidden layers with batch
+    normalisation also write x_hat and stats, those with dropout their mask
+    and dropped activations, to work.
     """
     cdef Py_ssize_t l, i, L = net.n_layers, n_rows = chunk.n_rows
     cdef int n_in, n_out
@@ -60,4 +64,13 @@ cdef inline void forward(const NetSpec *net, const Rows *data,
             matmul(net, c'N', c'N', <int> n_rows, n_out, n_in,
                    layer_input(net, chunk, work, l), n_in, coef, n_out,
                    <floating> 1.0, Z, n_out)
-        activate(net.output if l == L - 1 else net.activation, Z, n_rows, n_out)
+        if l == L - 1:
+            activate(net.output, Z, n_rows, n_out)
+            continue
+        if net.batch_norm:
+            batch_norm_forward(net, l, n_rows, params, Z, work + net.x_hat_offset[l],
+                               work + net.stats_offset[l])
+        activate(net.activation, Z, n_rows, n_out)
+        if drops(net, l):
+            dropout_forward(net, l, chunk.stream_first, n_rows, Z,
+                            work + net.mask_offset[l], work + net.dropped_offset[l])

@@ -164,18 +164,38 @@ cdef class Network:
         The first layer reads CSR rows (Data of a sparse X).
     chunk_rows : int >= 1
         Rows that go through the layers at once; the workspace holds that
-        many, and larger batches are summed chunk by chunk.
+        many, and larger batches are summed chunk by chunk (with batch_norm,
+        every training batch must fit in one chunk: its statistics are the
+        batch's).
+    batch_norm : bool
+        Every hidden layer normalises z (src/_layers.pxd): gamma and beta
+        are trained parameters, the running means and variances state kept
+        after them in params (layout: src/_network.pxd).
+    batch_norm_momentum, batch_norm_eps : float
+        torch.nn.BatchNorm1d's momentum (0 < m <= 1) and eps (> 0).
+    dropout : None or sequence of L - 1 floats in [0, 1)
+        Each hidden layer's dropout rate in training.
+    dropout_seed : int in [0, 2**64)
+        The dropout masks' key.
+
+    Attribute ``stream_position`` (public): the rows trained on so far, the
+    dropout stream's position; train_epoch advances it by the epoch's rows.
     """
     cdef NetSpec spec
     cdef readonly object units          # (L + 1,) intp, read-only
     cdef readonly str activation, output, loss
+    cdef readonly object dropout        # (L - 1,) float64, read-only
+    cdef public unsigned long long stream_position
 
     def __cinit__(self, units, str activation="identity", str loss=None,
                   double alpha=0.0, bint sparse_input=False,
                   Py_ssize_t chunk_rows=1, *, str output=None,
-                  double huber_delta=1.0):
-        cdef Py_ssize_t L, l, position, M = chunk_rows
+                  double huber_delta=1.0, bint batch_norm=False,
+                  double batch_norm_momentum=0.1, double batch_norm_eps=1e-5,
+                  dropout=None, unsigned long long dropout_seed=0):
+        cdef Py_ssize_t L, l, k, position, M = chunk_rows
         cdef const Py_ssize_t[::1] u
+        cdef const double[::1] rates
         self.spec.coef_offset = NULL
         given = np.asarray(units)
         if given.dtype.kind not in "iu" and not (
@@ -217,13 +237,42 @@ cdef class Network:
         self.spec.sparse_input = sparse_input
         self.spec.chunk_rows = M
         self.spec.small_gemm_work = _small_gemm_work
+        if not (0 < batch_norm_momentum <= 1 and batch_norm_eps > 0):
+            raise ValueError("batch normalisation needs 0 < momentum <= 1 and eps > 0, "
+                             f"got {batch_norm_momentum} and {batch_norm_eps}")
+        self.spec.batch_norm = batch_norm
+        self.spec.batch_norm_momentum = batch_norm_momentum
+        self.spec.batch_norm_eps = batch_norm_eps
+        dropout = np.zeros(L - 1) if dropout is None else np.array(dropout, dtype=np.float64)
+        if dropout.shape != (L - 1,) or not np.all((dropout >= 0) & (dropout < 1)):
+            raise ValueError(f"dropout must be {L - 1} rates in [0, 1), one per "
+                             f"hidden layer, got {dropout.tolist()}")
+        dropout.setflags(write=False)
+        self.dropout = dropout
+        rates = dropout
+        self.spec.dropout = &rates[0] if L > 1 else NULL
+        self.spec.any_dropout = bool(np.any(dropout > 0))
+        self.spec.dropout_seed = dropout_seed
+        self.stream_position = 0
+        self.spec.training = False
+        self.spec.update_running = False
 
-        self.spec.coef_offset = <Py_ssize_t *> malloc((4 * L + 1) * sizeof(Py_ssize_t))
+        self.spec.coef_offset = <Py_ssize_t *> malloc((12 * L + 1) * sizeof(Py_ssize_t))
         if self.spec.coef_offset == NULL:
             raise MemoryError()
         self.spec.intercept_offset = self.spec.coef_offset + L
         self.spec.delta_offset = self.spec.coef_offset + 2 * L
-        self.spec.activation_offset = self.spec.coef_offset + 3 * L
+        self.spec.activation_offset = self.spec.coef_offset + 3 * L   # L + 1
+        self.spec.gamma_offset = self.spec.coef_offset + 4 * L + 1
+        self.spec.beta_offset = self.spec.coef_offset + 5 * L + 1
+        self.spec.running_mean_offset = self.spec.coef_offset + 6 * L + 1
+        self.spec.running_var_offset = self.spec.coef_offset + 7 * L + 1
+        self.spec.x_hat_offset = self.spec.coef_offset + 8 * L + 1
+        self.spec.stats_offset = self.spec.coef_offset + 9 * L + 1
+        self.spec.mask_offset = self.spec.coef_offset + 10 * L + 1
+        self.spec.dropped_offset = self.spec.coef_offset + 11 * L + 1
+        for k in range(8 * L):
+            self.spec.gamma_offset[k] = -1
 
         position = 0
         for l in range(L):
@@ -233,13 +282,33 @@ cdef class Network:
         for l in range(L):
             self.spec.intercept_offset[l] = position
             position += u[l + 1]
-        self.spec.n_params = position
+        if batch_norm:
+            for offsets in range(4):  # gamma, beta | running mean, running var
+                for k in range(L - 1):
+                    self.spec.gamma_offset[offsets * L + k] = position
+                    position += u[k + 1]
+                if offsets == 1:
+                    self.spec.n_params = position
+        else:
+            self.spec.n_params = position
+        self.spec.n_values = position
 
         position = 0
         self.spec.activation_offset[0] = -1
         for l in range(1, L + 1):
             self.spec.activation_offset[l] = position
             position += M * u[l]
+        for k in range(L - 1):
+            if batch_norm:
+                self.spec.x_hat_offset[k] = position
+                position += M * u[k + 1]
+                self.spec.stats_offset[k] = position
+                position += 2 * u[k + 1]
+            if dropout[k] > 0:
+                self.spec.mask_offset[k] = position
+                position += M * u[k + 1]
+                self.spec.dropped_offset[k] = position
+                position += M * u[k + 1]
         self.spec.work_size[FORWARD] = position
         for l in range(L):
             self.spec.delta_offset[l] = position
@@ -263,8 +332,40 @@ cdef class Network:
 
     @property
     def n_params(self):
-        """Length of the flat parameter vector."""
+        """The trained values: the length of grads and of the optimizer's
+        state, the first n_params values of params."""
         return self.spec.n_params
+
+    @property
+    def n_values(self):
+        """Length of the flat parameter vector: n_params, then (batch_norm)
+        the running statistics."""
+        return self.spec.n_values
+
+    @property
+    def batch_norm(self):
+        return bool(self.spec.batch_norm)
+
+    @property
+    def batch_norm_momentum(self):
+        return self.spec.batch_norm_momentum
+
+    @property
+    def dropout_seed(self):
+        return self.spec.dropout_seed
+
+    def batch_norm_slices(self):
+        """{'gammas', 'betas', 'running_means', 'running_vars'}: a list of
+        slices of params per hidden layer, or None without batch_norm."""
+        cdef Py_ssize_t k, part
+        if not self.spec.batch_norm:
+            return None
+        L = self.spec.n_layers
+        names = ("gammas", "betas", "running_means", "running_vars")
+        return {name: [slice(self.spec.gamma_offset[part * L + k],
+                             self.spec.gamma_offset[part * L + k] + self.units[k + 1])
+                       for k in range(L - 1)]
+                for part, name in enumerate(names)}
 
     @property
     def alpha(self):
@@ -308,19 +409,59 @@ cdef class Network:
             .reshape(n_rows, units[l + 1]) for l in range(self.spec.n_layers)]
         return activations, deltas
 
-    cdef NetSpec for_call(self, Py_ssize_t n_params, Py_ssize_t n_work,
-                          int part) except *:
-        """The spec to run with, after the size checks of one entry call."""
+    def layer_views(self, work, Py_ssize_t n_rows):
+        """{'x_hat', 'mask', 'dropped'}: per hidden layer, the last training
+        chunk's normalised z, dropout mask (0 or 1 / (1 - p)) and dropped
+        activations, n_rows rows, as NumPy views of work, or None where the
+        layer has no such step (tests)."""
+        cdef Py_ssize_t k
+        if not 0 <= n_rows <= self.spec.chunk_rows:
+            raise ValueError(f"n_rows must be in [0, {self.spec.chunk_rows}]")
+        base = np.asarray(work)
+        views = {"x_hat": [], "mask": [], "dropped": []}
+        for k in range(self.spec.n_layers - 1):
+            u = self.units[k + 1]
+            for name, offset in (("x_hat", self.spec.x_hat_offset[k]),
+                                 ("mask", self.spec.mask_offset[k]),
+                                 ("dropped", self.spec.dropped_offset[k])):
+                views[name].append(None if offset < 0 else
+                                   base[offset:offset + n_rows * u].reshape(n_rows, u))
+        return views
+
+    cdef NetSpec for_call(self, Py_ssize_t n_values, Py_ssize_t n_work,
+                          int part, bint training=False,
+                          bint update_running=False) except *:
+        """The spec to run with, after the size checks of one entry call, in
+        training mode (batch statistics, dropout) or not."""
         cdef NetSpec spec = self.spec
         if part != FORWARD and spec.loss.kind < 0:
             raise ValueError("this network has no loss (prediction only)")
-        if n_params != spec.n_params:
-            raise ValueError(f"params has {n_params} values, the network "
-                             f"needs {spec.n_params}")
+        if n_values != spec.n_values:
+            raise ValueError(f"params has {n_values} values, the network "
+                             f"needs {spec.n_values}")
         if n_work < spec.work_size[part]:
             raise ValueError(f"work has {n_work} values, needs {spec.work_size[part]}")
         spec.small_gemm_work = _small_gemm_work
+        spec.training = training
+        spec.update_running = update_running
         return spec
+
+    cdef int check_batches(self, Py_ssize_t n, Py_ssize_t batch_size) except -1:
+        """With batch_norm, training batches of batch_size rows out of n
+        must each fit in one chunk and hold at least 2 rows."""
+        if not self.spec.batch_norm:
+            return 0
+        if batch_size > self.spec.chunk_rows:
+            raise ValueError(f"batch normalisation needs each batch in one chunk: "
+                             f"batch of {batch_size} rows, chunk_rows="
+                             f"{self.spec.chunk_rows}")
+        if batch_size < 2 or n % batch_size == 1:
+            raise ValueError(
+                "batch normalisation needs at least 2 rows in every training batch "
+                f"(the variance of one row is undefined; PyTorch raises too): "
+                f"{n} rows in batches of {batch_size} leave a batch of 1 row. "
+                "Choose another batch_size.")
+        return 0
 
 
 # --------------------------------------------------------------------------
@@ -576,6 +717,7 @@ cdef inline void _make_chunk(const NetSpec *net, const Rows *data,
     chunk.n_rows = n_rows
     chunk.row_ids = row_ids
     chunk.first = first
+    chunk.stream_first = 0
     if row_ids == NULL:
         chunk.X = NULL if data.sparse else <const void *> (X + first * d)
         chunk.Y = <const void *> (Y + first * k)
@@ -683,9 +825,12 @@ def loss_grad(Network net, Data data, const floating[::1] params,
         J = sum_i w_i J_i / s + 0.5 alpha sum_l ||coefs[l]||^2 / s,
 
     s = sum_i w_i (n without weights). Ctrl-C (in the main thread) raises
-    KeyboardInterrupt between chunks.
+    KeyboardInterrupt between chunks. Training mode: batch normalisation
+    uses the statistics of all the rows (one chunk), and leaves the running
+    statistics as they are; dropout masks are those of stream rows 0 .. n-1.
     """
-    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD)
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD,
+                                     True, False)
     cdef Rows rows = data.rows
     cdef Chunk chunk
     cdef Py_ssize_t n = rows.n_rows, start, m
@@ -697,6 +842,7 @@ def loss_grad(Network net, Data data, const floating[::1] params,
                          f"needs {spec.n_params}")
     if n == 0 or rows.y_bytes:
         raise ValueError("loss_grad needs at least one row and floating targets")
+    net.check_batches(n, n)
     with nogil:
         s = _weight_sum(<const floating *> rows.sample_weight, NULL, 0, n)
         start = 0
@@ -739,8 +885,10 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     Returns the sum over batches of (batch loss * batch rows), the batch loss
     as loss_grad defines it, at the parameters before the batch's update.
     """
-    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], EPOCH)
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], EPOCH,
+                                     True, True)
     cdef OptimizerSpec opt = optimizer.spec
+    cdef unsigned long long stream = net.stream_position
     cdef Rows rows = data.rows
     cdef Chunk chunk
     cdef Py_ssize_t n = rows.n_rows, start, m, c, rows_in_batch
@@ -761,6 +909,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     if order.shape[0] not in (0, n):
         raise ValueError(f"order must have 0 or {n} values, got {order.shape[0]}")
+    net.check_batches(n, batch_size)
     if spec.sparse_input:
         # the first coef block of grads starts zero; after each update the
         # rows the batch touched are zeroed again (zero_touched_rows)
@@ -790,6 +939,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                     batch_ids + c if shuffled
                                     else <const Py_ssize_t *> NULL,
                                     start + c, m, &work[0], &chunk)
+                        chunk.stream_first = stream + <unsigned long long> (start + c)
                         batch_loss += chunk_gradient(&spec, &rows, &chunk,
                                                      &params[0], &grads[0],
                                                      &work[0], c > 0,
@@ -815,7 +965,33 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     finally:
         # the updates made, also when Ctrl-C stops the epoch
         optimizer.t = t
+    net.stream_position = stream + <unsigned long long> n
     return total
+
+
+def batch_statistics(Network net, Data data, floating[::1] params,
+                     floating[::1] work):
+    """One training-mode forward pass over all of data's rows as one batch
+    (no dropout), moving the running statistics of batch normalisation by
+    the network's momentum -- with momentum 1, setting them to the rows'
+    mean and unbiased variance at params (what L-BFGS keeps at its end).
+
+    in/out: params' running statistics; work: net.workspace_size(
+    FORWARD_PART) values, n <= net.chunk_rows rows.
+    """
+    cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], FORWARD,
+                                     True, True)
+    cdef Rows rows = data.rows
+    cdef Chunk chunk
+    cdef Py_ssize_t n = rows.n_rows
+    data.check(net, floating is double, False)
+    net.check_batches(n, n)
+    spec.any_dropout = False
+    rows.n_outputs, rows.Y, rows.y_bytes, rows.sample_weight = 0, NULL, False, NULL
+    with nogil:
+        _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, 0, n, &work[0], &chunk)
+        forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
+                      &work[0] + spec.activation_offset[spec.n_layers])
 
 
 # --------------------------------------------------------------------------

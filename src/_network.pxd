@@ -5,14 +5,22 @@
 #
 # Parameters: one flat vector laid out as scikit-learn's _pack: every
 # coefs[l] (units[l], units[l + 1]) row-major in layer order, then every
-# intercepts[l] (units[l + 1],).
+# intercepts[l] (units[l + 1],). With batch normalisation, then for the hidden
+# layers k = 0 .. L-2 (units[k + 1] each): every gamma[k], every beta[k] --
+# trained, like the rest: n_params values in all -- and after them the
+# state the optimizers do not touch: every running_mean[k], every
+# running_var[k] (n_values values in all).
 #
 # Scratch ("work"): one flat vector; for chunks of at most M = chunk_rows rows
 #     activations[1..L]   M * units[l]       each, row-major      (FORWARD)
+#     per hidden layer k with batch normalisation: x_hat[k] M * units[k + 1],
+#     stats[k] 2 * units[k + 1]; with dropout: mask[k] and dropped[k]
+#     M * units[k + 1] each                                      (FORWARD)
 #     deltas[0..L-1]      M * units[l + 1]   each, row-major      (BACKWARD)
 #     gathered chunk      M * units[0] (X, dense input only), M * units[L] (Y),
 #                         M (sample weights)                      (EPOCH)
 from cython cimport floating
+from libc.stdint cimport uint64_t
 
 from _blas cimport gemm, gemm_loops, gemv_column, outer
 from _losses cimport LossSpec
@@ -32,8 +40,26 @@ cdef struct NetSpec:
     LossSpec loss                   # the loss and its parameters (_losses.pxd)
     double alpha                    # L2 penalty on the coefs
     bint sparse_input               # the first layer reads CSR rows
-    Py_ssize_t n_params
+    Py_ssize_t n_params             # trained values (the optimizers' length)
+    Py_ssize_t n_values             # params' length: n_params + running stats
     Py_ssize_t n_coefs              # the coefs come first in params
+    # hidden-layer options (_layers.pxd)
+    bint batch_norm
+    double batch_norm_momentum, batch_norm_eps
+    const double *dropout           # (L - 1,) rate per hidden layer
+    bint any_dropout
+    uint64_t dropout_seed
+    Py_ssize_t *gamma_offset        # (L - 1,) into params, with batch_norm
+    Py_ssize_t *beta_offset
+    Py_ssize_t *running_mean_offset
+    Py_ssize_t *running_var_offset
+    Py_ssize_t *x_hat_offset        # (L - 1,) into work, with batch_norm
+    Py_ssize_t *stats_offset
+    Py_ssize_t *mask_offset         # (L - 1,) into work, where dropout > 0
+    Py_ssize_t *dropped_offset
+    # the mode of one entry call (set by Network.for_call)
+    bint training                   # batch statistics and dropout masks
+    bint update_running             # move the running statistics (epochs)
     Py_ssize_t chunk_rows           # M: rows that go through the layers at once
     long long small_gemm_work       # products of at most this m*n*k: loops
     Py_ssize_t *coef_offset         # (L,)     into params
@@ -65,6 +91,7 @@ cdef struct Chunk:
     Py_ssize_t n_rows
     const Py_ssize_t *row_ids       # which rows (n_rows,), or NULL: first,
     Py_ssize_t first                # first + 1, ..., first + n_rows - 1
+    uint64_t stream_first           # the stream position of row 0 (dropout)
     const void *X                   # dense input rows (n_rows, n_features)
                                     # floating; unused for sparse input
     const void *Y                   # (n_rows, n_outputs) floating
@@ -111,12 +138,21 @@ cdef inline Py_ssize_t row_id(const Chunk *chunk, Py_ssize_t r) noexcept nogil:
     return chunk.first + r
 
 
+cdef inline bint drops(const NetSpec *net, Py_ssize_t k) noexcept nogil:
+    """Whether hidden layer k applies dropout in this call (training only)."""
+    return net.training and net.any_dropout and net.dropout[k] > 0
+
+
 cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
                                         const floating *work,
                                         Py_ssize_t l) noexcept nogil:
-    """activations[l]: the chunk's dense input for l == 0, else its block of work."""
+    """activations[l] as layer l reads them: the chunk's dense input for
+    l == 0, else its block of work (after dropout, when hidden layer l - 1
+    drops units)."""
     if l == 0:
         return <const floating *> chunk.X
+    if drops(net, l - 1):
+        return work + net.dropped_offset[l - 1]
     return work + net.activation_offset[l]
 
 

@@ -1,0 +1,181 @@
+# The hidden layers' options: batch normalisation and dropout, for one chunk
+# of rows (a whole batch when batch normalisation is on: its statistics are
+# the batch's). Each hidden layer computes
+#
+#     z = a_in @ coefs + intercepts                       (_forward.pxd)
+#     y = gamma * (z - mean) / sqrt(var + eps) + beta     batch_norm_forward
+#     a = g(y)                                            (_activations.pxd)
+#     a_out = a * mask,  mask = keep / (1 - p)            dropout_forward
+#
+# as torch.nn.Linear -> BatchNorm1d(momentum, eps) -> activation -> Dropout(p)
+# in training mode: mean and var are the batch's (var biased), and the running
+# statistics move towards them (running var towards the unbiased variance).
+# In evaluation mode (prediction, validation) the running statistics
+# normalise and dropout is the identity.
+#
+# Backward (_backprop.pxd), for delta = dJ/da_out:
+#     delta *= mask;  delta *= g'(a);                      now dJ/dy
+#     gamma_grad = sum_rows(delta * x_hat);  beta_grad = sum_rows(delta)
+#     delta := gamma / sqrt(var + eps)
+#              * (delta - beta_grad / n - x_hat * gamma_grad / n)      dJ/dz
+#
+# Dropout masks come from a counter-based generator: the mask of unit j of
+# hidden layer k for the row at stream position r is a hash of (seed, r, k,
+# j), so it does not depend on how rows are split into batches, chunks or
+# threads, and no generator state is shared. Stream positions count the rows
+# trained on, epoch after epoch, in the order they are taken.
+from cython cimport floating
+from libc.math cimport sqrt
+from libc.stdint cimport uint64_t
+
+from _network cimport NetSpec
+
+
+# --------------------------------------------------------------------------
+# Dropout
+# --------------------------------------------------------------------------
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    """SplitMix64's finaliser: a bijection of 64-bit words that scatters
+    every input bit over the output."""
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline double dropout_uniform(uint64_t seed, uint64_t row, Py_ssize_t layer,
+                                   Py_ssize_t unit) noexcept nogil:
+    """A uniform number in [0, 1) for (seed, stream row, hidden layer, unit)."""
+    cdef uint64_t row_key = mix64(seed + row * <uint64_t> 0x9E3779B97F4A7C15ULL)
+    cdef uint64_t z = mix64(row_key ^ ((<uint64_t> layer << 32) + <uint64_t> unit)
+                            * <uint64_t> 0xD1B54A32D192ED03ULL)
+    return <double> (z >> 11) * (1.0 / 9007199254740992.0)   # 53 bits / 2^53
+
+
+cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
+                                 uint64_t first_row, Py_ssize_t n_rows,
+                                 const floating *A, floating *mask,
+                                 floating *dropped) noexcept nogil:
+    """Hidden layer k's inverted dropout, rows first_row, first_row + 1, ...
+    of the stream: mask := keep / (1 - p) (0 or 1 / (1 - p)), dropped := A *
+    mask. in: A (n_rows, units[k + 1]); out: mask, dropped (same shape)."""
+    cdef Py_ssize_t r, j, u = net.units[k + 1]
+    cdef double p = net.dropout[k]
+    cdef floating scale = <floating> (1.0 / (1.0 - p))
+    cdef floating m
+    for r in range(n_rows):
+        for j in range(u):
+            m = scale if dropout_uniform(net.dropout_seed, first_row + <uint64_t> r,
+                                         k, j) >= p else 0
+            mask[r * u + j] = m
+            dropped[r * u + j] = A[r * u + j] * m
+
+
+# --------------------------------------------------------------------------
+# Batch normalisation
+# --------------------------------------------------------------------------
+
+cdef inline void batch_norm_forward(const NetSpec *net, Py_ssize_t k,
+                                    Py_ssize_t n_rows, const floating *params,
+                                    floating *Z, floating *x_hat,
+                                    floating *stats) noexcept nogil:
+    """Z := gamma * x_hat + beta for hidden layer k (in/out: Z (n_rows, u),
+    z on entry).
+
+    Training mode (net.training): x_hat = (z - mean) / sqrt(var + eps) with
+    the rows' mean and biased variance; out: x_hat (n_rows, u), stats (2u,):
+    mean, then 1 / sqrt(var + eps). With net.update_running (and n_rows >= 2)
+    the running statistics in params move by the momentum:
+        running_mean := (1 - m) running_mean + m mean
+        running_var  := (1 - m) running_var + m var * n / (n - 1)
+    (written through params: the entry points that set update_running hold
+    a writable params). Evaluation mode: the running statistics normalise;
+    x_hat and stats are not written.
+    """
+    cdef Py_ssize_t i, j, u = net.units[k + 1]
+    cdef const floating *gamma = params + net.gamma_offset[k]
+    cdef const floating *beta = params + net.beta_offset[k]
+    cdef floating *running_mean = <floating *> params + net.running_mean_offset[k]
+    cdef floating *running_var = <floating *> params + net.running_var_offset[k]
+    cdef floating *mean = stats
+    cdef floating *inv_std = stats + u
+    cdef floating *row
+    cdef floating *x_row
+    cdef floating d, eps = <floating> net.batch_norm_eps
+    cdef floating momentum = <floating> net.batch_norm_momentum
+    cdef floating n = <floating> n_rows
+    if not net.training:
+        for j in range(u):
+            inv_std[j] = 1 / <floating> sqrt(running_var[j] + eps)
+        for i in range(n_rows):
+            row = Z + i * u
+            for j in range(u):
+                row[j] = gamma[j] * ((row[j] - running_mean[j]) * inv_std[j]) + beta[j]
+        return
+    # mean = Z.mean(axis=0); var = ((Z - mean) ** 2).mean(axis=0)
+    for j in range(u):
+        mean[j] = 0
+        inv_std[j] = 0
+    for i in range(n_rows):
+        row = Z + i * u
+        for j in range(u):
+            mean[j] += row[j]
+    for j in range(u):
+        mean[j] /= n
+    for i in range(n_rows):
+        row = Z + i * u
+        for j in range(u):
+            d = row[j] - mean[j]
+            inv_std[j] += d * d            # (the sum of squares, for now)
+    if net.update_running and n_rows >= 2:
+        for j in range(u):
+            running_mean[j] = (1 - momentum) * running_mean[j] + momentum * mean[j]
+            running_var[j] = ((1 - momentum) * running_var[j]
+                              + momentum * (inv_std[j] / (n - 1)))
+    for j in range(u):
+        inv_std[j] = 1 / <floating> sqrt(inv_std[j] / n + eps)
+    # x_hat = (Z - mean) * inv_std; Z = gamma * x_hat + beta
+    for i in range(n_rows):
+        row = Z + i * u
+        x_row = x_hat + i * u
+        for j in range(u):
+            x_row[j] = (row[j] - mean[j]) * inv_std[j]
+            row[j] = gamma[j] * x_row[j] + beta[j]
+
+
+cdef inline void batch_norm_backward(const NetSpec *net, Py_ssize_t k,
+                                     Py_ssize_t n_rows, const floating *params,
+                                     const floating *x_hat,
+                                     const floating *stats, floating *delta,
+                                     floating *raw) noexcept nogil:
+    """Through hidden layer k's normalisation (training mode), one whole batch.
+
+    in: x_hat (n_rows, u) and stats (mean, inv_std) of the forward pass;
+    in/out: delta (n_rows, u), dJ/dy on entry, dJ/dz on return;
+    out: raw's gamma and beta blocks of layer k (the raw sums, written).
+    """
+    cdef Py_ssize_t i, j, u = net.units[k + 1]
+    cdef const floating *gamma = params + net.gamma_offset[k]
+    cdef const floating *inv_std = stats + u
+    cdef floating *gamma_grad = raw + net.gamma_offset[k]
+    cdef floating *beta_grad = raw + net.beta_offset[k]
+    cdef floating *row
+    cdef const floating *x_row
+    cdef floating n = <floating> n_rows
+    for j in range(u):
+        gamma_grad[j] = 0
+        beta_grad[j] = 0
+    # gamma_grad = (delta * x_hat).sum(axis=0); beta_grad = delta.sum(axis=0)
+    for i in range(n_rows):
+        row = delta + i * u
+        x_row = x_hat + i * u
+        for j in range(u):
+            gamma_grad[j] += row[j] * x_row[j]
+            beta_grad[j] += row[j]
+    # delta = gamma * inv_std * (delta - beta_grad / n - x_hat * gamma_grad / n)
+    for i in range(n_rows):
+        row = delta + i * u
+        x_row = x_hat + i * u
+        for j in range(u):
+            row[j] = gamma[j] * inv_std[j] * (
+                row[j] - beta_grad[j] / n - x_row[j] * (gamma_grad[j] / n))
