@@ -75,11 +75,15 @@ class FitTasks:
 def snapshot(estimator, params, units, extra=()):
     """A callable giving the reconstruction attributes of the model as it
     stands now: copies of its weights and of its per-epoch records."""
-    from ._network import unpack
+    from ._network import unpack, unpack_batch_norm
 
     def attributes():
-        coefs, intercepts = unpack(params.copy(), list(units))
+        copied = params.copy()
+        coefs, intercepts = unpack(copied, list(units))
         attrs = {"coefs_": coefs, "intercepts_": intercepts}
+        batch_norm = unpack_batch_norm(copied, list(units))
+        for name, arrays in (batch_norm or {}).items():
+            attrs[f"batch_norm_{name}_"] = arrays
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
                      "validation_loss_curve_", "best_loss_", "best_validation_score_",
                      *extra):

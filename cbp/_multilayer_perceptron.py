@@ -45,13 +45,17 @@ from ._sklearn_compat import (
 from ._network import (
     as_units,
     check_fits_in_memory,
+    batch_norm_arrays,
     glorot_uniform,
+    initial_batch_norm,
     is_packed,
     kernel_input,
     make_network,
+    n_trained,
     pack,
     predict_raw,
     unpack,
+    unpack_batch_norm,
 )
 from ._callbacks import FitTasks, snapshot
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
@@ -108,6 +112,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "rho": [Interval(Real, 0, 1, closed="left")],
         "weight_tol": [None, Interval(Real, 0, None, closed="neither")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_norm": ["boolean"],
     }
 
     def __init__(
@@ -138,6 +144,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         max_fun,
         rho=0.9,
         weight_tol=None,
+        dropout=0.0,
+        batch_norm=False,
     ):
         self.activation = activation
         self.solver = solver
@@ -165,6 +173,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.max_fun = max_fun
         self.rho = rho
         self.weight_tol = weight_tol
+        self.dropout = dropout
+        self.batch_norm = batch_norm
 
     # ------------------------------------------------------------------
     # The flat parameter vector behind coefs_ and intercepts_
@@ -176,12 +186,25 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         )
 
+    def _fitted_batch_norm(self):
+        """The fitted batch normalisation (a dict of the four lists of
+        batch_norm_*_ arrays), or None for a model without it."""
+        state = self.__dict__
+        if "batch_norm_gammas_" not in state:
+            return None
+        return {name: state["batch_norm_" + name + "_"]
+                for name in ("gammas", "betas", "running_means", "running_vars")}
+
+    def _weight_arrays(self):
+        return (list(self.coefs_) + list(self.intercepts_)
+                + batch_norm_arrays(self._fitted_batch_norm()))
+
     def _packed_or_none(self, dtype=None):
-        """(params, units) if coefs_ and intercepts_ are still the views of the
-        flat vector cbp made (and of ``dtype``), else None."""
+        """(params, units) if coefs_, intercepts_ (and the batch_norm_*_
+        arrays) are still the views of the flat vector cbp made (and of
+        ``dtype``), else None."""
         packed = self.__dict__.get("_packed")  # one read: (params, units, views)
-        if packed is None or not is_packed(packed[0], packed[2], self.coefs_,
-                                           self.intercepts_):
+        if packed is None or not is_packed(packed[0], packed[2], self._weight_arrays()):
             return None
         if dtype is not None and packed[0].dtype != dtype:
             return None
@@ -199,7 +222,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             return packed[0]
         if dtype is None:
             dtype = self.coefs_[0].dtype
-        params = pack(self.coefs_, self.intercepts_, dtype)
+        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm())
         self._set_params_vector(params, self._units)
         return params
 
@@ -211,16 +234,23 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         packed = self._packed_or_none()
         if packed is not None:
             return packed
-        return pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype), self._units
+        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype,
+                     self._fitted_batch_norm()), self._units)
 
     def _set_params_vector(self, params, units):
         coefs, intercepts = unpack(params, list(units))
-        # one dict update: other threads see the old state or the new, whole
-        self.__dict__.update(
-            _packed=(params, as_units(units), tuple(coefs + intercepts)),
+        batch_norm = unpack_batch_norm(params, list(units))
+        attributes = dict(
+            _packed=(params, as_units(units),
+                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm))),
             coefs_=coefs,
             intercepts_=intercepts,
         )
+        if batch_norm is not None:
+            attributes.update({"batch_norm_" + name + "_": arrays
+                               for name, arrays in batch_norm.items()})
+        # one dict update: other threads see the old state or the new, whole
+        self.__dict__.update(attributes)
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -402,6 +432,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 f"{fitted_hidden} -> {hidden_layer_sizes}."
                 " Fit again with warm_start=False."
             )
+        fitted_batch_norm = self._fitted_batch_norm() is not None
+        if not first_pass and fitted_batch_norm != bool(self.batch_norm):
+            raise ValueError(
+                f"batch_norm changed since the model was fitted: {fitted_batch_norm} "
+                f"-> {bool(self.batch_norm)}. Fit again with warm_start=False."
+            )
+        self._dropout_rates(len(hidden_layer_sizes))  # (a clear error, before any work)
 
         max_rows = n_samples if self.solver == "lbfgs" else self._batch_size(n_samples)
         check_fits_in_memory(
@@ -478,8 +515,49 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         """Hook: the sample weights class_weight gives y's rows, or None."""
         return None
 
+    def _dropout_rates(self, n_hidden):
+        """The dropout rate of each of the n_hidden hidden layers (floats in
+        [0, 1)), from ``dropout``: one rate for all, or one per layer."""
+        dropout = self.dropout
+        if isinstance(dropout, Real) and not isinstance(dropout, bool):
+            rates = [float(dropout)] * n_hidden
+        else:
+            rates = np.asarray(dropout, dtype=object).ravel().tolist()
+            if len(rates) != n_hidden:
+                raise ValueError(
+                    f"dropout has {len(rates)} rates, the network has {n_hidden} "
+                    "hidden layers: give one rate, or one per hidden layer."
+                )
+            if not all(isinstance(r, Real) and not isinstance(r, bool) for r in rates):
+                raise ValueError(f"dropout rates must be numbers, got {dropout!r}.")
+            rates = [float(r) for r in rates]
+        if not all(0 <= r < 1 for r in rates):
+            raise ValueError(f"dropout rates must be in [0, 1), got {rates}.")
+        return rates
+
+    def _dropout_key(self, n_hidden):
+        """(rates, seed) of this fit's dropout, or (None, 0) without it. The
+        seed is drawn from random_state the first time dropout trains this
+        model, after the initial weights, and kept: later fits (warm_start,
+        partial_fit) continue the same stream of masks."""
+        rates = self._dropout_rates(n_hidden)
+        if not any(rates):
+            return None, 0
+        if getattr(self, "_dropout_seed", None) is None:
+            self._dropout_seed = int(self._random_state.randint(0, 2**63 - 1, dtype=np.int64))
+            self._dropout_stream = 0
+        return rates, self._dropout_seed
+
     def _check_combinations(self):
         """Parameters that are valid alone but not together."""
+        if self.solver == "lbfgs" and (
+            not isinstance(self.dropout, Real) or self.dropout != 0
+        ) and any(self._dropout_rates(len(self._hidden_sizes()))):
+            raise ValueError(
+                "dropout makes the loss random, and L-BFGS's line search needs a "
+                "deterministic one: use solver='sgd', 'adam' or 'rmsprop' with "
+                "dropout, or dropout=0 with 'lbfgs'."
+            )
         if self.solver == "lbfgs":
             if self.weight_tol is not None:
                 raise ValueError(
@@ -506,6 +584,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             self.out_activation_ = "logistic"
 
         params = glorot_uniform(layer_units, self.activation, self._random_state, dtype)
+        if self.batch_norm:
+            params = pack(*unpack(params, layer_units), dtype,
+                          initial_batch_norm(layer_units, dtype))
+        for name in ("gammas", "betas", "running_means", "running_vars"):
+            self.__dict__.pop("batch_norm_" + name + "_", None)
+        # (a new model: a new dropout stream, drawn when dropout first trains it)
+        self.__dict__.pop("_dropout_seed", None)
+        self.__dict__.pop("_dropout_stream", None)
         self._set_params_vector(params, layer_units)
         # the weights early stopping falls back to (scikit-learn's _best_coefs)
         self._best_params = params.copy() if self.early_stopping else None
@@ -525,12 +611,19 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
-    def _network(self, layer_units, n_rows, sparse_input):
-        """The kernel's description of this network, for batches of n_rows."""
-        return make_network(
+    def _network(self, layer_units, n_rows, sparse_input, training=True, **options):
+        """The kernel's description of this network, for batches of n_rows;
+        with ``training``, its dropout (whose stream it continues)."""
+        rates, seed = (self._dropout_key(len(layer_units) - 2) if training
+                       else (None, 0))
+        net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
-            self.alpha, n_rows, sparse_input, **self._loss_parameters(),
+            self.alpha, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
+            dropout=rates, dropout_seed=seed, **self._loss_parameters(), **options,
         )
+        if rates is not None:
+            net.stream_position = self._dropout_stream
+        return net
 
     def _loss_parameters(self):
         """The loss's parameters, as keyword arguments of _kernel.Network."""
@@ -543,11 +636,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units, tasks=None):
         net = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X))
         data = _kernel.Data(X, Y, sample_weight)
-        grads = np.empty_like(params)
+        trained = params[:net.n_params]  # (batch normalisation's running
+        grads = np.empty_like(trained)   # statistics come after: not trained)
         work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
 
         def loss_grad(packed):
-            params[:] = packed
+            trained[:] = packed
             loss = _kernel.loss_grad(net, data, params, grads, work)
             return loss, grads.astype(np.float64)
 
@@ -566,14 +660,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             units = as_units(layer_units)
 
             def callback(intermediate_result):
-                x = intermediate_result.x.astype(params.dtype)
+                x = params.copy()
+                x[:net.n_params] = intermediate_result.x
                 if tasks.end_subtask(snapshot(self, x, units)):
                     raise StopIteration
                 tasks.begin_subtask()
 
         opt_res = scipy.optimize.minimize(
             loss_grad,
-            params.astype(np.float64),
+            trained.astype(np.float64),
             method="L-BFGS-B",
             jac=True,
             options=options,
@@ -586,7 +681,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = float(opt_res.fun)
-        params[:] = opt_res.x
+        trained[:] = opt_res.x
+        if self.batch_norm:
+            # the running statistics, once: the data's mean and unbiased
+            # variance at the final weights (a momentum of 1)
+            final = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X),
+                                  batch_norm_momentum=1.0)
+            _kernel.batch_statistics(
+                final, _kernel.Data(X), params,
+                np.empty(final.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype))
 
     def _batch_size(self, n_samples):
         """Rows per mini-batch: 'auto' is min(200, n), others clipped to [1, n]."""
@@ -595,6 +698,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return int(np.clip(self.batch_size, 1, n_samples))
 
     def _make_optimizer(self, params):
+        # (the state of the trained values; the running statistics come after)
+        params = params[:n_trained(params, self._units)]
         if self.solver == "sgd":
             return SGDOptimizer(
                 params, self.learning_rate_init, self.learning_rate, self.momentum,
@@ -686,7 +791,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         net = self._network(layer_units, batch_size, scipy.sparse.issparse(X_train))
         # (uint8 Y_train: a classifier's 0/1 targets, converted per batch)
         data = _kernel.Data(X_train, Y_train, sample_weight_train)
-        grads = np.empty_like(params)
+        grads = np.empty(net.n_params, dtype=params.dtype)
         work = np.empty(net.workspace_size(_kernel.EPOCH_PART), dtype=params.dtype)
         in_order = np.empty(0, dtype=np.intp)
         # The weights at the start of the running epoch, put back if Ctrl-C
@@ -713,6 +818,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     net, optimizer.compiled, data, order, batch_size, params, grads,
                     work,
                 )
+                if getattr(self, "_dropout_seed", None) is not None:
+                    self._dropout_stream = net.stream_position
                 loss = accumulated_loss / n_samples
                 if not (np.isfinite(loss) and np.isfinite(params).all()):
                     advice = (
@@ -767,7 +874,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     self._no_improvement_count = 0
 
                 if self.weight_tol is not None and self._weights_settled(
-                    params, epoch_start_params
+                    params[:net.n_params], epoch_start_params[:net.n_params]
                 ):
                     break
 
@@ -827,7 +934,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         the current weights."""
         net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
-            0.0, X_val.shape[0], scipy.sparse.issparse(X_val), **self._loss_parameters(),
+            0.0, X_val.shape[0], scipy.sparse.issparse(X_val),
+            batch_norm=bool(self.batch_norm), **self._loss_parameters(),
         )
         data = _kernel.Data(X_val, Y_val, sample_weight_val)
         work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
@@ -1013,6 +1121,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         rho=0.9,
         weight_tol=None,
+        dropout=0.0,
+        batch_norm=False,
         class_weight=None,
     ):
         super().__init__(
@@ -1042,6 +1152,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
             rho=rho,
             weight_tol=weight_tol,
+            dropout=dropout,
+            batch_norm=batch_norm,
         )
         self.class_weight = class_weight
 
@@ -1325,6 +1437,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         rho=0.9,
         weight_tol=None,
+        dropout=0.0,
+        batch_norm=False,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -1354,6 +1468,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
             rho=rho,
             weight_tol=weight_tol,
+            dropout=dropout,
+            batch_norm=batch_norm,
         )
         self.huber_delta = huber_delta
 

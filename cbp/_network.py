@@ -6,6 +6,13 @@ scikit-learn's ``_pack`` does: ``coefs[0].ravel(), ..., coefs[L-1].ravel(),
 intercepts[0], ..., intercepts[L-1]``. The estimator's ``coefs_`` and
 ``intercepts_`` are views into that vector, with scikit-learn's shapes
 ``(units[l], units[l + 1])`` and ``(units[l + 1],)``.
+
+With batch normalisation the vector goes on, for the hidden layers k (of
+``units[k + 1]`` values each): every gamma, every beta (trained with the
+rest), then every running mean and every running variance (state the
+optimizers do not touch) -- the estimator's ``batch_norm_gammas_``,
+``batch_norm_betas_``, ``batch_norm_running_means_`` and
+``batch_norm_running_vars_``, views again.
 """
 
 import functools
@@ -39,24 +46,33 @@ def chunk_rows(units, n_rows, gathered_input):
 
 
 def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input,
-                 **loss_parameters):
+                 batch_norm=False, dropout=None, dropout_seed=0, **loss_parameters):
     """The kernel's description of a network trained with ``loss`` on
     batches of up to n_rows rows (see _kernel.Network); out_activation must
-    be the loss's (the kernel checks); loss_parameters: e.g. huber_delta."""
+    be the loss's (the kernel checks); loss_parameters: e.g. huber_delta,
+    batch_norm_momentum. With batch_norm a batch is never split into chunks:
+    its statistics are the whole batch's."""
+    rows = (int(n_rows) if batch_norm
+            else chunk_rows(units, n_rows, gathered_input=not sparse_input))
     return _kernel.Network(
         units,
         activation,
         loss,
         float(alpha),
         sparse_input,
-        chunk_rows(units, n_rows, gathered_input=not sparse_input),
+        max(rows, 1),
         output=out_activation,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        dropout_seed=dropout_seed,
         **loss_parameters,
     )
 
 
-def prediction_network(units, activation, out_activation, n_rows, sparse_input):
-    """The kernel's description of a network that predicts for n_rows rows.
+def prediction_network(units, activation, out_activation, n_rows, sparse_input,
+                       batch_norm=False):
+    """The kernel's description of a network that predicts for n_rows rows
+    (evaluation mode: batch normalisation by the running statistics).
 
     units: an intp array. Networks are immutable, so those for small batches
     (one-sample prediction above all) are cached and shared between calls,
@@ -64,12 +80,15 @@ def prediction_network(units, activation, out_activation, n_rows, sparse_input):
     """
     if n_rows <= _CACHED_PREDICTION_ROWS:
         return _small_prediction_network(
-            tuple(units.tolist()), activation, out_activation, n_rows, sparse_input
+            tuple(units.tolist()), activation, out_activation, n_rows, sparse_input,
+            batch_norm,
         )
-    return _prediction_network(units, activation, out_activation, n_rows, sparse_input)
+    return _prediction_network(units, activation, out_activation, n_rows, sparse_input,
+                               batch_norm)
 
 
-def _prediction_network(units, activation, out_activation, n_rows, sparse_input):
+def _prediction_network(units, activation, out_activation, n_rows, sparse_input,
+                        batch_norm=False):
     return _kernel.Network(
         units,
         activation,
@@ -78,6 +97,7 @@ def _prediction_network(units, activation, out_activation, n_rows, sparse_input)
         sparse_input,
         chunk_rows(units, n_rows, gathered_input=False),
         output=out_activation,
+        batch_norm=batch_norm,
     )
 
 
@@ -124,6 +144,80 @@ def as_units(units):
     return np.ascontiguousarray(units, dtype=np.intp)
 
 
+_BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
+
+
+def n_weights(units):
+    """Values of the coefs and intercepts of a network with these units."""
+    units = [int(u) for u in units]
+    return sum(a * b + b for a, b in zip(units[:-1], units[1:]))
+
+
+def has_batch_norm(params, units):
+    """Whether the flat vector ``params`` holds batch normalisation's values
+    after the weights (its length tells)."""
+    return params.shape[0] > n_weights(units)
+
+
+def n_trained(params, units):
+    """Values of params the optimizers train: the weights, and batch
+    normalisation's gammas and betas when params holds them."""
+    if not has_batch_norm(params, units):
+        return n_weights(units)
+    return n_weights(units) + 2 * sum(int(u) for u in units[1:-1])
+
+
+def unpack_batch_norm(params, units):
+    """{'gammas', 'betas', 'running_means', 'running_vars'}: lists of views
+    into params, one per hidden layer; None when params holds weights only."""
+    if not has_batch_norm(params, units):
+        return None
+    hidden = [int(u) for u in units[1:-1]]
+    start = n_weights(units)
+    parts = {}
+    for name in _BATCH_NORM_PARTS:
+        parts[name] = []
+        for width in hidden:
+            parts[name].append(params[start:start + width])
+            start += width
+    return parts
+
+
+# torch.nn.BatchNorm1d's defaults, which cbp's batch normalisation follows
+BATCH_NORM_EPS = 1e-5
+BATCH_NORM_MOMENTUM = 0.1
+
+
+def folded_weights(coefs, intercepts, batch_norm):
+    """(coefs, intercepts) of the same prediction with batch normalisation
+    folded into them (evaluation mode: scale = gamma / sqrt(running_var +
+    eps); coefs[k] * scale column-wise, (intercepts[k] - running_mean) *
+    scale + beta), computed in float64 and returned in the coefs' dtype; the
+    arrays themselves when batch_norm is None."""
+    if batch_norm is None:
+        return list(coefs), list(intercepts)
+    coefs, intercepts = list(coefs), list(intercepts)
+    for k in range(len(coefs) - 1):
+        dtype = coefs[k].dtype
+        scale = (np.asarray(batch_norm["gammas"][k], dtype=np.float64)
+                 / np.sqrt(np.asarray(batch_norm["running_vars"][k], dtype=np.float64)
+                           + BATCH_NORM_EPS))
+        coefs[k] = (coefs[k].astype(np.float64) * scale).astype(dtype)
+        intercepts[k] = ((intercepts[k].astype(np.float64) - batch_norm["running_means"][k])
+                         * scale + batch_norm["betas"][k]).astype(dtype)
+    return coefs, intercepts
+
+
+def initial_batch_norm(units, dtype):
+    """Batch normalisation's starting values, as torch.nn.BatchNorm1d's:
+    gamma 1, beta 0, running mean 0, running variance 1."""
+    hidden = [np.full(int(u), 1.0, dtype=dtype) for u in units[1:-1]]
+    return {"gammas": [h.copy() for h in hidden],
+            "betas": [np.zeros_like(h) for h in hidden],
+            "running_means": [np.zeros_like(h) for h in hidden],
+            "running_vars": [h.copy() for h in hidden]}
+
+
 def unpack(params, units):
     """(coefs, intercepts): lists of views into the flat vector ``params``."""
     coefs, intercepts = [], []
@@ -137,21 +231,31 @@ def unpack(params, units):
     return coefs, intercepts
 
 
-def pack(coefs, intercepts, dtype):
-    """A new flat parameter vector of ``dtype`` holding coefs and intercepts."""
-    return np.concatenate(
-        [np.ravel(c) for c in coefs] + [np.ravel(b) for b in intercepts]
-    ).astype(dtype, copy=False)
+def pack(coefs, intercepts, dtype, batch_norm=None):
+    """A new flat parameter vector of ``dtype`` holding coefs and intercepts
+    (and batch normalisation's values: a dict as unpack_batch_norm's)."""
+    arrays = [np.ravel(c) for c in coefs] + [np.ravel(b) for b in intercepts]
+    if batch_norm is not None:
+        arrays += [np.ravel(v) for name in _BATCH_NORM_PARTS for v in batch_norm[name]]
+    return np.concatenate(arrays).astype(dtype, copy=False)
 
 
-def is_packed(params, views, coefs, intercepts):
-    """Whether coefs + intercepts are still the views unpack(params) made.
+def batch_norm_arrays(batch_norm):
+    """The arrays of a dict as unpack_batch_norm's, in the vector's order."""
+    if batch_norm is None:
+        return []
+    return [v for name in _BATCH_NORM_PARTS for v in batch_norm[name]]
+
+
+def is_packed(params, views, arrays):
+    """Whether ``arrays`` (coefs, intercepts, batch normalisation's) are
+    still the views unpack(params) made.
 
     ``views`` is the tuple of those views, kept when they were made: the same
     objects, still based on ``params`` (a deep copy or pickle gives new
     arrays with their own memory). O(layers), no array is read.
     """
-    arrays = list(coefs) + list(intercepts)
+    arrays = list(arrays)
     return (
         params is not None
         and len(arrays) == len(views)
@@ -188,14 +292,15 @@ def glorot_uniform(units, activation, random_state, dtype):
 def predict_raw(X, params, units, activation, out_activation):
     """The network's output for X (n, units[0]), as (n, units[-1]).
 
-    X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array.
+    X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array;
+    params: the flat vector (with batch normalisation's values, if any).
     """
     n = X.shape[0]
     out = np.empty((n, units[-1]), dtype=params.dtype)
     if n == 0:
         return out
     net = prediction_network(units, activation, out_activation, n,
-                             scipy.sparse.issparse(X))
+                             scipy.sparse.issparse(X), has_batch_norm(params, units))
     work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype)
     _kernel.forward(net, _kernel.Data(X), params, out, work)
     return out

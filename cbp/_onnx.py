@@ -14,7 +14,9 @@ hook's lookup of one module name.
 
 The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
 per layer), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
-alpha=0.01) and the 'exp' output of ``MLPRegressor(loss='poisson')``, and
+alpha=0.01), batch normalisation (folded into the weights before and after
+it: evaluation mode is affine), dropout (the identity at prediction) and the
+'exp' output of ``MLPRegressor(loss='poisson')``, and
 fixed for multi-output regressors and multilabel classifiers. It computes in
 the input's precision: double for a DoubleTensorType input, float otherwise.
 """
@@ -244,9 +246,15 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
 
     x = scope.get_unique_variable_name("cast_input")
     apply_cast(scope, input_name, x, container, to=proto_dtype)
+    from ._network import folded_weights
+
     hidden_op, hidden_attrs = _HIDDEN_OPS[model.activation]
     last = model.n_layers_ - 2
-    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+    # batch normalisation (evaluation mode) folded into the weights; dropout
+    # is the identity at prediction
+    coefs, intercepts = folded_weights(model.coefs_, model.intercepts_,
+                                       model._fitted_batch_norm())
+    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         w = _constant(scope, container, f"coefficient{i}", proto_dtype, np_dtype, coef)
         b = _constant(
             scope, container, f"intercepts{i}", proto_dtype, np_dtype,

@@ -13,6 +13,8 @@ Archive keys:
     __manifest__            every key of the archive (a damaged zip directory
                             can hide entries; the manifest shows them missing)
     coefs_/<l>, intercepts_/<l>
+    batch_norm_<part>_/<k>  gammas, betas, running_means, running_vars of
+                            hidden layer k (models fitted with batch_norm)
     attr/<name>             scalar and array fitted attributes
     optimizer/<name>        the stochastic optimizer's state, when present:
                             sgd: velocities, learning_rate; adam: ms, vs, t.
@@ -43,7 +45,11 @@ _SCALAR_ATTRS = {
     "best_validation_score_": float,
     "out_activation_": str,
     "_no_improvement_count": int,
+    # the dropout stream: its key and the rows trained on so far
+    "_dropout_seed": int,
+    "_dropout_stream": int,
 }
+_BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
 # The optimizer state saved per solver (everything else is set by the parameters)
 _OPTIMIZER_STATE = {
     "sgd": ("velocities", "learning_rate"),
@@ -77,6 +83,10 @@ def save(model, path):
     for l, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
         arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
+    batch_norm = model._fitted_batch_norm()
+    for part in _BATCH_NORM_PARTS if batch_norm is not None else ():
+        for k, value in enumerate(batch_norm[part]):
+            arrays[f"batch_norm_{part}_/{k}"] = np.ascontiguousarray(value)
     for name in _SCALAR_ATTRS:
         value = getattr(model, name, None)
         if value is not None:
@@ -147,7 +157,8 @@ def _json_params(model):
         elif isinstance(value, (tuple, list, np.ndarray)):
             if isinstance(value, tuple):
                 out.setdefault(_TUPLES, []).append(name)
-            value = [int(v) for v in value]
+            # (layer sizes are integers; dropout rates are floats)
+            value = [_plain_scalar(name, v) for v in value]
         elif isinstance(value, dict):
             # (class_weight: its keys are class labels, JSON's are strings)
             out.setdefault(_DICTS, []).append(name)
@@ -266,6 +277,23 @@ def _build(arrays):
     hidden = tuple(c.shape[1] for c in coefs[:-1])
     _require(list(hidden) == model._hidden_sizes(),
              f"weights for hidden layers {hidden}, parameters say {model.hidden_layer_sizes}")
+    batch_norm = None
+    if any(key.startswith("batch_norm_") for key in arrays):
+        batch_norm = {}
+        for part in _BATCH_NORM_PARTS:
+            keys = [f"batch_norm_{part}_/{k}" for k in range(len(hidden))]
+            _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
+            batch_norm[part] = [arrays[key] for key in keys]
+            for k, value in enumerate(batch_norm[part]):
+                _require(value.dtype == dtype and value.shape == (hidden[k],),
+                         f"batch_norm_{part}_[{k}] does not match hidden layer {k}")
+                _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
+        _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
+                 "negative running variances")
+        expected = {f"batch_norm_{part}_/{k}" for part in _BATCH_NORM_PARTS
+                    for k in range(len(hidden))}
+        _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
+                 "batch normalisation entries are numbered wrongly")
 
     attrs = {}
     for attr, kind in _SCALAR_ATTRS.items():
@@ -321,6 +349,9 @@ def _build(arrays):
         setattr(model, attr, value)
     model.coefs_ = [np.array(c) for c in coefs]
     model.intercepts_ = [np.array(b) for b in intercepts]
+    if batch_norm is not None:
+        for part, values in batch_norm.items():
+            setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
     if model.solver in _OPTIMIZER_STATE:  # the stochastic solvers
         model.loss_curve_ = attrs.get("loss_curve_", [])
         model.validation_scores_ = attrs.get("validation_scores_")
@@ -359,8 +390,11 @@ def _load_optimizer(arrays, model, dtype):
     missing = sorted(set(expected) - set(state))
     _require(not missing, f"missing optimizer state {missing}")
 
+    from ._network import n_trained
+
     params = model._params()
     optimizer = model._make_optimizer(params)
+    params = params[:n_trained(params, model._units)]  # (what the state follows)
     for name in expected:
         value = state[name]
         if name in ("velocities", "ms", "vs"):
