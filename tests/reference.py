@@ -430,3 +430,187 @@ def csr(X, stored=None, index_dtype=np.int32):
     matrix.indices = columns.astype(index_dtype)
     matrix.indptr = indptr
     return matrix
+
+
+# ---------------------------------------------------------------------------
+# Batch normalisation and dropout in the hidden layers
+# ---------------------------------------------------------------------------
+#
+# Hidden layer l (l < L - 1), in training mode, as torch.nn.Linear ->
+# BatchNorm1d -> activation -> Dropout:
+#
+#     z = a_in @ W_l + b_l
+#     x_hat = (z - mean_rows(z)) / sqrt(var_rows(z) + eps)     (biased variance)
+#     y = gamma_l x_hat + beta_l                  (batch_norm; else y = z)
+#     a = g(y)
+#     a_out = a * mask_l,  mask_l in {0, 1 / (1 - p_l)}         (dropout)
+#
+# Backward, for delta = dJ/da_out (times s):
+#     delta_y = delta * mask_l * g'(y)
+#     dJ/dgamma_l = sum_rows(delta_y * x_hat) / s;  dJ/dbeta_l = sum_rows(delta_y) / s
+#     delta_z = gamma_l / sqrt(var + eps)
+#               * (delta_y - mean_rows(delta_y) - x_hat mean_rows(delta_y * x_hat))
+#
+# (the last line is d/dz of the normalisation: the rows are coupled through
+# their mean and variance). Evaluation mode normalises by the running
+# statistics and drops nothing. The running statistics move after each batch:
+# running_mean := (1 - m) running_mean + m mean, running_var := (1 - m)
+# running_var + m var n / (n - 1).
+#
+# Flat layout with batch normalisation: the weights as above, then every
+# gamma_l, every beta_l, every running_mean_l, every running_var_l.
+
+BN_PARTS = ("gammas", "betas", "running_means", "running_vars")
+
+
+def split_layers(params, units):
+    """(weights, batch_norm): the weights' flat vector (copy) and a dict of
+    the four lists of per-hidden-layer vectors (copies), or None."""
+    units = [int(u) for u in units]
+    n = n_params(units)
+    if params.shape[0] == n:
+        return params.copy(), None
+    hidden = units[1:-1]
+    position, parts = n, {}
+    for name in BN_PARTS:
+        parts[name] = []
+        for width in hidden:
+            parts[name].append(params[position:position + width].copy())
+            position += width
+    if position != params.shape[0]:
+        raise ValueError(f"params has {params.shape[0]} values, expected {position}")
+    return params[:n].copy(), parts
+
+
+def join_layers(weights, batch_norm):
+    """The flat vector of split_layers' parts."""
+    if batch_norm is None:
+        return weights.copy()
+    return np.concatenate([weights] + [v for name in BN_PARTS for v in batch_norm[name]])
+
+
+def dropout_uniform(seed, rows, layer, units):
+    """The kernel's counter-based uniforms in [0, 1) (src/_layers.pxd), for
+    stream rows ``rows`` (n,) and hidden layer ``layer``: (n, units). A
+    restatement of SplitMix64's finaliser in NumPy's wrapping uint64."""
+    def mix(z):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        rows = np.asarray(rows, dtype=np.uint64)
+        row_key = mix(np.uint64(seed) + rows * np.uint64(0x9E3779B97F4A7C15))
+        unit = (np.uint64(layer) << np.uint64(32)) + np.arange(units, dtype=np.uint64)
+        z = mix(row_key[:, None] ^ (unit * np.uint64(0xD1B54A32D192ED03))[None, :])
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
+def dropout_masks(seed, first_row, n_rows, units, rates, dtype):
+    """Per hidden layer, the mask (n_rows, units[l + 1]): 1 / (1 - p) where
+    the uniform is >= p, else 0; None where p == 0."""
+    masks = []
+    rows = np.arange(first_row, first_row + n_rows)
+    for k, p in enumerate(rates):
+        if p == 0:
+            masks.append(None)
+            continue
+        u = dropout_uniform(seed, rows, k, int(units[k + 1]))
+        masks.append(np.where(u >= p, dtype(1.0 / (1.0 - p)), dtype(0)).astype(dtype))
+    return masks
+
+
+def forward_layers(X, units, params, hidden, output, masks=None, training=True,
+                   eps=1e-5):
+    """The forward pass with batch normalisation (if params holds it) and
+    dropout masks (a list per hidden layer, None entries for none).
+
+    Returns a dict: activations [X, a_out^(1), ..., a^(L)] (after dropout),
+    ys (the hidden layers' y), x_hats, inv_stds, means, variances (biased;
+    training mode), and the unmasked hidden activations."""
+    weights, bn = split_layers(params, units)
+    coefs, intercepts = unpack(weights, units)
+    L = len(coefs)
+    dtype = params.dtype.type
+    out = {"activations": [X], "ys": [], "x_hats": [], "inv_stds": [], "means": [],
+           "variances": [], "unmasked": []}
+    for l in range(L):
+        z = out["activations"][-1] @ coefs[l] + intercepts[l]
+        if l == L - 1:
+            out["activations"].append(activation(output, z))
+            break
+        if bn is not None:
+            if training:
+                mean = z.mean(axis=0)
+                var = ((z - mean) ** 2).mean(axis=0)
+            else:
+                mean, var = bn["running_means"][l], bn["running_vars"][l]
+            inv_std = dtype(1) / np.sqrt(var + dtype(eps))
+            x_hat = (z - mean) * inv_std
+            y = bn["gammas"][l] * x_hat + bn["betas"][l]
+            out["x_hats"].append(x_hat)
+            out["inv_stds"].append(inv_std)
+            out["means"].append(mean)
+            out["variances"].append(var)
+        else:
+            y = z
+        a = activation(hidden, y)
+        out["ys"].append(y)
+        out["unmasked"].append(a)
+        if training and masks is not None and masks[l] is not None:
+            a = a * masks[l]
+        out["activations"].append(a)
+    return out
+
+
+def loss_grad_layers(X, Y, sample_weight, units, hidden, output, loss_name, alpha,
+                     params, masks=None, eps=1e-5):
+    """loss_grad with batch normalisation and dropout (training mode): J and
+    the flat gradient of the trained values (weights, then gammas, betas)."""
+    dtype = params.dtype.type
+    weights, bn = split_layers(params, units)
+    coefs, intercepts = unpack(weights, units)
+    L = len(coefs)
+    f = forward_layers(X, units, params, hidden, output, masks, True, eps)
+    acts = f["activations"]
+    s = weight_sum(len(X), sample_weight)
+    penalty = sum(float(np.sum(c.astype(np.float64) ** 2)) for c in coefs)
+    J = (weighted_loss_sum(loss_name, acts[-1], Y, sample_weight)
+         + 0.5 * alpha * penalty) / s
+    s_t, alpha_t, n = dtype(s), dtype(alpha), dtype(len(X))
+    coef_grads, intercept_grads = [None] * L, [None] * L
+    gamma_grads, beta_grads = [None] * (L - 1), [None] * (L - 1)
+    delta = output_delta(acts[-1], Y, sample_weight, loss_name)
+    for l in range(L - 1, -1, -1):
+        coef_grads[l] = (acts[l].T @ delta + alpha_t * coefs[l]) / s_t
+        intercept_grads[l] = delta.sum(axis=0) / s_t
+        if l == 0:
+            break
+        k = l - 1
+        delta = delta @ coefs[l].T
+        if masks is not None and masks[k] is not None:
+            delta = delta * masks[k]
+        delta = delta * derivative(hidden, f["ys"][k])
+        if bn is not None:
+            x_hat = f["x_hats"][k]
+            gamma_sum = (delta * x_hat).sum(axis=0)
+            beta_sum = delta.sum(axis=0)
+            gamma_grads[k], beta_grads[k] = gamma_sum / s_t, beta_sum / s_t
+            delta = bn["gammas"][k] * f["inv_stds"][k] * (
+                delta - beta_sum / n - x_hat * (gamma_sum / n))
+    grads = pack(coef_grads, intercept_grads)
+    if bn is not None:
+        grads = np.concatenate([grads] + gamma_grads + beta_grads)
+    return {"loss": J, "grads": grads, "forward": f}
+
+
+def running_statistics(batch_norm, means, variances, n_rows, momentum=0.1):
+    """The running statistics after one batch of n_rows rows whose hidden
+    layers had these means and (biased) variances."""
+    new = {name: [v.copy() for v in batch_norm[name]] for name in BN_PARTS}
+    m = momentum
+    for k, (mean, var) in enumerate(zip(means, variances)):
+        new["running_means"][k] = (1 - m) * batch_norm["running_means"][k] + m * mean
+        new["running_vars"][k] = ((1 - m) * batch_norm["running_vars"][k]
+                                  + m * var * n_rows / (n_rows - 1))
+    return new
