@@ -188,26 +188,6 @@ BATCH_NORM_EPS = 1e-5
 BATCH_NORM_MOMENTUM = 0.1
 
 
-def folded_weights(coefs, intercepts, batch_norm):
-    """(coefs, intercepts) of the same prediction with batch normalisation
-    folded into them (evaluation mode: scale = gamma / sqrt(running_var +
-    eps); coefs[k] * scale column-wise, (intercepts[k] - running_mean) *
-    scale + beta), computed in float64 and returned in the coefs' dtype; the
-    arrays themselves when batch_norm is None."""
-    if batch_norm is None:
-        return list(coefs), list(intercepts)
-    coefs, intercepts = list(coefs), list(intercepts)
-    for k in range(len(coefs) - 1):
-        dtype = coefs[k].dtype
-        scale = (np.asarray(batch_norm["gammas"][k], dtype=np.float64)
-                 / np.sqrt(np.asarray(batch_norm["running_vars"][k], dtype=np.float64)
-                           + BATCH_NORM_EPS))
-        coefs[k] = (coefs[k].astype(np.float64) * scale).astype(dtype)
-        intercepts[k] = ((intercepts[k].astype(np.float64) - batch_norm["running_means"][k])
-                         * scale + batch_norm["betas"][k]).astype(dtype)
-    return coefs, intercepts
-
-
 def initial_batch_norm(units, dtype):
     """Batch normalisation's starting values, as torch.nn.BatchNorm1d's:
     gamma 1, beta 0, running mean 0, running variance 1."""

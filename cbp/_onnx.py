@@ -14,8 +14,8 @@ hook's lookup of one module name.
 
 The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
 per layer), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
-alpha=0.01), batch normalisation (folded into the weights before and after
-it: evaluation mode is affine), dropout (the identity at prediction) and the
+alpha=0.01), batch normalisation (evaluation mode: Sub, Mul, Mul, Add by the
+running statistics, gamma and beta), dropout (the identity at prediction) and the
 'exp' output of ``MLPRegressor(loss='poisson')``, and
 fixed for multi-output regressors and multilabel classifiers. It computes in
 the input's precision: double for a DoubleTensorType input, float otherwise.
@@ -205,6 +205,28 @@ def _constant(scope, container, name, proto_dtype, np_dtype, value):
     return const
 
 
+def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
+    """Hidden layer k's batch normalisation in evaluation mode, as the kernel
+    computes it (src/_layers.pxd): gamma * ((z - running_mean) * inv_std) +
+    beta, inv_std = 1 / sqrt(running_var + eps) in the graph's precision."""
+    from ._network import BATCH_NORM_EPS
+
+    one, eps = np_dtype(1), np_dtype(BATCH_NORM_EPS)
+    running_var = np.asarray(batch_norm["running_vars"][k], dtype=np_dtype)
+    inv_std = one / np.sqrt(running_var + eps)
+    steps = [("Sub", "running_mean", batch_norm["running_means"][k]),
+             ("Mul", "inv_std", inv_std),
+             ("Mul", "gamma", batch_norm["gammas"][k]),
+             ("Add", "beta", batch_norm["betas"][k])]
+    for op, name, value in steps:
+        const = _constant(scope, container, f"batch_norm{k}_{name}", proto_dtype, np_dtype,
+                          np.reshape(value, (1, -1)))
+        out = scope.get_unique_variable_name(f"batch_norm{k}_{op.lower()}")
+        container.add_node(op, [z, const], out, name=scope.get_unique_operator_name(op))
+        z = out
+    return z
+
+
 def _leaky_relu_double(scope, container, z):
     """cbp's `z * 0.01 if z < 0 else z` in double precision.
 
@@ -246,14 +268,12 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
 
     x = scope.get_unique_variable_name("cast_input")
     apply_cast(scope, input_name, x, container, to=proto_dtype)
-    from ._network import folded_weights
-
     hidden_op, hidden_attrs = _HIDDEN_OPS[model.activation]
     last = model.n_layers_ - 2
-    # batch normalisation (evaluation mode) folded into the weights; dropout
-    # is the identity at prediction
-    coefs, intercepts = folded_weights(model.coefs_, model.intercepts_,
-                                       model._fitted_batch_norm())
+    # dropout is the identity at prediction; batch normalisation normalises
+    # by the running statistics, spelt out as cbp computes it
+    batch_norm = model._fitted_batch_norm()
+    coefs, intercepts = model.coefs_, model.intercepts_
     for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         w = _constant(scope, container, f"coefficient{i}", proto_dtype, np_dtype, coef)
         b = _constant(
@@ -266,6 +286,8 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
         )
         z = scope.get_unique_variable_name("add_result")
         container.add_node("Add", [prod, b], z, name=scope.get_unique_operator_name("Add"))
+        if i < last and batch_norm is not None:
+            z = _batch_norm(scope, container, z, batch_norm, i, proto_dtype, np_dtype)
         if i < last and hidden_op == "LeakyRelu" and np_dtype == np.float64:
             x = _leaky_relu_double(scope, container, z)
         elif i < last:

@@ -157,6 +157,32 @@ def test_pipeline_with_cbp_step_converts():
     np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-4, atol=1e-6)
 
 
+LAYER_CASES = [(Estimator, params, dtype)
+               for Estimator in ("MLPClassifier", "MLPRegressor")
+               for params in ({"batch_norm": True}, {"dropout": 0.3},
+                              {"batch_norm": True, "dropout": [0.2, 0.1]})
+               for dtype in DTYPES]
+
+
+@pytest.mark.parametrize("Estimator, params, dtype", LAYER_CASES,
+                         ids=[f"{e}-{'+'.join(p)}-{d}" for e, p, d in LAYER_CASES])
+def test_batch_norm_and_dropout_models_export(Estimator, params, dtype):
+    """Batch normalisation by its running statistics, dropout as the identity."""
+    X, y = _data("multiclass_int" if Estimator == "MLPClassifier" else "regression", dtype)
+    model = getattr(cbp, Estimator)(hidden_layer_sizes=(9, 7), max_iter=40,
+                                    random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    if Estimator == "MLPClassifier":
+        labels, proba = run_onnx(model, X, options={"zipmap": False})
+        np.testing.assert_array_equal(labels, model.predict(X))
+        np.testing.assert_allclose(proba, model.predict_proba(X), **TOLERANCE[dtype])
+    else:
+        (pred,) = run_onnx(model, X)
+        np.testing.assert_allclose(pred.ravel(), model.predict(X), **TOLERANCE[dtype])
+
+
 def test_cbp_onnx_to_onnx_equals_skl2onnx_to_onnx():
     model, X = fitted("regression", "relu", "float32")
     assert cbp.onnx.to_onnx(model, X[:1]) == skl2onnx.to_onnx(model, X[:1])
