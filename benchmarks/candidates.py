@@ -40,8 +40,8 @@ class SklearnAPICandidate:
     a user pays, so it stays in the timing.
     """
 
-    def __init__(self, estimator_class, workload, solver, X, y):
-        self.model = estimator_class(**sklearn_api_params(workload, solver))
+    def __init__(self, estimator_class, workload, solver, X, y, **extra_params):
+        self.model = estimator_class(**sklearn_api_params(workload, solver), **extra_params)
         self.X, self.y = X, y
         self.classes = None if workload.regression else np.unique(y)
 
@@ -63,9 +63,9 @@ class SklearnAPICandidate:
 class TorchCandidate:
     """A plain PyTorch CPU training loop over shuffled index batches."""
 
-    def __init__(self, workload, solver, X, y, dtype):
+    def __init__(self, workload, solver, X, y, dtype, batch_norm=False, dropout=0.0):
         self.torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
-        self.model = _torch_mlp(workload).to(self.torch_dtype)
+        self.model = _torch_mlp(workload, batch_norm, dropout).to(self.torch_dtype)
         self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=dtype))
         if workload.regression:
             self.y = torch.from_numpy(np.asarray(y, dtype=dtype).reshape(-1, 1))
@@ -97,8 +97,10 @@ class TorchCandidate:
             optimizer.step()
 
     def score(self):
+        self.model.eval()
         with torch.no_grad():
             out = self.model(self.X)
+        self.model.train()
         if self.regression:
             residual = ((out - self.y) ** 2).sum()
             total = ((self.y - self.y.mean()) ** 2).sum()
@@ -107,12 +109,16 @@ class TorchCandidate:
 
     def predict(self, X):
         """Labels for a NumPy X, the way a user would call a torch model."""
+        self.model.eval()
         with torch.no_grad():
-            return self.model(torch.from_numpy(X)).argmax(dim=1).numpy()
+            labels = self.model(torch.from_numpy(X)).argmax(dim=1).numpy()
+        self.model.train()
+        return labels
 
 
-def _torch_mlp(workload):
-    """nn.Sequential of Linear + activation, with a linear output layer.
+def _torch_mlp(workload, batch_norm=False, dropout=0.0):
+    """nn.Sequential of Linear + activation (Linear + BatchNorm1d +
+    activation + Dropout with those options), with a linear output layer.
 
     Weights and biases are drawn like scikit-learn's (Glorot uniform,
     bound sqrt(6 / (fan_in + fan_out))) -- not the same values, but the same
@@ -131,7 +137,11 @@ def _torch_mlp(workload):
                 tensor.uniform_(-bound, bound, generator=generator)
         layers.append(linear)
         if i < len(units) - 2:
+            if batch_norm:
+                layers.append(torch.nn.BatchNorm1d(fan_out))
             layers.append(activation())
+            if dropout:
+                layers.append(torch.nn.Dropout(dropout))
     return torch.nn.Sequential(*layers)
 
 

@@ -1,5 +1,6 @@
 """Benchmarks beyond dense training epochs: prediction, two threads, peak
-memory, and training on a sparse (text-like) matrix."""
+memory, training on a sparse (text-like) matrix, and batch normalisation and
+dropout."""
 
 import gc
 import threading
@@ -218,3 +219,28 @@ def sparse_benchmark(workload, estimators, dtype, solvers, repeats):
         "data_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + y.nbytes),
         "results": results,
     }
+
+
+LAYER_OPTIONS = {"plain": {}, "batch_norm": {"batch_norm": True}, "dropout 0.2": {"dropout": 0.2}}
+
+
+def layers_benchmark(workload, estimator_class, dtype, solvers, repeats, use_torch):
+    """Epochs of cbp and of PyTorch (BatchNorm1d, Dropout(0.2)) on one
+    workload, each plain, with batch normalisation and with dropout, all
+    interleaved in one rotation: each option's overhead over its own plain
+    network, and cbp's speed against PyTorch's."""
+    X, y = make_data(workload, dtype=dtype)
+    results = []
+    for solver in solvers:
+        entries = {}
+        for option, params in LAYER_OPTIONS.items():
+            entries[f"cbp {option}"] = SklearnAPICandidate(estimator_class, workload, solver,
+                                                           X, y, **params)
+            if use_torch:
+                entries[f"torch {option}"] = TorchCandidate(workload, solver, X, y, dtype,
+                                                            **params)
+        times = interleaved_times({name: c.epoch for name, c in entries.items()},
+                                  warmup=1, repeats=repeats)
+        scores = {name: c.score() for name, c in entries.items()}
+        results.append({"solver": solver, "times": times, "scores": scores})
+    return {"workload": workload.name, "n_samples": len(X), "results": results}

@@ -273,6 +273,29 @@ def sparse_table(result):
 # ---------------------------------------------------------------- files
 
 
+def layers_table(result):
+    """Markdown table of batch normalisation and dropout: overhead over the
+    framework's own plain network, and cbp against PyTorch."""
+    rows = []
+    for r in result["results"]:
+        times = {name: t["timed"] for name, t in r["times"].items()}
+        for name, values in times.items():
+            framework, option = name.split(" ", 1)
+            plain = times[f"{framework} plain"]
+            torch_same = times.get(f"torch {option}")
+            rows.append([
+                f"{name}, {r['solver']}", _seconds(values),
+                "" if option == "plain" else f"{paired_ratio(values, plain) - 1:+.0%}",
+                f"{paired_ratio(torch_same, values):.2f}x"
+                if framework == "cbp" and torch_same is not None else "",
+                f"{r['scores'][name]:.3f}",
+            ])
+    title = (f"### batch normalisation and dropout — {result['workload']}, "
+             f"n={result['n_samples']}, one epoch")
+    header = ["network", "s / epoch", "overhead over plain", "speed vs torch", "train acc."]
+    return title + "\n\n" + _table(header, rows)
+
+
 def write_json(path, payload):
     with open(path, "w") as f:
         json.dump(payload, f, indent=1, default=_json_default)

@@ -26,7 +26,7 @@ import extras
 import report
 from workloads import TEXT, WORKLOADS, make_data
 
-EXTRAS = ["predict", "threads", "memory", "text"]
+EXTRAS = ["predict", "threads", "memory", "text", "layers"]
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -170,6 +170,12 @@ def run_extras(args, use_torch, tables, payload):
                                          repeats=args.repeats)
         _emit(tables, report.sparse_table(result))
         payload["text"] = result
+    if "layers" in args.only:
+        deep = WORKLOADS["deep"].shrunk(10) if args.quick else WORKLOADS["deep"]
+        result = extras.layers_benchmark(deep, classifiers["cbp"], args.dtype,
+                                         args.solvers, args.repeats, use_torch)
+        _emit(tables, report.layers_table(result))
+        payload["layers"] = result
 
 
 def _emit(tables, text):

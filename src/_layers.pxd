@@ -21,12 +21,13 @@
 #
 # Dropout masks come from a counter-based generator: the mask of unit j of
 # hidden layer k for the row at stream position r is a hash of (seed, r, k,
-# j), so it does not depend on how rows are split into batches, chunks or
-# threads, and no generator state is shared. Stream positions count the rows
+# j) -- a 64-bit key per (seed, r, k), then a 32-bit hash per unit, which
+# vectorises -- so it does not depend on how rows are split into batches,
+# chunks or threads, and no generator state is shared. Stream positions count the rows
 # trained on, epoch after epoch, in the order they are taken.
 from cython cimport floating
 from libc.math cimport sqrt
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 
 from _network cimport NetSpec
 
@@ -43,13 +44,32 @@ cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
     return z ^ (z >> 31)
 
 
-cdef inline double dropout_uniform(uint64_t seed, uint64_t row, Py_ssize_t layer,
-                                   Py_ssize_t unit) noexcept nogil:
-    """A uniform number in [0, 1) for (seed, stream row, hidden layer, unit)."""
-    cdef uint64_t row_key = mix64(seed + row * <uint64_t> 0x9E3779B97F4A7C15ULL)
-    cdef uint64_t z = mix64(row_key ^ ((<uint64_t> layer << 32) + <uint64_t> unit)
-                            * <uint64_t> 0xD1B54A32D192ED03ULL)
-    return <double> (z >> 11) * (1.0 / 9007199254740992.0)   # 53 bits / 2^53
+cdef inline uint32_t fmix32(uint32_t h) noexcept nogil:
+    """MurmurHash3's 32-bit finaliser (a bijection; vectorises: 32-bit
+    multiplies and shifts only)."""
+    h = (h ^ (h >> 16)) * <uint32_t> 0x85EBCA6BU
+    h = (h ^ (h >> 13)) * <uint32_t> 0xC2B2AE35U
+    return h ^ (h >> 16)
+
+
+cdef inline uint32_t dropout_row_key(uint64_t seed, uint64_t row,
+                                     Py_ssize_t layer) noexcept nogil:
+    """The 32-bit key of (seed, stream row, hidden layer)."""
+    return <uint32_t> mix64(mix64(seed + row * <uint64_t> 0x9E3779B97F4A7C15ULL)
+                            ^ (<uint64_t> layer * <uint64_t> 0xD1B54A32D192ED03ULL))
+
+
+cdef inline uint32_t dropout_bits(uint32_t row_key, Py_ssize_t unit) noexcept nogil:
+    """A uniform 32-bit word for unit ``unit`` of a row: the unit is kept
+    where it is >= dropout_threshold(p)."""
+    return fmix32(row_key + <uint32_t> unit * <uint32_t> 0x9E3779B9U)
+
+
+cdef inline uint32_t dropout_threshold(double p) noexcept nogil:
+    """round(p 2^32), at most 2^32 - 1: a unit is dropped with probability p
+    (to within 2^-32)."""
+    cdef double t = p * 4294967296.0 + 0.5
+    return <uint32_t> (t if t < 4294967295.0 else 4294967295.0)
 
 
 cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
@@ -60,15 +80,21 @@ cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
     of the stream: mask := keep / (1 - p) (0 or 1 / (1 - p)), dropped := A *
     mask. in: A (n_rows, units[k + 1]); out: mask, dropped (same shape)."""
     cdef Py_ssize_t r, j, u = net.units[k + 1]
-    cdef double p = net.dropout[k]
-    cdef floating scale = <floating> (1.0 / (1.0 - p))
+    cdef uint32_t key, threshold = dropout_threshold(net.dropout[k])
+    cdef floating scale = <floating> (1.0 / (1.0 - net.dropout[k]))
     cdef floating m
+    cdef const floating *a_row
+    cdef floating *mask_row
+    cdef floating *dropped_row
     for r in range(n_rows):
+        key = dropout_row_key(net.dropout_seed, first_row + <uint64_t> r, k)
+        a_row = A + r * u
+        mask_row = mask + r * u
+        dropped_row = dropped + r * u
         for j in range(u):
-            m = scale if dropout_uniform(net.dropout_seed, first_row + <uint64_t> r,
-                                         k, j) >= p else 0
-            mask[r * u + j] = m
-            dropped[r * u + j] = A[r * u + j] * m
+            m = scale if dropout_bits(key, j) >= threshold else 0
+            mask_row[j] = m
+            dropped_row[j] = a_row[j] * m
 
 
 # --------------------------------------------------------------------------

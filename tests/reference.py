@@ -489,34 +489,42 @@ def join_layers(weights, batch_norm):
     return np.concatenate([weights] + [v for name in BN_PARTS for v in batch_norm[name]])
 
 
-def dropout_uniform(seed, rows, layer, units):
-    """The kernel's counter-based uniforms in [0, 1) (src/_layers.pxd), for
-    stream rows ``rows`` (n,) and hidden layer ``layer``: (n, units). A
-    restatement of SplitMix64's finaliser in NumPy's wrapping uint64."""
-    def mix(z):
+def dropout_bits(seed, rows, layer, units):
+    """The kernel's counter-based 32-bit words (src/_layers.pxd), for stream
+    rows ``rows`` (n,) and hidden layer ``layer``: (n, units) uint32. A
+    restatement of SplitMix64's and MurmurHash3's finalisers in NumPy's
+    wrapping unsigned integers."""
+    def mix64(z):
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return z ^ (z >> np.uint64(31))
 
+    def fmix32(h):
+        h = (h ^ (h >> np.uint32(16))) * np.uint32(0x85EBCA6B)
+        h = (h ^ (h >> np.uint32(13))) * np.uint32(0xC2B2AE35)
+        return h ^ (h >> np.uint32(16))
+
     with np.errstate(over="ignore"):
         rows = np.asarray(rows, dtype=np.uint64)
-        row_key = mix(np.uint64(seed) + rows * np.uint64(0x9E3779B97F4A7C15))
-        unit = (np.uint64(layer) << np.uint64(32)) + np.arange(units, dtype=np.uint64)
-        z = mix(row_key[:, None] ^ (unit * np.uint64(0xD1B54A32D192ED03))[None, :])
-    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+        key = mix64(mix64(np.uint64(seed) + rows * np.uint64(0x9E3779B97F4A7C15))
+                    ^ (np.uint64(layer) * np.uint64(0xD1B54A32D192ED03)))
+        key = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        unit = np.arange(units, dtype=np.uint32) * np.uint32(0x9E3779B9)
+        return fmix32(key[:, None] + unit[None, :])
 
 
 def dropout_masks(seed, first_row, n_rows, units, rates, dtype):
     """Per hidden layer, the mask (n_rows, units[l + 1]): 1 / (1 - p) where
-    the uniform is >= p, else 0; None where p == 0."""
+    the 32-bit word is >= round(p 2^32), else 0; None where p == 0."""
     masks = []
     rows = np.arange(first_row, first_row + n_rows)
     for k, p in enumerate(rates):
         if p == 0:
             masks.append(None)
             continue
-        u = dropout_uniform(seed, rows, k, int(units[k + 1]))
-        masks.append(np.where(u >= p, dtype(1.0 / (1.0 - p)), dtype(0)).astype(dtype))
+        bits = dropout_bits(seed, rows, k, int(units[k + 1]))
+        threshold = min(int(p * 2.0**32 + 0.5), 2**32 - 1)
+        masks.append(np.where(bits >= threshold, dtype(1.0 / (1.0 - p)), dtype(0)).astype(dtype))
     return masks
 
 

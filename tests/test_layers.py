@@ -462,6 +462,7 @@ def test_warm_start_keeps_the_running_statistics_and_the_stream():
     assert not np.array_equal(means[0], model.batch_norm_running_means_[0])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_models_trained_in_two_threads_equal_each_trained_alone():
     X, y = _digits_like(n=2000)
     make = lambda seed: MLPClassifier((64, 32), max_iter=4, random_state=seed,  # noqa: E731
