@@ -538,3 +538,32 @@ def test_regressor_with_batch_norm_and_dropout_trains():
     model = _fit(MLPRegressor(hidden_layer_sizes=(32, 16), batch_norm=True, dropout=0.1, max_iter=100,
                               random_state=0), X, y)
     assert model.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("solver, params", [
+    ("sgd", dict(batch_norm=True, dropout=0.2)), ("adam", dict(dropout=[0.3, 0.1])),
+    ("lbfgs", dict(batch_norm=True))])
+def test_sparse_input_trains_as_the_same_dense_input(solver, params):
+    import scipy.sparse
+
+    X, y = _digits_like()
+    X = np.where(np.abs(X) > 1, X, 0.0)
+    dense = _fit(MLPClassifier((16, 8), solver=solver, max_iter=10, random_state=0,
+                               **params), X, y)
+    sparse = _fit(MLPClassifier((16, 8), solver=solver, max_iter=10, random_state=0,
+                                **params), scipy.sparse.csr_matrix(X), y)
+    for a, b in zip(dense.coefs_, sparse.coefs_):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_validation_loss_and_early_stopping_use_the_running_statistics():
+    X, y = _digits_like()
+    model = _fit(MLPClassifier((16,), batch_norm=True, dropout=0.2, max_iter=5,
+                               random_state=0), X[:240], y[:240], X_val=X[240:],
+                 y_val=y[240:])
+    params = model._params()
+    out = ref.forward_layers(X[240:], model._units, params, "relu", "softmax",
+                             training=False)["activations"][-1]
+    expected = ref.weighted_loss_sum("log_loss", out, np.eye(3)[y[240:]]) / 60
+    assert_allclose(model.validation_loss_curve_[-1], expected, rtol=1e-10)
+    assert model.validation_scores_[-1] == model.score(X[240:], y[240:])
