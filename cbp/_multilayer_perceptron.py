@@ -195,20 +195,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return {name: state["batch_norm_" + name + "_"]
                 for name in ("gammas", "betas", "running_means", "running_vars")}
 
-    def _weight_arrays(self):
-        return (list(self.coefs_) + list(self.intercepts_)
-                + batch_norm_arrays(self._fitted_batch_norm()))
-
     def _packed_or_none(self, dtype=None):
-        """(params, units) if coefs_, intercepts_ (and the batch_norm_*_
-        arrays) are still the views of the flat vector cbp made (and of
-        ``dtype``), else None."""
-        packed = self.__dict__.get("_packed")  # one read: (params, units, views)
-        if packed is None or not is_packed(packed[0], packed[2], self._weight_arrays()):
+        """(params, units, batch_norm) if coefs_, intercepts_ (and the
+        batch_norm_*_ arrays) are still the views of the flat vector cbp made
+        (and of ``dtype``), else None; batch_norm: whether the vector holds
+        batch normalisation's values."""
+        state = self.__dict__
+        packed = state.get("_packed")  # one read: (params, units, views, batch_norm)
+        if packed is None or not is_packed(
+            packed[0], packed[2], state.get("coefs_"), state.get("intercepts_"),
+            self._fitted_batch_norm() if packed[3] else None,
+        ):
             return None
         if dtype is not None and packed[0].dtype != dtype:
             return None
-        return packed[0], packed[1]
+        return packed[0], packed[1], packed[3]
 
     def _params(self, dtype=None):
         """The flat parameter vector; coefs_ and intercepts_ become its views.
@@ -227,22 +228,24 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return params
 
     def _params_for_prediction(self):
-        """(params, units) without changing the estimator: the flat vector, or a
-        packed copy of coefs_ and intercepts_ if the user replaced them (so
-        that their arrays stay theirs, as in scikit-learn, and concurrent
-        predictions never write to the model)."""
+        """(params, units, batch_norm) without changing the estimator: the
+        flat vector, or a packed copy of coefs_ and intercepts_ if the user
+        replaced them (so that their arrays stay theirs, as in scikit-learn,
+        and concurrent predictions never write to the model)."""
         packed = self._packed_or_none()
         if packed is not None:
             return packed
-        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype,
-                     self._fitted_batch_norm()), self._units)
+        batch_norm = self._fitted_batch_norm()
+        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm),
+                self._units, batch_norm is not None)
 
     def _set_params_vector(self, params, units):
         coefs, intercepts = unpack(params, list(units))
         batch_norm = unpack_batch_norm(params, list(units))
         attributes = dict(
             _packed=(params, as_units(units),
-                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm))),
+                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm)),
+                     batch_norm is not None),
             coefs_=coefs,
             intercepts_=intercepts,
         )
@@ -287,19 +290,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
 
     def _validate_X_predict(self, X):
-        if (
-            type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype == self.coefs_[0].dtype
-            and X.flags.c_contiguous
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
-            and np.isfinite(X.sum())
-        ):
-            # Fast path: exactly what validate_data would accept and return
-            # unchanged (a finite sum means every value is finite).
-            return X
         return validate_data(
             self,
             X,
@@ -310,11 +300,28 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for X: (n_samples, n_outputs_)."""
+        params, units, batch_norm = self._params_for_prediction()
+        if check_input and (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype == params.dtype
+            and X.flags.c_contiguous
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and "feature_names_in_" not in self.__dict__
+        ):
+            # Fast path: what validate_data would accept and return unchanged,
+            # if every value is finite -- which the kernel checks as it reads;
+            # otherwise validate_data raises its own error.
+            out = predict_raw(X, params, units, self.activation, self.out_activation_,
+                              batch_norm, check_finite=True)
+            if out is not None:
+                return out
         if check_input:
             X = self._validate_X_predict(X)
-        params, units = self._params_for_prediction()
         X = kernel_input(X, params.dtype)
-        return predict_raw(X, params, units, self.activation, self.out_activation_)
+        return predict_raw(X, params, units, self.activation, self.out_activation_,
+                           batch_norm)
 
     def _check_is_fitted(self):
         if "coefs_" not in self.__dict__:
@@ -1585,7 +1592,8 @@ def _restored_on_error(estimator):
     # the constructor parameters, and scikit-learn's callback bookkeeping
     # (the callbacks, their contexts: callback_management_context ends them)
     kept = _param_names(type(estimator)) | _CALLBACK_KEYS
-    views = {"coefs_", "intercepts_", "_packed"}
+    views = {"coefs_", "intercepts_", "_packed", "batch_norm_gammas_",
+             "batch_norm_betas_", "batch_norm_running_means_", "batch_norm_running_vars_"}
     state = estimator.__dict__
     fitted = "coefs_" in state
     if fitted:

@@ -227,20 +227,26 @@ def batch_norm_arrays(batch_norm):
     return [v for name in _BATCH_NORM_PARTS for v in batch_norm[name]]
 
 
-def is_packed(params, views, arrays):
-    """Whether ``arrays`` (coefs, intercepts, batch normalisation's) are
-    still the views unpack(params) made.
+def is_packed(params, views, coefs, intercepts, batch_norm=None):
+    """Whether coefs, intercepts (and batch normalisation's arrays, a dict as
+    unpack_batch_norm's) are still the views unpack(params) made.
 
     ``views`` is the tuple of those views, kept when they were made: the same
     objects, still based on ``params`` (a deep copy or pickle gives new
     arrays with their own memory). O(layers), no array is read.
     """
-    arrays = list(arrays)
-    return (
-        params is not None
-        and len(arrays) == len(views)
-        and all(a is v and a.base is params for a, v in zip(arrays, views))
-    )
+    if params is None or coefs is None or intercepts is None:
+        return False
+    groups = [coefs, intercepts]
+    if batch_norm is not None:
+        groups += [batch_norm[name] for name in _BATCH_NORM_PARTS]
+    i, n = 0, len(views)
+    for group in groups:
+        for array in group:
+            if i == n or array is not views[i] or array.base is not params:
+                return False
+            i += 1
+    return i == n
 
 
 def glorot_uniform(units, activation, random_state, dtype):
@@ -269,20 +275,26 @@ def glorot_uniform(units, activation, random_state, dtype):
     return params
 
 
-def predict_raw(X, params, units, activation, out_activation):
+def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
+                check_finite=False):
     """The network's output for X (n, units[0]), as (n, units[-1]).
 
     X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array;
-    params: the flat vector (with batch normalisation's values, if any).
+    params: the flat vector (with batch normalisation's values, if any:
+    ``batch_norm``, found from its length when None). With check_finite,
+    None if X holds a NaN or an infinity (the kernel looks as it reads).
     """
     n = X.shape[0]
     out = np.empty((n, units[-1]), dtype=params.dtype)
     if n == 0:
         return out
+    if batch_norm is None:
+        batch_norm = has_batch_norm(params, units)
     net = prediction_network(units, activation, out_activation, n,
-                             scipy.sparse.issparse(X), has_batch_norm(params, units))
+                             scipy.sparse.issparse(X), batch_norm)
     work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype)
-    _kernel.forward(net, _kernel.Data(X), params, out, work)
+    if not _kernel.forward(net, _kernel.Data(X), params, out, work, check_finite):
+        return None
     return out
 
 

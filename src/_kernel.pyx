@@ -760,33 +760,51 @@ cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
 # Entry points
 # --------------------------------------------------------------------------
 
+cdef inline bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
+    """Whether every one of n values is finite (x - x is 0 for finite x, NaN
+    for inf and NaN; summed, so that the loop vectorises)."""
+    cdef Py_ssize_t i
+    cdef floating total = 0
+    for i in range(n):
+        total += values[i] - values[i]
+    return total == 0
+
+
 def forward(Network net, Data data, const floating[::1] params,
-            floating[:, ::1] out, floating[::1] work):
+            floating[:, ::1] out, floating[::1] work, bint check_finite=False):
     """Prediction: out = the network's output for data's X, chunk_rows rows
     at a time.
 
     out: (n, units[-1]), written; work: net.workspace_size(FORWARD_PART) values.
+    check_finite: first look at every input value, and return False (out not
+    written) if one is NaN or infinite -- the check a caller would otherwise
+    make in a pass of its own. Returns True otherwise.
     """
     cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], FORWARD)
     cdef Rows rows = data.rows
     cdef Chunk chunk
     cdef Py_ssize_t n = rows.n_rows, start, m
+    cdef bint finite = True
     data.check(net, floating is double, False)
     if out.shape[0] != n or out.shape[1] != spec.units[spec.n_layers]:
         raise ValueError(f"out must be ({n}, {spec.units[spec.n_layers]})")
     if n == 0:
-        return
+        return True
     # (prediction reads no targets or weights)
     rows.n_outputs, rows.Y, rows.y_bytes, rows.sample_weight = 0, NULL, False, NULL
     with nogil:
+        if check_finite:
+            finite = _all_finite(<const floating *> rows.X,
+                                 rows.indptr[n] if rows.sparse else n * rows.n_features)
         start = 0
-        while start < n:
+        while finite and start < n:
             m = min(spec.chunk_rows, n - start)
             _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
                         &work[0], &chunk)
             forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
                           &out[start, 0])
             start += m
+    return finite
 
 
 def data_loss(Network net, Data data, const floating[::1] params,

@@ -1592,3 +1592,25 @@ def test_non_integer_units_are_rejected(units):
 def test_optimizer_state_needs_float_params(params):
     with pytest.raises(ValueError, match="params"):
         kernel.Optimizer("sgd", params, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_check_finite_reports_a_non_finite_input_and_writes_nothing(dtype, sparse,
+                                                                            value):
+    rng = np.random.default_rng(0)
+    units = [6, 5, 3]
+    X = rng.normal(size=(9, 6)).astype(dtype)
+    params = ref.random_params(rng, units, dtype)
+    net = kernel.Network(units, "relu", None, 0.0, sparse, 9, output="softmax")
+    work = np.empty(net.workspace_size(kernel.FORWARD_PART), dtype=dtype)
+    as_input = scipy.sparse.csr_matrix if sparse else (lambda a: a)
+    out = np.full((9, 3), -1.0, dtype=dtype)
+    assert kernel.forward(net, kernel.Data(as_input(X)), params, out, work, True)
+    assert_allclose(out, ref.predict(X, units, params, "relu", "softmax"),
+                    rtol=1e-5 if dtype == np.float32 else 1e-12)
+    X[4, 2] = value
+    out[:] = -1.0
+    assert not kernel.forward(net, kernel.Data(as_input(X)), params, out, work, True)
+    assert np.all(out == -1.0)
