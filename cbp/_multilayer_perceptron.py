@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import check_array, check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
@@ -398,7 +398,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         )
         class_sample_weight = self._class_sample_weight(y, incremental)
         X_given, y_given = X, y  # (what callbacks score on)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        # Dense X for the stochastic solvers is checked for NaN and infinity
+        # by the kernel as it reads the first epoch's rows, not in a pass of
+        # its own (about 16 ms of every partial_fit on 60000 x 784)
+        finite_in_kernel = (self.solver in _STOCHASTIC_SOLVERS
+                            and not scipy.sparse.issparse(X))
+        X, y = self._validate_input(X, y, incremental, reset=first_pass,
+                                    ensure_all_finite=not finite_in_kernel)
         # Later calls train the existing weights, in their dtype.
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
         X = kernel_input(X, dtype)  # dense, or CSR: never densified
@@ -467,7 +473,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         )
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, params, layer_units, incremental,
-                                 validation, tasks)
+                                 validation, tasks, check_finite=finite_in_kernel)
         elif self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, sample_weight, params, layer_units, tasks)
         if tasks is not None:
@@ -725,7 +731,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         )
 
     def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental,
-                        validation=None, tasks=None):
+                        validation=None, tasks=None, check_finite=False):
         if not incremental or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._make_optimizer(params)
         optimizer = self._optimizer
@@ -771,6 +777,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 sample_weight_train = np.ascontiguousarray(sample_weight_train)
             y_val = self._target_for_scoring(Y_val)
             X_val = kernel_input(X_val, params.dtype)
+            if check_finite:  # (these rows never pass through the training kernel)
+                self._raise_if_not_finite(X_val)
             Y_val = np.ascontiguousarray(Y_val, dtype=params.dtype)
             if sample_weight_val is not None:
                 sample_weight_val = np.ascontiguousarray(sample_weight_val)
@@ -821,10 +829,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 optimizer.epoch_starts()
                 if tasks is not None:
                     tasks.begin_subtask()
-                accumulated_loss = _kernel.train_epoch(
-                    net, optimizer.compiled, data, order, batch_size, params, grads,
-                    work,
-                )
+                try:
+                    accumulated_loss = _kernel.train_epoch(
+                        net, optimizer.compiled, data, order, batch_size, params, grads,
+                        work, check_finite and it == 0,
+                    )
+                except _kernel.NonFiniteInput:
+                    # scikit-learn's own error (the caller restores the model)
+                    self._raise_if_not_finite(X_train)
+                    raise
                 if getattr(self, "_dropout_seed", None) is not None:
                     self._dropout_stream = net.stream_position
                 loss = accumulated_loss / n_samples
@@ -910,6 +923,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
         if early_stopping:
             params[:] = self._best_params
+
+    def _raise_if_not_finite(self, X):
+        """validate_data's error for an X holding NaN or infinity."""
+        check_array(X, accept_sparse=["csr", "csc"], dtype=None, estimator=self,
+                    input_name="X")
 
     def _record_diverged_epoch(self, loss, advice):
         self.loss_ = float(loss)
@@ -1164,13 +1182,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
         self.class_weight = class_weight
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
         X, y = validate_data(
             self,
             X,
             y,
             accept_sparse=["csr", "csc"],
             multi_output=True,
+            ensure_all_finite=ensure_all_finite,
             dtype=(np.float64, np.float32),
             reset=reset,
         )
@@ -1516,13 +1535,14 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     def _loss_parameters(self):
         return {"huber_delta": float(self.huber_delta)}
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
         X, y = validate_data(
             self,
             X,
             y,
             accept_sparse=["csr", "csc"],
             multi_output=True,
+            ensure_all_finite=ensure_all_finite,
             y_numeric=True,
             dtype=(np.float64, np.float32),
             reset=reset,

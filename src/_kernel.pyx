@@ -761,13 +761,14 @@ cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
 # --------------------------------------------------------------------------
 
 cdef inline bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
-    """Whether every one of n values is finite (x - x is 0 for finite x, NaN
-    for inf and NaN; summed, so that the loop vectorises)."""
+    """Whether every one of n values is finite: x - x is 0 for a finite x and
+    NaN for an infinity or a NaN (an integer OR of the comparisons, so that
+    the loop vectorises)."""
     cdef Py_ssize_t i
-    cdef floating total = 0
+    cdef int bad = 0
     for i in range(n):
-        total += values[i] - values[i]
-    return total == 0
+        bad |= (values[i] - values[i]) != 0
+    return bad == 0
 
 
 def forward(Network net, Data data, const floating[::1] params,
@@ -881,9 +882,14 @@ def loss_grad(Network net, Data data, const floating[::1] params,
     return total
 
 
+class NonFiniteInput(ValueError):
+    """train_epoch(check_finite=True) met a NaN or an infinity in X."""
+
+
 def train_epoch(Network net, Optimizer optimizer, Data data,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size,
-                floating[::1] params, floating[::1] grads, floating[::1] work):
+                floating[::1] params, floating[::1] grads, floating[::1] work,
+                bint check_finite=False):
     """One epoch of mini-batch training, updating params in place.
 
     The rows are taken in ``order`` (n,) (or 0, 1, ..., n - 1 when order is
@@ -900,6 +906,11 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     Ctrl-C (in the main thread) is looked at between chunks; it raises
     KeyboardInterrupt with params as they stand after the last whole batch.
 
+    check_finite (dense X): look at each chunk's input rows as they are read
+    -- they pass through the cache anyway -- and raise NonFiniteInput at the
+    first NaN or infinity, before that chunk is used (the batches before it
+    have updated params: the caller puts them back).
+
     Returns the sum over batches of (batch loss * batch rows), the batch loss
     as loss_grad defines it, at the parameters before the batch's update.
     """
@@ -914,6 +925,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef double total = 0.0, batch_loss, s, norm, work_since_check = 0.0
     cdef bint shuffled = order.shape[0] > 0
     cdef bint check_signals = _in_main_thread()
+    cdef bint finite = True
     cdef const Py_ssize_t *batch_ids
     cdef floating *state_1
     cdef floating *state_2 = NULL
@@ -928,6 +940,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     if order.shape[0] not in (0, n):
         raise ValueError(f"order must have 0 or {n} values, got {order.shape[0]}")
     net.check_batches(n, batch_size)
+    check_finite = check_finite and not rows.sparse
     if spec.sparse_input:
         # the first coef block of grads starts zero; after each update the
         # rows the batch touched are zeroed again (zero_touched_rows)
@@ -958,6 +971,10 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                     else <const Py_ssize_t *> NULL,
                                     start + c, m, &work[0], &chunk)
                         chunk.stream_first = stream + <unsigned long long> (start + c)
+                        if check_finite and not _all_finite(
+                                <const floating *> chunk.X, m * rows.n_features):
+                            finite = False
+                            break
                         batch_loss += chunk_gradient(&spec, &rows, &chunk,
                                                      &params[0], &grads[0],
                                                      &work[0], c > 0,
@@ -968,6 +985,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                         work_since_check = 0.0
                         with gil:
                             PyErr_CheckSignals()
+                if not finite:
+                    break
                 if s > 0:
                     t += 1
                     # (the update returns sum_l ||coefs[l]||^2 before it)
@@ -983,6 +1002,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     finally:
         # the updates made, also when Ctrl-C stops the epoch
         optimizer.t = t
+    if not finite:
+        raise NonFiniteInput("X contains NaN or infinity")
     net.stream_position = stream + <unsigned long long> n
     return total
 

@@ -213,6 +213,12 @@ FAILING_REFITS = {
     "bad parameter": lambda m: m.set_params(alpha=-1).fit(X, Y_CLASS),
     "partial_fit unseen label": lambda m: m.partial_fit(X, Y_CLASS + 5),
     "partial_fit nan": lambda m: m.partial_fit(_with(np.nan), Y_CLASS),
+    # (dense X of the stochastic solvers is checked by the kernel as it reads
+    # the rows: batches before the last row have updated the weights by then)
+    "partial_fit inf in the last row": lambda m: m.set_params(batch_size=8, shuffle=False)
+    .partial_fit(_with(np.inf, (39, 4)), Y_CLASS),
+    "early stopping nan": lambda m: m.set_params(early_stopping=True, warm_start=True)
+    .fit(_with(np.nan, (slice(0, 40, 7), 1)), Y_CLASS),
     "warm_start other classes": lambda m: m.set_params(warm_start=True).fit(X, Y_CLASS + 1),
     "diverging refit": lambda m: m.set_params(warm_start=True, learning_rate_init=1e300).fit(X * 1e100, Y_CLASS),
 }
@@ -247,6 +253,22 @@ def test_failed_fit_leaves_fitted_model_unchanged(case, solver):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(proba, proba_after)
     assert attributes == attributes_after
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("row", [0, 39])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_non_finite_X_gets_scikit_learns_error(solver, row, value):
+    """The same message as scikit-learn's, wherever the value is (the
+    kernel finds it for dense X and the stochastic solvers)."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    bad = _with(value, (row, 2))
+    with pytest.raises(ValueError) as expected:
+        SkMLP(solver=solver).fit(bad, Y_CLASS)
+    with pytest.raises(ValueError) as got:
+        _model(solver=solver, batch_size=8, shuffle=False).fit(bad, Y_CLASS)
+    assert str(got.value) == str(expected.value)
 
 
 def test_failed_first_fit_leaves_the_model_unfitted():
