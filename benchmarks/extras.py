@@ -1,6 +1,6 @@
 """Benchmarks beyond dense training epochs: prediction, two threads, peak
-memory, training on a sparse (text-like) matrix, and batch normalisation and
-dropout."""
+memory, training on a sparse (text-like) matrix, batch normalisation and
+dropout, and one fit on one thread against two."""
 
 import gc
 import threading
@@ -244,3 +244,44 @@ def layers_benchmark(workload, estimator_class, dtype, solvers, repeats, use_tor
         scores = {name: c.score() for name, c in entries.items()}
         results.append({"solver": solver, "times": times, "scores": scores})
     return {"workload": workload.name, "n_samples": len(X), "results": results}
+
+
+def one_fit_two_threads_benchmark(workloads, estimators, dtype, solver, repeats,
+                                  use_torch):
+    """Epochs of one fit on one thread and on two (BLAS, OpenMP and torch's
+    threads alike), for cbp, scikit-learn and PyTorch, all interleaved in one
+    rotation per workload: how much of a second core one fit uses."""
+    results = []
+    for workload in workloads:
+        X, y = make_data(workload, dtype=dtype)
+        tasks = {}
+        for threads in (1, 2):
+            for name, cls in estimators.items():
+                candidate = SklearnAPICandidate(cls, workload, solver, X, y)
+                tasks[f"{name}, {threads} thread(s)"] = _on_threads(candidate.epoch, threads)
+            if use_torch:
+                candidate = TorchCandidate(workload, solver, X, y, dtype)
+                tasks[f"torch, {threads} thread(s)"] = _on_threads(candidate.epoch, threads,
+                                                                  torch_too=True)
+        times = interleaved_times(tasks, warmup=1, repeats=repeats)
+        results.append({"workload": workload.name, "n_samples": len(X), "times": times})
+    return {"solver": solver, "results": results}
+
+
+def _on_threads(epoch, threads, torch_too=False):
+    """epoch() with BLAS and OpenMP (and torch) limited to ``threads``."""
+
+    def run():
+        if torch_too:
+            import torch
+
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        try:
+            with threadpool_limits(limits=threads):
+                epoch()
+        finally:
+            if torch_too:
+                torch.set_num_threads(previous)
+
+    return run

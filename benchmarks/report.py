@@ -296,6 +296,22 @@ def layers_table(result):
     return title + "\n\n" + _table(header, rows)
 
 
+def one_fit_two_threads_table(result):
+    """Markdown table of one fit on one thread and on two."""
+    rows = []
+    for r in result["results"]:
+        times = {name: t["timed"] for name, t in r["times"].items()}
+        for name in [n for n in times if n.endswith("1 thread(s)")]:
+            who = name.split(",")[0]
+            one, two = times[name], times[f"{who}, 2 thread(s)"]
+            rows.append([f"{r['workload']}: {who}", _seconds(one), _seconds(two),
+                         f"{paired_ratio(one, two):.2f}x"])
+    title = (f"### one fit on one thread and on two — {result['solver']}, BLAS, "
+             "OpenMP and torch threads limited alike (ideal: 2x on >= 2 cores)")
+    header = ["fit", "1 thread", "2 threads", "speed-up"]
+    return title + "\n\n" + _table(header, rows)
+
+
 def write_json(path, payload):
     with open(path, "w") as f:
         json.dump(payload, f, indent=1, default=_json_default)

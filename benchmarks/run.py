@@ -26,7 +26,7 @@ import extras
 import report
 from workloads import TEXT, WORKLOADS, make_data
 
-EXTRAS = ["predict", "threads", "memory", "text", "layers"]
+EXTRAS = ["predict", "threads", "memory", "text", "layers", "two-threads"]
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -176,6 +176,13 @@ def run_extras(args, use_torch, tables, payload):
                                          args.solvers, args.repeats, use_torch)
         _emit(tables, report.layers_table(result))
         payload["layers"] = result
+    if "two-threads" in args.only:
+        names = ["mnist", "deep", "wide"]
+        workloads = [WORKLOADS[n].shrunk(10) if args.quick else WORKLOADS[n] for n in names]
+        result = extras.one_fit_two_threads_benchmark(
+            workloads, classifiers, args.dtype, args.solvers[0], args.repeats, use_torch)
+        _emit(tables, report.one_fit_two_threads_table(result))
+        payload["two_threads"] = result
 
 
 def _emit(tables, text):
