@@ -24,6 +24,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._network import glorot_uniform, unpack
+from torch_layers import linear_from
 
 RTOL = 1e-9
 N = 60
@@ -69,10 +70,7 @@ def _torch_run(units, activation, X, y, loss, steps, optimizer, lr, alpha=0.0,
            "logistic": torch.nn.Sigmoid,
            "leaky_relu": lambda: torch.nn.LeakyReLU(0.01)}[activation]
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
-        linear = torch.nn.Linear(*coef.shape, dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(coef.T.copy()))
-            linear.bias.copy_(torch.from_numpy(intercept.copy()))
+        linear = linear_from(torch, coef, intercept)
         layers.append(linear)
         if l < len(coefs) - 1:
             layers.append(act())

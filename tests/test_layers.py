@@ -19,6 +19,7 @@ from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel as K
 
 import reference as ref
+from torch_layers import linear_from
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 DTYPES = [np.float32, np.float64]
@@ -252,7 +253,7 @@ def test_network_rejects_bad_dropout_rates(dropout):
 # Against PyTorch
 # ---------------------------------------------------------------------------
 
-def _torch_batch_norm_run(model_params, X, y, steps, lr, activation, dropout_masks=None):
+def _torch_batch_norm_run(model_params, X, y, steps, lr, activation):
     """PyTorch's Linear -> BatchNorm1d -> activation stack from the same
     starting weights, trained by full-batch SGD (no momentum) on 0.5 sum of
     squared errors / n; returns its state and eval-mode predictions."""
@@ -263,10 +264,7 @@ def _torch_batch_norm_run(model_params, X, y, steps, lr, activation, dropout_mas
     act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
     linears, norms, layers = [], [], []
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
-        linear = torch.nn.Linear(*coef.shape, dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(coef.T.copy()))
-            linear.bias.copy_(torch.from_numpy(intercept.copy()))
+        linear = linear_from(torch, coef, intercept)
         linears.append(linear)
         layers.append(linear)
         if l < len(coefs) - 1:
