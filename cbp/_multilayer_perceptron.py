@@ -960,7 +960,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
             0.0, X_val.shape[0], scipy.sparse.issparse(X_val),
-            batch_norm=bool(self.batch_norm), **self._loss_parameters(),
+            batch_norm=bool(self.batch_norm), training=False, **self._loss_parameters(),
         )
         data = _kernel.Data(X_val, Y_val, sample_weight_val)
         work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)

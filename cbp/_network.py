@@ -46,13 +46,16 @@ def chunk_rows(units, n_rows, gathered_input):
 
 
 def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input,
-                 batch_norm=False, dropout=None, dropout_seed=0, **loss_parameters):
+                 batch_norm=False, dropout=None, dropout_seed=0, training=True,
+                 **loss_parameters):
     """The kernel's description of a network trained with ``loss`` on
     batches of up to n_rows rows (see _kernel.Network); out_activation must
     be the loss's (the kernel checks); loss_parameters: e.g. huber_delta,
-    batch_norm_momentum. With batch_norm a batch is never split into chunks:
-    its statistics are the whole batch's."""
-    rows = (int(n_rows) if batch_norm
+    batch_norm_momentum. With batch_norm a training batch is never split into
+    chunks: its statistics are the whole batch's (``training=False``: a
+    network only evaluated, e.g. for the validation loss, whose rows are
+    normalised by the running statistics and can go in chunks)."""
+    rows = (int(n_rows) if batch_norm and training
             else chunk_rows(units, n_rows, gathered_input=not sparse_input))
     return _kernel.Network(
         units,

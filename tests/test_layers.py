@@ -565,3 +565,20 @@ def test_validation_loss_and_early_stopping_use_the_running_statistics():
     expected = ref.weighted_loss_sum("log_loss", out, np.eye(3)[y[240:]]) / 60
     assert_allclose(model.validation_loss_curve_[-1], expected, rtol=1e-10)
     assert model.validation_scores_[-1] == model.score(X[240:], y[240:])
+
+
+def test_validation_loss_of_many_rows_goes_in_chunks_with_batch_norm():
+    """Evaluation mode normalises each row by the running statistics, so a
+    large validation set goes through in chunks, as without batch_norm."""
+    X, y = make_classification(1800, 10, n_informative=6, n_classes=3, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    model = _fit(MLPClassifier((256,), batch_norm=True, max_iter=2, random_state=0),
+                 X[:300], y[:300], X_val=X[300:], y_val=y[300:])
+    out = ref.forward_layers(X[300:], model._units, model._params(), "relu", "softmax",
+                             training=False)["activations"][-1]
+    expected = ref.weighted_loss_sum("log_loss", out, np.eye(3)[y[300:]]) / 1500
+    assert_allclose(model.validation_loss_curve_[-1], expected, rtol=1e-10)
+    from cbp._network import make_network
+    net = make_network(model._units, "relu", "log_loss", "softmax", 0.0, 1500, False,
+                       batch_norm=True, training=False)
+    assert net.chunk_rows < 1500
