@@ -58,7 +58,7 @@ from _backprop cimport (chunk_gradient, chunk_loss, scale_gradient,
 from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
                       LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER)
-from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
+from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH, cbp_prefetch
 from _optimizers cimport (OptimizerSpec, update, sgd_update, adam_update, SGD,
                           ADAM, RMSPROP)
 
@@ -699,6 +699,23 @@ cdef inline double _weight_sum(const floating *sw, const Py_ssize_t *row_ids,
     return total
 
 
+# The gather of shuffled dense rows fetches the row this many rows ahead of
+# the one it copies: the rows are scattered over X, each a wait on memory
+# otherwise. Measured on mnist's 60000 x 784 float32 sgd epoch (kernel
+# alone, one thread): 263.6 ms without, 258.8 / 257.2 / 257.5 / 266.3 ms
+# fetching 1 / 2 / 4 / 8 rows ahead.
+cdef enum:
+    _GATHER_AHEAD = 2
+
+
+cdef inline void _prefetch_row(const void *row, Py_ssize_t n_bytes) noexcept nogil:
+    cdef Py_ssize_t offset = 0
+    cdef const char *start = <const char *> row
+    while offset < n_bytes:
+        cbp_prefetch(start + offset)
+        offset += 64
+
+
 cdef inline void _make_chunk(const NetSpec *net, const Rows *data,
                              const Py_ssize_t *row_ids, Py_ssize_t first,
                              Py_ssize_t n_rows, floating *work,
@@ -728,6 +745,9 @@ cdef inline void _make_chunk(const NetSpec *net, const Rows *data,
         for r in range(n_rows):
             i = row_ids[r]
             if not data.sparse:
+                if r + _GATHER_AHEAD < n_rows:
+                    # rows are scattered over X: fetch one a few rows ahead
+                    _prefetch_row(X + row_ids[r + _GATHER_AHEAD] * d, d * sizeof(floating))
                 memcpy(x_buffer + r * d, X + i * d, d * sizeof(floating))
             if not data.y_bytes and k > 0:
                 memcpy(y_buffer + r * k, Y + i * k, k * sizeof(floating))
