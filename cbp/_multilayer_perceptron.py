@@ -243,7 +243,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         coefs, intercepts = unpack(params, list(units))
         batch_norm = unpack_batch_norm(params, list(units))
         attributes = dict(
-            _packed=(params, as_units(units),
+            # (units as a tuple: the key of the cached one-sample network)
+            _packed=(params, tuple(int(u) for u in units),
                      tuple(coefs + intercepts + batch_norm_arrays(batch_norm)),
                      batch_norm is not None),
             coefs_=coefs,

@@ -77,14 +77,15 @@ def prediction_network(units, activation, out_activation, n_rows, sparse_input,
     """The kernel's description of a network that predicts for n_rows rows
     (evaluation mode: batch normalisation by the running statistics).
 
-    units: an intp array. Networks are immutable, so those for small batches
+    units: an intp array, or a tuple of ints (the cache's key as it is).
+    Networks are immutable, so those for small batches
     (one-sample prediction above all) are cached and shared between calls,
     models and threads.
     """
     if n_rows <= _CACHED_PREDICTION_ROWS:
         return _small_prediction_network(
-            tuple(units.tolist()), activation, out_activation, n_rows, sparse_input,
-            batch_norm,
+            units if type(units) is tuple else tuple(units.tolist()), activation,
+            out_activation, n_rows, sparse_input, batch_norm,
         )
     return _prediction_network(units, activation, out_activation, n_rows, sparse_input,
                                batch_norm)
