@@ -582,3 +582,22 @@ def test_validation_loss_of_many_rows_goes_in_chunks_with_batch_norm():
     net = make_network(model._units, "relu", "log_loss", "softmax", 0.0, 1500, False,
                        batch_norm=True, training=False)
     assert net.chunk_rows < 1500
+
+
+def test_the_readme_digits_example_runs_and_learns(capsys):
+    """docs/batch_norm_dropout.py, whose figures the README gives, on one
+    train/test split."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "batch_norm_dropout.py"
+    spec = importlib.util.spec_from_file_location("cbp_digits_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(splits=1)
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "±" in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == list(example.OPTIONS)
+    for row in rows:
+        accuracy = float(row.split(" | ")[1].split(" ± ")[0])
+        assert accuracy > 0.95, row
