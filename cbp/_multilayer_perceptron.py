@@ -401,7 +401,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         X_given, y_given = X, y  # (what callbacks score on)
         # Dense X for the stochastic solvers is checked for NaN and infinity
         # by the kernel as it reads the first epoch's rows, not in a pass of
-        # its own (about 16 ms of every partial_fit on 60000 x 784)
+        # its own (8 ms of every partial_fit on 60000 x 784 float32 here)
         finite_in_kernel = (self.solver in _STOCHASTIC_SOLVERS
                             and not scipy.sparse.issparse(X))
         X, y = self._validate_input(X, y, incremental, reset=first_pass,
@@ -564,9 +564,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _check_combinations(self):
         """Parameters that are valid alone but not together."""
-        if self.solver == "lbfgs" and (
-            not isinstance(self.dropout, Real) or self.dropout != 0
-        ) and any(self._dropout_rates(len(self._hidden_sizes()))):
+        if self.solver == "lbfgs" and any(self._dropout_rates(len(self._hidden_sizes()))):
             raise ValueError(
                 "dropout makes the loss random, and L-BFGS's line search needs a "
                 "deterministic one: use solver='sgd', 'adam' or 'rmsprop' with "
