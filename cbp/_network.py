@@ -36,6 +36,11 @@ _CHUNK_VALUES = 1 << 16
 _MIN_CHUNK_ROWS = 512
 
 
+# torch.nn.BatchNorm1d's defaults, which cbp's batch normalisation follows
+BATCH_NORM_EPS = 1e-5
+BATCH_NORM_MOMENTUM = 0.1
+
+
 def chunk_rows(units, n_rows, gathered_input):
     """Rows per chunk for batches of n_rows rows: at most _CHUNK_VALUES values
     of activations, and of input rows when those are gathered (shuffled
@@ -57,6 +62,7 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
     normalised by the running statistics and can go in chunks)."""
     rows = (int(n_rows) if batch_norm and training
             else chunk_rows(units, n_rows, gathered_input=not sparse_input))
+    loss_parameters.setdefault("batch_norm_momentum", BATCH_NORM_MOMENTUM)
     return _kernel.Network(
         units,
         activation,
@@ -66,6 +72,7 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
         max(rows, 1),
         output=out_activation,
         batch_norm=batch_norm,
+        batch_norm_eps=BATCH_NORM_EPS,
         dropout=dropout,
         dropout_seed=dropout_seed,
         **loss_parameters,
@@ -102,6 +109,7 @@ def _prediction_network(units, activation, out_activation, n_rows, sparse_input,
         chunk_rows(units, n_rows, gathered_input=False),
         output=out_activation,
         batch_norm=batch_norm,
+        batch_norm_eps=BATCH_NORM_EPS,
     )
 
 
@@ -185,11 +193,6 @@ def unpack_batch_norm(params, units):
             parts[name].append(params[start:start + width])
             start += width
     return parts
-
-
-# torch.nn.BatchNorm1d's defaults, which cbp's batch normalisation follows
-BATCH_NORM_EPS = 1e-5
-BATCH_NORM_MOMENTUM = 0.1
 
 
 def initial_batch_norm(units, dtype):
