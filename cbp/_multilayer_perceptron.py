@@ -315,7 +315,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # if every value is finite -- which the kernel checks as it reads;
             # otherwise validate_data raises its own error.
             out = predict_raw(X, params, units, self.activation, self.out_activation_,
-                              batch_norm, check_finite=True)
+                              batch_norm, check_finite=True, sparse_input=False)
             if out is not None:
                 return out
         if check_input:

@@ -283,13 +283,14 @@ def glorot_uniform(units, activation, random_state, dtype):
 
 
 def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
-                check_finite=False):
+                check_finite=False, sparse_input=None):
     """The network's output for X (n, units[0]), as (n, units[-1]).
 
     X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array;
     params: the flat vector (with batch normalisation's values, if any:
     ``batch_norm``, found from its length when None). With check_finite,
     None if X holds a NaN or an infinity (the kernel looks as it reads).
+    sparse_input: whether X is CSR, found out when None.
     """
     n = X.shape[0]
     out = np.empty((n, units[-1]), dtype=params.dtype)
@@ -297,8 +298,10 @@ def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
         return out
     if batch_norm is None:
         batch_norm = has_batch_norm(params, units)
-    net = prediction_network(units, activation, out_activation, n,
-                             scipy.sparse.issparse(X), batch_norm)
+    if sparse_input is None:
+        sparse_input = scipy.sparse.issparse(X)
+    net = prediction_network(units, activation, out_activation, n, sparse_input,
+                             batch_norm)
     work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype)
     if not _kernel.forward(net, _kernel.Data(X), params, out, work, check_finite):
         return None
