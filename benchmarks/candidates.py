@@ -116,6 +116,24 @@ class TorchCandidate:
         return labels
 
 
+class NumpyForward:
+    """A plain NumPy forward pass with a fitted cbp classifier's weights (ReLU
+    hidden layers): what one would write by hand, for prediction latency."""
+
+    def __init__(self, model):
+        self.coefs = [c.copy() for c in model.coefs_]
+        self.intercepts = [b.copy() for b in model.intercepts_]
+        self.classes = model.classes_
+
+    def predict(self, X):
+        a = X
+        for coef, intercept in zip(self.coefs[:-1], self.intercepts[:-1]):
+            a = a @ coef + intercept
+            np.maximum(a, 0, out=a)
+        out = a @ self.coefs[-1] + self.intercepts[-1]
+        return self.classes[out.argmax(axis=1)]
+
+
 def _torch_mlp(workload, batch_norm=False, dropout=0.0):
     """nn.Sequential of Linear + activation (Linear + BatchNorm1d +
     activation + Dropout with those options), with a linear output layer.

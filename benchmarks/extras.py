@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from candidates import (
     GemmBound,
+    NumpyForward,
     SklearnAPICandidate,
     TorchCandidate,
     interleaved_times,
@@ -38,6 +39,8 @@ def predict_benchmark(workload, estimators, dtype, use_torch, n_calls, n_batch, 
         models["torch"] = TorchCandidate(workload, "sgd", X, y, dtype)
     for model in models.values():
         model.epoch()
+    # a plain NumPy forward pass with cbp's weights, the bar for one sample
+    models["NumPy forward pass"] = NumpyForward(models["cbp"].model)
     del X, y
 
     X_test, y_test = make_data(workload, n_samples=n_batch, dtype=dtype, seed=1)
