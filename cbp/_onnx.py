@@ -14,8 +14,8 @@ hook's lookup of one module name.
 
 The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
 per layer), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
-alpha=0.01), batch normalisation (evaluation mode: Sub, Mul, Mul, Add by the
-running statistics, gamma and beta), dropout (the identity at prediction) and the
+alpha=0.01), batch normalisation (ONNX's BatchNormalization with the running
+statistics: evaluation mode), dropout (the identity at prediction) and the
 'exp' output of ``MLPRegressor(loss='poisson')``, and
 fixed for multi-output regressors and multilabel classifiers. It computes in
 the input's precision: double for a DoubleTensorType input, float otherwise.
@@ -206,25 +206,21 @@ def _constant(scope, container, name, proto_dtype, np_dtype, value):
 
 
 def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
-    """Hidden layer k's batch normalisation in evaluation mode, as the kernel
-    computes it (src/_layers.pxd): gamma * ((z - running_mean) * inv_std) +
-    beta, inv_std = 1 / sqrt(running_var + eps) in the graph's precision."""
+    """Hidden layer k's batch normalisation in evaluation mode: ONNX's
+    BatchNormalization with the running statistics, gamma and beta
+    (gamma (z - running_mean) / sqrt(running_var + eps) + beta)."""
     from ._network import BATCH_NORM_EPS
 
-    one, eps = np_dtype(1), np_dtype(BATCH_NORM_EPS)
-    running_var = np.asarray(batch_norm["running_vars"][k], dtype=np_dtype)
-    inv_std = one / np.sqrt(running_var + eps)
-    steps = [("Sub", "running_mean", batch_norm["running_means"][k]),
-             ("Mul", "inv_std", inv_std),
-             ("Mul", "gamma", batch_norm["gammas"][k]),
-             ("Add", "beta", batch_norm["betas"][k])]
-    for op, name, value in steps:
-        const = _constant(scope, container, f"batch_norm{k}_{name}", proto_dtype, np_dtype,
-                          np.reshape(value, (1, -1)))
-        out = scope.get_unique_variable_name(f"batch_norm{k}_{op.lower()}")
-        container.add_node(op, [z, const], out, name=scope.get_unique_operator_name(op))
-        z = out
-    return z
+    inputs = [z] + [
+        _constant(scope, container, f"batch_norm{k}_{name}", proto_dtype, np_dtype,
+                  batch_norm[part][k])
+        for name, part in (("scale", "gammas"), ("bias", "betas"),
+                           ("mean", "running_means"), ("var", "running_vars"))
+    ]
+    out = scope.get_unique_variable_name(f"batch_norm{k}")
+    container.add_node("BatchNormalization", inputs, out, epsilon=BATCH_NORM_EPS,
+                       name=scope.get_unique_operator_name("BatchNormalization"))
+    return out
 
 
 def _leaky_relu_double(scope, container, z):
