@@ -43,6 +43,7 @@ from ._sklearn_compat import (
     validate_data,
 )
 from ._network import (
+    BATCH_NORM_PARTS,
     as_units,
     check_fits_in_memory,
     batch_norm_arrays,
@@ -192,8 +193,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         state = self.__dict__
         if "batch_norm_gammas_" not in state:
             return None
-        return {name: state["batch_norm_" + name + "_"]
-                for name in ("gammas", "betas", "running_means", "running_vars")}
+        return {name: state["batch_norm_" + name + "_"] for name in BATCH_NORM_PARTS}
 
     def _packed_or_none(self, dtype=None):
         """(params, units, batch_norm) if coefs_, intercepts_ (and the
@@ -599,7 +599,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if self.batch_norm:
             params = pack(*unpack(params, layer_units), dtype,
                           initial_batch_norm(layer_units, dtype))
-        for name in ("gammas", "betas", "running_means", "running_vars"):
+        for name in BATCH_NORM_PARTS:
             self.__dict__.pop("batch_norm_" + name + "_", None)
         # (a new model: a new dropout stream, drawn when dropout first trains it)
         self.__dict__.pop("_dropout_seed", None)
@@ -623,11 +623,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
-    def _network(self, layer_units, n_rows, sparse_input, training=True, **options):
-        """The kernel's description of this network, for batches of n_rows;
-        with ``training``, its dropout (whose stream it continues)."""
-        rates, seed = (self._dropout_key(len(layer_units) - 2) if training
-                       else (None, 0))
+    def _network(self, layer_units, n_rows, sparse_input, **options):
+        """The kernel's description of this network for training on batches
+        of n_rows, with its dropout (whose stream it continues)."""
+        rates, seed = self._dropout_key(len(layer_units) - 2)
         net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
             self.alpha, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
@@ -1611,8 +1610,8 @@ def _restored_on_error(estimator):
     # the constructor parameters, and scikit-learn's callback bookkeeping
     # (the callbacks, their contexts: callback_management_context ends them)
     kept = _param_names(type(estimator)) | _CALLBACK_KEYS
-    views = {"coefs_", "intercepts_", "_packed", "batch_norm_gammas_",
-             "batch_norm_betas_", "batch_norm_running_means_", "batch_norm_running_vars_"}
+    views = {"coefs_", "intercepts_", "_packed",
+             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS)}
     state = estimator.__dict__
     fitted = "coefs_" in state
     if fitted:

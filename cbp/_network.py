@@ -156,7 +156,9 @@ def as_units(units):
     return np.ascontiguousarray(units, dtype=np.intp)
 
 
-_BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
+# The four per-hidden-layer arrays of batch normalisation, in the order the
+# flat vector holds them (and the estimator names them: batch_norm_<part>_)
+BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
 
 
 def n_weights(units):
@@ -187,7 +189,7 @@ def unpack_batch_norm(params, units):
     hidden = [int(u) for u in units[1:-1]]
     start = n_weights(units)
     parts = {}
-    for name in _BATCH_NORM_PARTS:
+    for name in BATCH_NORM_PARTS:
         parts[name] = []
         for width in hidden:
             parts[name].append(params[start:start + width])
@@ -198,11 +200,11 @@ def unpack_batch_norm(params, units):
 def initial_batch_norm(units, dtype):
     """Batch normalisation's starting values, as torch.nn.BatchNorm1d's:
     gamma 1, beta 0, running mean 0, running variance 1."""
-    hidden = [np.full(int(u), 1.0, dtype=dtype) for u in units[1:-1]]
-    return {"gammas": [h.copy() for h in hidden],
-            "betas": [np.zeros_like(h) for h in hidden],
-            "running_means": [np.zeros_like(h) for h in hidden],
-            "running_vars": [h.copy() for h in hidden]}
+    hidden = [int(u) for u in units[1:-1]]
+    start = {"gammas": np.ones, "betas": np.zeros, "running_means": np.zeros,
+             "running_vars": np.ones}
+    return {name: [start[name](u, dtype=dtype) for u in hidden]
+            for name in BATCH_NORM_PARTS}
 
 
 def unpack(params, units):
@@ -221,17 +223,15 @@ def unpack(params, units):
 def pack(coefs, intercepts, dtype, batch_norm=None):
     """A new flat parameter vector of ``dtype`` holding coefs and intercepts
     (and batch normalisation's values: a dict as unpack_batch_norm's)."""
-    arrays = [np.ravel(c) for c in coefs] + [np.ravel(b) for b in intercepts]
-    if batch_norm is not None:
-        arrays += [np.ravel(v) for name in _BATCH_NORM_PARTS for v in batch_norm[name]]
-    return np.concatenate(arrays).astype(dtype, copy=False)
+    arrays = list(coefs) + list(intercepts) + batch_norm_arrays(batch_norm)
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(dtype, copy=False)
 
 
 def batch_norm_arrays(batch_norm):
     """The arrays of a dict as unpack_batch_norm's, in the vector's order."""
     if batch_norm is None:
         return []
-    return [v for name in _BATCH_NORM_PARTS for v in batch_norm[name]]
+    return [v for name in BATCH_NORM_PARTS for v in batch_norm[name]]
 
 
 def is_packed(params, views, coefs, intercepts, batch_norm=None):
@@ -244,9 +244,10 @@ def is_packed(params, views, coefs, intercepts, batch_norm=None):
     """
     if params is None or coefs is None or intercepts is None:
         return False
+    # (a plain loop: this runs on every predict, and builds no list)
     groups = [coefs, intercepts]
     if batch_norm is not None:
-        groups += [batch_norm[name] for name in _BATCH_NORM_PARTS]
+        groups += [batch_norm[name] for name in BATCH_NORM_PARTS]
     i, n = 0, len(views)
     for group in groups:
         for array in group:

@@ -267,10 +267,9 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
     hidden_op, hidden_attrs = _HIDDEN_OPS[model.activation]
     last = model.n_layers_ - 2
     # dropout is the identity at prediction; batch normalisation normalises
-    # by the running statistics, spelt out as cbp computes it
+    # by the running statistics (_batch_norm)
     batch_norm = model._fitted_batch_norm()
-    coefs, intercepts = model.coefs_, model.intercepts_
-    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         w = _constant(scope, container, f"coefficient{i}", proto_dtype, np_dtype, coef)
         b = _constant(
             scope, container, f"intercepts{i}", proto_dtype, np_dtype,

@@ -30,6 +30,7 @@ import zlib
 import numpy as np
 
 from ._dispatch import kernel as _kernel
+from ._network import BATCH_NORM_PARTS
 
 FORMAT_VERSION = 1
 
@@ -49,7 +50,6 @@ _SCALAR_ATTRS = {
     "_dropout_seed": int,
     "_dropout_stream": int,
 }
-_BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
 # The optimizer state saved per solver (everything else is set by the parameters)
 _OPTIMIZER_STATE = {
     "sgd": ("velocities", "learning_rate"),
@@ -84,7 +84,7 @@ def save(model, path):
         arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
         arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
     batch_norm = model._fitted_batch_norm()
-    for part in _BATCH_NORM_PARTS if batch_norm is not None else ():
+    for part in BATCH_NORM_PARTS if batch_norm is not None else ():
         for k, value in enumerate(batch_norm[part]):
             arrays[f"batch_norm_{part}_/{k}"] = np.ascontiguousarray(value)
     for name in _SCALAR_ATTRS:
@@ -280,7 +280,7 @@ def _build(arrays):
     batch_norm = None
     if any(key.startswith("batch_norm_") for key in arrays):
         batch_norm = {}
-        for part in _BATCH_NORM_PARTS:
+        for part in BATCH_NORM_PARTS:
             keys = [f"batch_norm_{part}_/{k}" for k in range(len(hidden))]
             _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
             batch_norm[part] = [arrays[key] for key in keys]
@@ -290,7 +290,7 @@ def _build(arrays):
                 _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
         _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
                  "negative running variances")
-        expected = {f"batch_norm_{part}_/{k}" for part in _BATCH_NORM_PARTS
+        expected = {f"batch_norm_{part}_/{k}" for part in BATCH_NORM_PARTS
                     for k in range(len(hidden))}
         _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
                  "batch normalisation entries are numbered wrongly")
@@ -390,15 +390,12 @@ def _load_optimizer(arrays, model, dtype):
     missing = sorted(set(expected) - set(state))
     _require(not missing, f"missing optimizer state {missing}")
 
-    from ._network import n_trained
-
-    params = model._params()
-    optimizer = model._make_optimizer(params)
-    params = params[:n_trained(params, model._units)]  # (what the state follows)
+    optimizer = model._make_optimizer(model._params())
     for name in expected:
         value = state[name]
         if name in ("velocities", "ms", "vs"):
-            _require(value.shape == params.shape and value.dtype == dtype,
+            # (the new optimizer's own vector: the trained values' length)
+            _require(value.shape == getattr(optimizer, name).shape and value.dtype == dtype,
                      f"optimizer state {name!r} does not match the weights")
             _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
             setattr(optimizer, name, np.array(value))

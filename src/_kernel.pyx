@@ -343,31 +343,6 @@ cdef class Network:
         return self.spec.n_values
 
     @property
-    def batch_norm(self):
-        return bool(self.spec.batch_norm)
-
-    @property
-    def batch_norm_momentum(self):
-        return self.spec.batch_norm_momentum
-
-    @property
-    def dropout_seed(self):
-        return self.spec.dropout_seed
-
-    def batch_norm_slices(self):
-        """{'gammas', 'betas', 'running_means', 'running_vars'}: a list of
-        slices of params per hidden layer, or None without batch_norm."""
-        cdef Py_ssize_t k, part
-        if not self.spec.batch_norm:
-            return None
-        L = self.spec.n_layers
-        names = ("gammas", "betas", "running_means", "running_vars")
-        return {name: [slice(self.spec.gamma_offset[part * L + k],
-                             self.spec.gamma_offset[part * L + k] + self.units[k + 1])
-                       for k in range(L - 1)]
-                for part, name in enumerate(names)}
-
-    @property
     def alpha(self):
         return self.spec.alpha
 
