@@ -5,13 +5,14 @@
    (n_jobs=2); BLAS pinned to one thread per fit. Wall times, in one run.
 2. Out of core: dask-ml's Incremental trains cbp over a Parquet dataset,
    2 epochs, with the README's recipe (row counts from the Parquet metadata,
-   dask's synchronous scheduler, pyarrow's system memory pool) and without it;
+   dask's synchronous scheduler, pyarrow's system memory pool, a fixed glibc
+   mmap threshold) and without it;
    the peak resident memory of each (a fresh process, after a warm-up on one
    small file) over 2 and over 8 blocks.
 
 Measured (AMD EPYC Zen 5, 2 vCPUs; blocks of 77 MiB): the recipe peaks at
-544 MiB over 2 blocks and 545 MiB over 8 (about 7 blocks' worth whatever the
-dataset's size); without it 1305 and 1432 MiB.
+355 MiB over 2 blocks and 356 MiB over 8 (about 4.6 blocks' worth whatever
+the dataset's size); without it 1290 and 1319 MiB.
 """
 
 import os
@@ -96,10 +97,18 @@ def out_of_core_peak(path, n_files, how, epochs=2):
     trains over the first n_files blocks of path, and its training accuracy.
 
     how: "recipe" (the README's) or "naive" (to_dask_array(lengths=True),
-    dask's threaded scheduler, pyarrow's default memory pool)."""
+    dask's threaded scheduler, pyarrow's default memory pool, glibc's
+    default malloc settings)."""
+    env = dict(os.environ)
+    if how == "recipe":
+        # glibc returns every buffer of 64 KiB or more to the system when it
+        # is freed; by default it raises that threshold as it goes, and then
+        # keeps a block's buffers in its heap at times (peaks of 47 or 55-63
+        # MiB, from run to run, over the same 16 blocks of 7.7 MiB)
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     out = subprocess.run([sys.executable, "-c", OUT_OF_CORE, path, str(epochs), how,
                           str(n_files)],
-                         capture_output=True, text=True, cwd=tempfile.gettempdir())
+                         capture_output=True, text=True, cwd=tempfile.gettempdir(), env=env)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     peak, score = out.stdout.split()[-2:]

@@ -199,7 +199,8 @@ def _scaling_benchmark():
 
 def test_out_of_core_memory_does_not_grow_with_the_number_of_blocks(tmp_path):
     """The README's recipe (row counts from the Parquet metadata, dask's
-    synchronous scheduler, pyarrow's system memory pool) trains 2 epochs over
+    synchronous scheduler, pyarrow's system memory pool, a fixed glibc mmap
+    threshold) trains 2 epochs over
     16 blocks with the same peak memory as over 2 blocks: a few blocks' worth,
     not the dataset. (Measured in a fresh process: Linux's VmHWM.)"""
     for module in ("pyarrow", "dask.dataframe", "dask_ml", "pandas"):
