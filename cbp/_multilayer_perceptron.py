@@ -60,6 +60,7 @@ from ._network import (
 )
 from ._callbacks import FitTasks, snapshot
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
+from ._threads import blas_limit, openmp_threads
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam", "rmsprop"]
 
@@ -115,6 +116,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         "weight_tol": [None, Interval(Real, 0, None, closed="neither")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "batch_norm": ["boolean"],
+        "block_rows": [None, Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -147,6 +149,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
+        block_rows=None,
     ):
         self.activation = activation
         self.solver = solver
@@ -176,6 +179,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.weight_tol = weight_tol
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.block_rows = block_rows
 
     # ------------------------------------------------------------------
     # The flat parameter vector behind coefs_ and intercepts_
@@ -393,7 +397,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
-        self._check_combinations()
+        self._check_combinations(X)
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -562,8 +566,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             self._dropout_stream = 0
         return rates, self._dropout_seed
 
-    def _check_combinations(self):
-        """Parameters that are valid alone but not together."""
+    def _check_combinations(self, X):
+        """Parameters that are valid alone (or with input X) but not together."""
+        if self.block_rows is not None and self.solver in _STOCHASTIC_SOLVERS:
+            if self.batch_norm:
+                raise ValueError(
+                    "block_rows splits each batch into blocks computed apart, and "
+                    "batch_norm needs the statistics of the whole batch: use one "
+                    "or the other."
+                )
+            if scipy.sparse.issparse(X):
+                raise ValueError(
+                    "block_rows is for dense X: with sparse X the first layer is "
+                    "trained from the non-zeros of each batch, in one piece. Use "
+                    "block_rows=None, or pass X.toarray()."
+                )
         if self.solver == "lbfgs" and any(self._dropout_rates(len(self._hidden_sizes()))):
             raise ValueError(
                 "dropout makes the loss random, and L-BFGS's line search needs a "
@@ -625,7 +642,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _network(self, layer_units, n_rows, sparse_input, **options):
         """The kernel's description of this network for training on batches
-        of n_rows, with its dropout (whose stream it continues)."""
+        of n_rows, with its dropout (whose stream it continues); options: of
+        make_network (e.g. block_rows)."""
         rates, seed = self._dropout_key(len(layer_units) - 2)
         net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
@@ -801,7 +819,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             )
         batch_size = self._batch_size(n_samples)
 
-        net = self._network(layer_units, batch_size, scipy.sparse.issparse(X_train))
+        net = self._network(layer_units, batch_size, scipy.sparse.issparse(X_train),
+                            block_rows=self.block_rows or 0)
+        # with blocks, their threads: OpenMP's, BLAS on one inside them
+        n_threads = openmp_threads() if self.block_rows else 1
         # (uint8 Y_train: a classifier's 0/1 targets, converted per batch)
         data = _kernel.Data(X_train, Y_train, sample_weight_train)
         grads = np.empty(net.n_params, dtype=params.dtype)
@@ -828,10 +849,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 if tasks is not None:
                     tasks.begin_subtask()
                 try:
-                    accumulated_loss = _kernel.train_epoch(
-                        net, optimizer.compiled, data, order, batch_size, params, grads,
-                        work, check_finite and it == 0,
-                    )
+                    with blas_limit(1 if self.block_rows else None):
+                        accumulated_loss = _kernel.train_epoch(
+                            net, optimizer.compiled, data, order, batch_size, params,
+                            grads, work, check_finite and it == 0, n_threads,
+                        )
                 except _kernel.NonFiniteInput:
                     # scikit-learn's own error (the caller restores the model)
                     self._raise_if_not_finite(X_train)
@@ -1068,6 +1090,24 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         than ``weight_tol`` (the largest absolute change over all parameters);
         beside ``tol``/``n_iter_no_change``, for the stochastic solvers.
         (cbp addition)
+    dropout : float in [0, 1) or array-like of those, default=0.0
+        Inverted dropout on the hidden activations in training: one rate for
+        every hidden layer, or one per hidden layer (sgd, adam, rmsprop;
+        0 changes nothing). (cbp addition)
+    batch_norm : bool, default=False
+        Normalise every hidden layer's z by its batch statistics before the
+        activation, as ``torch.nn.BatchNorm1d`` (momentum 0.1, eps 1e-5);
+        prediction uses the running statistics. (cbp addition)
+    block_rows : int >= 1 or None, default=None
+        Every core for one fit (sgd, adam, rmsprop; dense input, no
+        batch_norm): each mini-batch is split into fixed blocks of this many
+        rows, whose gradients are computed in parallel on OpenMP threads
+        (``OMP_NUM_THREADS``, or threadpoolctl's limit on "openmp") and summed
+        in block order, with BLAS on one thread. The result is the same for
+        any number of threads, and differs from None's by rounding only.
+        None: a batch in one piece, scikit-learn's arithmetic (the threads
+        are BLAS's own). A block of ``batch_size / n_threads`` rows suits
+        most networks (README, "Threads"). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -1146,6 +1186,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
+        block_rows=None,
         class_weight=None,
     ):
         super().__init__(
@@ -1177,6 +1218,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             weight_tol=weight_tol,
             dropout=dropout,
             batch_norm=batch_norm,
+            block_rows=block_rows,
         )
         self.class_weight = class_weight
 
@@ -1463,6 +1505,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
+        block_rows=None,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -1494,6 +1537,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             weight_tol=weight_tol,
             dropout=dropout,
             batch_norm=batch_norm,
+            block_rows=block_rows,
         )
         self.huber_delta = huber_delta
 

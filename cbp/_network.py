@@ -52,14 +52,16 @@ def chunk_rows(units, n_rows, gathered_input):
 
 def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input,
                  batch_norm=False, dropout=None, dropout_seed=0, training=True,
-                 **loss_parameters):
+                 block_rows=0, **loss_parameters):
     """The kernel's description of a network trained with ``loss`` on
     batches of up to n_rows rows (see _kernel.Network); out_activation must
     be the loss's (the kernel checks); loss_parameters: e.g. huber_delta,
     batch_norm_momentum. With batch_norm a training batch is never split into
     chunks: its statistics are the whole batch's (``training=False``: a
     network only evaluated, e.g. for the validation loss, whose rows are
-    normalised by the running statistics and can go in chunks)."""
+    normalised by the running statistics and can go in chunks). block_rows >
+    0: training batches in blocks of that many rows, on threads (the
+    kernel's Network)."""
     rows = (int(n_rows) if batch_norm and training
             else chunk_rows(units, n_rows, gathered_input=not sparse_input))
     loss_parameters.setdefault("batch_norm_momentum", BATCH_NORM_MOMENTUM)
@@ -75,6 +77,7 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
         batch_norm_eps=BATCH_NORM_EPS,
         dropout=dropout,
         dropout_seed=dropout_seed,
+        block_rows=block_rows,
         **loss_parameters,
     )
 

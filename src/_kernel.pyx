@@ -42,6 +42,7 @@ range): cbp's Python layer validates them. The objects check dtypes, shapes
 and codes, O(1) per call.
 """
 from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc, free
@@ -59,7 +60,8 @@ from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
                       LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER)
 from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH, cbp_prefetch
-from _optimizers cimport (OptimizerSpec, update, sgd_update, adam_update, SGD,
+from _optimizers cimport (OptimizerSpec, update, update_step, update_tile,
+                          n_tiles, tile_bounds, sgd_update, adam_update, SGD,
                           ADAM, RMSPROP)
 
 cdef extern from *:
@@ -79,6 +81,25 @@ cdef extern from *:
 def cpu_has_avx2_fma():
     """Whether this CPU (and OS) run AVX2 and FMA code: _kernel_avx2 works."""
     return bool(cbp_cpu_has_avx2_fma())
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int cbp_openmp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int cbp_openmp_max_threads(void) { return 1; }
+    #endif
+    """
+    int cbp_openmp_max_threads() nogil
+
+
+def openmp_max_threads():
+    """The OpenMP runtime's thread count for a parallel region started now
+    (OMP_NUM_THREADS, or threadpoolctl's limit on "openmp"); 1 when the
+    kernel was built without OpenMP."""
+    return cbp_openmp_max_threads()
 
 
 # Names the Python package uses, and the codes the loops branch on.
@@ -177,6 +198,13 @@ cdef class Network:
         Each hidden layer's dropout rate in training.
     dropout_seed : int in [0, 2**64)
         The dropout masks' key.
+    block_rows : int >= 0
+        0: train_epoch sums a batch's gradient chunk by chunk, in order. > 0:
+        it splits each batch into fixed blocks of this many rows (the last
+        shorter), computes each block's gradient on its own -- in parallel
+        on train_epoch's n_threads -- and sums them in block order, so that
+        the result does not depend on the number of threads. chunk_rows is
+        then block_rows. Dense input only, no batch normalisation.
 
     Attribute ``stream_position`` (public): the rows trained on so far, the
     dropout stream's position; train_epoch advances it by the epoch's rows.
@@ -192,8 +220,9 @@ cdef class Network:
                   Py_ssize_t chunk_rows=1, *, str output=None,
                   double huber_delta=1.0, bint batch_norm=False,
                   double batch_norm_momentum=0.1, double batch_norm_eps=1e-5,
-                  dropout=None, unsigned long long dropout_seed=0):
-        cdef Py_ssize_t L, l, k, position, M = chunk_rows
+                  dropout=None, unsigned long long dropout_seed=0,
+                  Py_ssize_t block_rows=0):
+        cdef Py_ssize_t L, l, k, position, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
         self.spec.coef_offset = NULL
@@ -209,6 +238,13 @@ cdef class Network:
                 raise ValueError(f"units[{l}] = {units[l]}: every layer needs >= 1 unit")
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if block_rows < 0:
+            raise ValueError(f"block_rows must be >= 1, or 0 (no blocks), got {block_rows}")
+        if block_rows > 0 and (batch_norm or sparse_input):
+            raise ValueError(
+                "block_rows needs dense input and no batch normalisation: "
+                + ("batch statistics are the whole batch's" if batch_norm else
+                   "sparse input trains its first layer from the non-zeros alone"))
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         if not huber_delta > 0:
@@ -236,6 +272,7 @@ cdef class Network:
         self.spec.alpha = alpha
         self.spec.sparse_input = sparse_input
         self.spec.chunk_rows = M
+        self.spec.block_rows = block_rows
         self.spec.small_gemm_work = _small_gemm_work
         if not (0 < batch_norm_momentum <= 1 and batch_norm_eps > 0):
             raise ValueError("batch normalisation needs 0 < momentum <= 1 and eps > 0, "
@@ -353,6 +390,10 @@ cdef class Network:
     @property
     def sparse_input(self):
         return bool(self.spec.sparse_input)
+
+    @property
+    def block_rows(self):
+        return self.spec.block_rows
 
     @property
     def chunk_rows(self):
@@ -766,6 +807,139 @@ cdef inline bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogi
     return bad == 0
 
 
+# --------------------------------------------------------------------------
+# A batch in fixed blocks of rows, on threads (Network's block_rows > 0)
+#
+# Block b holds the batch's rows b * B, ..., min((b + 1) * B, n) - 1 (B =
+# block_rows). Each block's loss and raw gradient are computed on their own
+# -- block 0's into grads, block b's into block_grads[b - 1] -- by whichever
+# thread the static schedule gives it, with that thread's own work; then
+#     grads = ((grads + block_grads[0]) + block_grads[1]) + ...
+# element by element, and the loss is the sum of the block losses in block
+# order. Nothing in that arithmetic depends on the number of threads. BLAS
+# runs single-threaded inside the blocks (the caller limits it, as
+# scikit-learn's k-means does around its own prange).
+# --------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    /* Every thread of the enclosing parallel region waits here for the
+       others (an orphaned barrier): Cython's prange inside a parallel block
+       ends without one ("omp for nowait"). */
+    static inline void cbp_barrier(void) {
+    #ifdef _OPENMP
+        #pragma omp barrier
+    #endif
+    }
+    """
+    void cbp_barrier() noexcept nogil
+
+
+# Blocks of fewer multiply-adds than this run on one thread: a parallel
+# region costs a few microseconds to start and join. Measured with
+# benchmarks/ (README, "Threads").
+cdef double _min_block_work = 2.0 ** 18
+
+
+def set_min_block_work(double work):
+    """Set the work (multiply-adds) per block below which a batch's blocks
+    run on one thread; returns the previous one. For measuring (the result
+    is the same either way). Read by train_epoch when it is called."""
+    global _min_block_work
+    previous = _min_block_work
+    _min_block_work = work
+    return previous
+
+
+cdef inline double _block_gradient(const NetSpec *net, const Rows *rows,
+                                   const Py_ssize_t *batch_ids, Py_ssize_t start,
+                                   Py_ssize_t first, Py_ssize_t n_rows,
+                                   unsigned long long stream_first,
+                                   const floating *params, floating *raw,
+                                   floating *work, bint check_finite,
+                                   int *bad) noexcept nogil:
+    """One block: the batch's rows first, ..., first + n_rows - 1 (the batch
+    starts at row start of the epoch: its rows are batch_ids[...], or start +
+    ...). Returns its weighted loss; out: raw (n_params,) its raw gradient,
+    work its chunk; bad[0] = 1 (and nothing computed) if check_finite finds
+    a NaN or an infinity in its input rows."""
+    cdef Chunk chunk
+    _make_chunk(net, rows, batch_ids + first if batch_ids != NULL else NULL,
+                start + first, n_rows, work, &chunk)
+    chunk.stream_first = stream_first
+    if check_finite and not _all_finite(<const floating *> chunk.X,
+                                        n_rows * rows.n_features):
+        bad[0] = 1
+        return 0.0
+    return chunk_gradient(net, rows, &chunk, params, raw, work, False, False)
+
+
+cdef inline void _add_blocks(floating *grads, const floating *block_grads,
+                             Py_ssize_t n_params, Py_ssize_t n_blocks,
+                             Py_ssize_t tile, Py_ssize_t n_coefs) noexcept nogil:
+    """grads += block_grads[b - 1] for b = 1, ..., n_blocks - 1, in that
+    order, over update_tile's tile number ``tile``."""
+    cdef Py_ssize_t b, i, start, stop
+    cdef const floating *block
+    tile_bounds(tile, n_params, n_coefs, &start, &stop)
+    for b in range(1, n_blocks):
+        block = block_grads + (b - 1) * n_params
+        for i in range(start, stop):
+            grads[i] += block[i]
+
+
+cdef void _train_batch_in_blocks(
+        const NetSpec *net, const OptimizerSpec *opt, const Rows *rows,
+        const Py_ssize_t *batch_ids, Py_ssize_t start, Py_ssize_t n_rows,
+        unsigned long long stream, floating *params, floating *grads,
+        floating *state_1, floating *state_2, floating s, Py_ssize_t t,
+        floating *block_grads, floating *work, Py_ssize_t work_size,
+        double *block_losses, double *tile_norms, int *bad, bint check_finite,
+        int n_threads, double *loss, double *norm) noexcept nogil:
+    """One batch of n_rows rows in blocks (see above): the blocks' gradients,
+    their sum (into grads), and the optimizer's update number t of params
+    and its state -- on n_threads threads, in one parallel region.
+
+    out: loss, the batch's weighted loss; norm, sum_l ||coefs[l]||^2 before
+    the update (as update() returns it); bad (n_blocks,), zero on entry:
+    bad[b] = 1 where block b's input is not finite, and then nothing is
+    updated. Scratch: block_grads (n_blocks - 1) * n_params values, work
+    n_threads * work_size, block_losses (n_blocks,), tile_norms
+    (n_tiles(n_params, n_coefs),).
+    """
+    cdef Py_ssize_t B = net.block_rows, n = net.n_params, n_coefs = net.n_coefs
+    cdef Py_ssize_t n_blocks = (n_rows + B - 1) // B, tiles = n_tiles(n, n_coefs)
+    cdef Py_ssize_t b, k, tile
+    cdef int threads = <int> min(<Py_ssize_t> n_threads, n_blocks), any_bad
+    cdef floating alpha = <floating> net.alpha
+    cdef floating step = <floating> update_step(opt, t)
+    if _work_per_row(net) * B < _min_block_work:
+        threads = 1
+    with parallel(num_threads=threads):
+        for b in prange(n_blocks, schedule="static"):
+            block_losses[b] = _block_gradient(
+                net, rows, batch_ids, start, b * B, min(B, n_rows - b * B),
+                stream + <unsigned long long> (start + b * B), params,
+                grads if b == 0 else block_grads + (b - 1) * n,
+                work + threadid() * work_size, check_finite, bad + b)
+        cbp_barrier()  # every block's gradient is written
+        any_bad = 0
+        for k in range(n_blocks):
+            any_bad = any_bad | bad[k]
+        for tile in prange(tiles, schedule="static"):
+            if not any_bad:
+                _add_blocks(grads, block_grads, n, n_blocks, tile, n_coefs)
+                tile_norms[tile] = update_tile(opt, params, grads, state_1,
+                                               state_2, tile, n, n_coefs, alpha,
+                                               s, step)
+    loss[0] = 0.0
+    for b in range(n_blocks):
+        loss[0] += block_losses[b]
+    norm[0] = 0.0
+    for tile in range(tiles):
+        norm[0] += tile_norms[tile]
+
+
 def forward(Network net, Data data, const floating[::1] params,
             floating[:, ::1] out, floating[::1] work, bint check_finite=False):
     """Prediction: out = the network's output for data's X, chunk_rows rows
@@ -884,7 +1058,7 @@ class NonFiniteInput(ValueError):
 def train_epoch(Network net, Optimizer optimizer, Data data,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size,
                 floating[::1] params, floating[::1] grads, floating[::1] work,
-                bint check_finite=False):
+                bint check_finite=False, int n_threads=1):
     """One epoch of mini-batch training, updating params in place.
 
     The rows are taken in ``order`` (n,) (or 0, 1, ..., n - 1 when order is
@@ -906,6 +1080,10 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     first NaN or infinity, before that chunk is used (the batches before it
     have updated params: the caller puts them back).
 
+    n_threads: with net.block_rows > 0, the threads a batch's blocks run on
+    (the result is the same for any number); the caller keeps BLAS on one
+    thread. Without blocks, ignored.
+
     Returns the sum over batches of (batch loss * batch rows), the batch loss
     as loss_grad defines it, at the parameters before the batch's update.
     """
@@ -925,6 +1103,13 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef floating *state_1
     cdef floating *state_2 = NULL
     cdef floating[::1] state_1_view, state_2_view
+    # with blocks: each thread's work, the blocks' gradients after the first,
+    # their losses and their finiteness flags
+    cdef bint blocks = spec.block_rows > 0
+    cdef Py_ssize_t n_blocks, b
+    cdef floating[::1] thread_work, block_grads
+    cdef double[::1] block_losses, tile_norms
+    cdef int[::1] bad
     data.check(net, floating is double, True)
     optimizer.check(spec.n_params, np.float64 if floating is double else np.float32)
     if grads.shape[0] != spec.n_params:
@@ -946,6 +1131,17 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     if opt.kind == ADAM:
         state_2_view = optimizer.vs
         state_2 = &state_2_view[0]
+    if blocks:
+        if n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        n_blocks = (batch_size + spec.block_rows - 1) // spec.block_rows
+        n_threads = <int> min(<Py_ssize_t> n_threads, n_blocks)
+        dtype = np.float64 if floating is double else np.float32
+        thread_work = np.empty(n_threads * spec.work_size[EPOCH], dtype=dtype)
+        block_grads = np.empty(max(1, (n_blocks - 1) * spec.n_params), dtype=dtype)
+        block_losses = np.empty(n_blocks)
+        tile_norms = np.empty(n_tiles(spec.n_params, spec.n_coefs))
+        bad = np.zeros(n_blocks, dtype=np.intc)
     try:
         with nogil:
             start = 0
@@ -954,6 +1150,30 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                 batch_ids = &order[start] if shuffled else NULL
                 s = _weight_sum(<const floating *> rows.sample_weight, batch_ids,
                                 start, rows_in_batch)
+                if blocks and s > 0:
+                    # the gradient and the update together, on threads
+                    _train_batch_in_blocks(
+                        &spec, &opt, &rows, batch_ids, start, rows_in_batch, stream,
+                        &params[0], &grads[0], state_1, state_2, <floating> s,
+                        t + 1, &block_grads[0], &thread_work[0],
+                        spec.work_size[EPOCH], &block_losses[0], &tile_norms[0],
+                        &bad[0], check_finite, n_threads, &batch_loss, &norm)
+                    for b in range((rows_in_batch + spec.block_rows - 1) // spec.block_rows):
+                        if bad[b]:
+                            finite = False
+                    if not finite:
+                        break
+                    t += 1
+                    batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
+                    total += batch_loss * rows_in_batch
+                    work_since_check += _work_per_row(&spec) * rows_in_batch
+                    if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
+                        work_since_check = 0.0
+                        with gil:
+                            PyErr_CheckSignals()
+                    start += rows_in_batch
+                    continue
+                # the batch chunk by chunk, in order, then the update
                 c = 0
                 batch_loss = 0.0
                 while c < rows_in_batch:

@@ -61,6 +61,9 @@ cdef struct NetSpec:
     bint training                   # batch statistics and dropout masks
     bint update_running             # move the running statistics (epochs)
     Py_ssize_t chunk_rows           # M: rows that go through the layers at once
+    Py_ssize_t block_rows           # 0: a training batch goes through in chunks,
+                                    # in order; else in fixed blocks of this many
+                                    # rows (= M), on threads (_blocks.pxd)
     long long small_gemm_work       # products of at most this m*n*k: loops
     Py_ssize_t *coef_offset         # (L,)     into params
     Py_ssize_t *intercept_offset    # (L,)     into params

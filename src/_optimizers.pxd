@@ -183,6 +183,55 @@ cdef inline double _penalised_range(const OptimizerSpec *opt, floating *params,
     return norm
 
 
+cdef inline double update_step(const OptimizerSpec *opt,
+                               Py_ssize_t t) noexcept nogil:
+    """The step update() passes to the ranges: Adam's -lr_t, else 0."""
+    if opt.kind == ADAM:
+        return -adam_step_size(opt.learning_rate, opt.beta_1, opt.beta_2, t)
+    return 0
+
+
+cdef inline Py_ssize_t n_tiles(Py_ssize_t n, Py_ssize_t n_coefs) noexcept nogil:
+    """How many tiles update_tile splits n values into: the coefs in tiles of
+    _TILE values, as update() takes them, then the rest likewise."""
+    return (n_coefs + _TILE - 1) // _TILE + (n - n_coefs + _TILE - 1) // _TILE
+
+
+cdef inline bint tile_bounds(Py_ssize_t tile, Py_ssize_t n, Py_ssize_t n_coefs,
+                             Py_ssize_t *start, Py_ssize_t *stop) noexcept nogil:
+    """out: [start, stop), the values of tile number ``tile``; returns
+    whether they are coefs (penalised)."""
+    cdef Py_ssize_t coef_tiles = (n_coefs + _TILE - 1) // _TILE
+    if tile < coef_tiles:
+        start[0] = tile * _TILE
+        stop[0] = min(start[0] + _TILE, n_coefs)
+        return True
+    start[0] = n_coefs + (tile - coef_tiles) * _TILE
+    stop[0] = min(start[0] + _TILE, n)
+    return False
+
+
+cdef inline double update_tile(const OptimizerSpec *opt, floating *params,
+                               const floating *raw, floating *state_1,
+                               floating *state_2, Py_ssize_t tile, Py_ssize_t n,
+                               Py_ssize_t n_coefs, floating alpha, floating s,
+                               floating step) noexcept nogil:
+    """update() of tile number ``tile`` alone (0 <= tile < n_tiles(n,
+    n_coefs)); returns the tile's share of the squared norm (0 past the
+    coefs, or when alpha is 0). update_tile over the tiles in any order, on
+    any threads, is update() exactly: each value's arithmetic is the same,
+    and update()'s norm is these shares summed in tile order."""
+    cdef Py_ssize_t start, stop
+    cdef double norm = 0.0
+    cdef bint penalised = tile_bounds(tile, n, n_coefs, &start, &stop)
+    if penalised and alpha != 0:
+        # norm = params[start:stop] @ params[start:stop]
+        norm = dot(stop - start, params + start)
+    _update_range(opt, params, raw, state_1, state_2, start, stop, penalised,
+                  alpha, s, step)
+    return norm
+
+
 cdef inline double update(const OptimizerSpec *opt, floating *params,
                           const floating *raw, floating *state_1,
                           floating *state_2, Py_ssize_t n, Py_ssize_t n_coefs,

@@ -62,7 +62,9 @@ BATCH_SIZES = [pytest.param(1, id="batch1"), pytest.param(6, id="batch6-divides-
                pytest.param(10, id="batch10-does-not-divide-24")]
 # "2wide": a layer of 24 x 16 = 384 > 256 coefficients, whose squared norm
 # (the L2 term) the kernel takes with BLAS's dot rather than a loop
-HIDDEN_LAYERS = {0: (), 1: (5,), 2: (5, 3), 4: (6, 3, 7, 4), "2wide": (24, 16)}
+HIDDEN_LAYERS = {0: (), 1: (5,), 2: (5, 3), 4: (6, 3, 7, 4), "2wide": (24, 16),
+                 # 4 * 70 + 70 * 70 = 5180 coefs: two of the update's tiles
+                 "2tiles": (70, 70)}
 N_OUTPUTS = {"squared_error": 3, "log_loss": 3, "binary_log_loss": 2, "poisson": 2,
              "absolute_error": 2, "huber": 2}
 SOLVERS = {  # name: (kernel optimizer, nesterov, learning rate)
@@ -155,10 +157,11 @@ class Problem:
              else None)
         return kernel.Data(self.kernel_X(), Y, self.sample_weight)
 
-    def network(self, chunk_rows=None):
+    def network(self, chunk_rows=None, block_rows=0):
         """kernel.Network of the problem; chunk_rows defaults to all rows."""
         return kernel.Network(self.units, self.hidden, self.loss, self.alpha,
-                              self.sparse, len(self.X) if chunk_rows is None else chunk_rows)
+                              self.sparse, len(self.X) if chunk_rows is None else chunk_rows,
+                              block_rows=block_rows)
 
     def optimizer(self, solver, params, t=0, state_1=None, state_2=None):
         """kernel.Optimizer for SOLVERS[solver], starting from the given state
@@ -211,17 +214,19 @@ class Problem:
                              self.params if params is None else params)
 
     def kernel_epoch(self, solver, batch_size, order, params=None, t=0,
-                     state_1=None, state_2=None, chunk_rows=None, targets="float"):
+                     state_1=None, state_2=None, chunk_rows=None, targets="float",
+                     block_rows=0, n_threads=1, check_finite=False):
         """One train_epoch from params (default: the problem's) and the given
-        optimizer state; chunk_rows defaults to batch_size."""
+        optimizer state; chunk_rows defaults to batch_size; block_rows > 0:
+        batches in blocks of that many rows, on n_threads threads."""
         params = (self.params if params is None else params).copy()
-        net = self.network(batch_size if chunk_rows is None else chunk_rows)
+        net = self.network(batch_size if chunk_rows is None else chunk_rows, block_rows)
         opt = self.optimizer(solver, params, t, state_1, state_2)
         grads = np.full_like(params, np.nan)
         work = np.full(net.workspace_size(kernel.EPOCH_PART), np.nan, dtype=self.dtype)
         order = np.empty(0, dtype=np.intp) if order is None else order
         total = kernel.train_epoch(net, opt, self.data(targets), order, batch_size,
-                                   params, grads, work)
+                                   params, grads, work, check_finite, n_threads)
         state_1 = {"sgd": opt.velocities, "adam": opt.ms, "rmsprop": opt.vs}[opt.kind]
         return {"total": total, "t": opt.t, "params": params, "state_1": state_1,
                 "state_2": opt.vs if opt.kind == "adam" else None, "optimizer": opt}
@@ -1052,6 +1057,151 @@ def test_one_update_in_chunks_equals_one_update_at_once(case, solver, chunk_rows
                     **STEP_TOL[np.float64])
     assert_allclose(chunked["total"], at_once["total"], err_msg="batch loss * rows",
                     **STEP_TOL[np.float64])
+
+
+# ---------------------------------------------------------------------------
+# Batches in fixed blocks of rows, on threads (Network's block_rows)
+# ---------------------------------------------------------------------------
+
+# Rows per block, with batches of 6 and 10 rows: single rows, a divisor of 6,
+# a non-divisor of both (10 = 4 + 4 + 2), a whole batch
+BLOCK_ROWS = [pytest.param(1, id="blocks1"), pytest.param(3, id="blocks3"),
+              pytest.param(4, id="blocks4"), pytest.param(10, id="blocks10")]
+BLOCK_BATCH_SIZES = [pytest.param(6, id="batch6"), pytest.param(10, id="batch10")]
+
+
+@pytest.fixture
+def blocks_on_threads_however_small():
+    """The kernel's blocks run on the threads asked for, however little work
+    each holds (below its threshold they would run on one)."""
+    previous = kernel.set_min_block_work(0.0)
+    yield
+    kernel.set_min_block_work(previous)
+
+
+@functools.lru_cache(maxsize=None)
+def _block_epoch_pair(solver, batch_size, block_rows, dtype, hidden="tanh",
+                      loss="squared_error", depth=2, n_threads=2):
+    """(kernel's epoch in blocks on n_threads threads, reference's epoch)."""
+    p = Problem(hidden, loss, depth, dtype)
+    previous = kernel.set_min_block_work(0.0)
+    try:
+        got = p.kernel_epoch(solver, batch_size, shuffled_order(), block_rows=block_rows,
+                             n_threads=n_threads)
+    finally:
+        kernel.set_min_block_work(previous)
+    return got, p.reference_epoch(solver, batch_size, shuffled_order())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block_rows", BLOCK_ROWS)
+@pytest.mark.parametrize("batch_size", BLOCK_BATCH_SIZES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_epoch_in_blocks_matches_reference(solver, batch_size, block_rows, dtype):
+    got, expected = _block_epoch_pair(solver, batch_size, block_rows, dtype)
+    assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
+                    **EPOCH_TOL[dtype])
+    assert_allclose(got["total"], expected["total"],
+                    err_msg="sum over batches of batch loss * rows", **EPOCH_TOL[dtype])
+    assert got["t"] == expected["t"], "update count t (batches, not blocks)"
+    _assert_same_optimizer_state(got, expected, solver, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden, loss", HIDDEN_X_LOSS)
+def test_epoch_in_blocks_matches_reference_for_every_activation_and_loss(hidden, loss,
+                                                                         dtype):
+    got, expected = _block_epoch_pair("adam", 10, 4, dtype, hidden, loss)
+    assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
+                    **EPOCH_TOL[dtype])
+    assert_allclose(got["total"], expected["total"], err_msg="summed loss",
+                    **EPOCH_TOL[dtype])
+
+
+@pytest.mark.parametrize("depth", [0, 4, "2tiles"])
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+def test_epoch_in_blocks_matches_reference_for_every_depth(solver, depth):
+    got, expected = _block_epoch_pair(solver, 10, 3, np.float64, depth=depth)
+    assert_allclose(got["params"], expected["params"], err_msg="params after the epoch",
+                    **EPOCH_TOL[np.float64])
+    assert_allclose(got["total"], expected["total"], err_msg="summed loss (L2 term too)",
+                    **EPOCH_TOL[np.float64])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block_rows", BLOCK_ROWS)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("depth", [2, "2tiles"])
+def test_epoch_in_blocks_is_the_same_on_any_number_of_threads(
+        depth, solver, block_rows, dtype, blocks_on_threads_however_small):
+    p = Problem(depth=depth, dtype=dtype)
+    one, *more = (p.kernel_epoch(solver, 10, shuffled_order(), block_rows=block_rows,
+                                 n_threads=threads) for threads in (1, 2, 3))
+    for threads, got in zip((2, 3), more):
+        assert_array_equal(got["params"], one["params"],
+                           err_msg=f"params on {threads} threads vs 1")
+        assert got["total"] == one["total"], f"summed loss on {threads} threads vs 1"
+        for key in ("state_1", "state_2"):
+            if one[key] is not None:
+                assert_array_equal(got[key], one[key],
+                                   err_msg=f"optimizer {key} on {threads} threads vs 1")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", SOLVER_NAMES)
+@pytest.mark.parametrize("depth", [2, "2tiles"])
+def test_one_block_per_batch_equals_the_batch_in_one_chunk(depth, solver, dtype):
+    """Blocks as large as the batch: each batch's gradient is one block's, and
+    the update in tiles (on threads) is the update at once, bit for bit --
+    the L2 term of the loss included."""
+    p = Problem(depth=depth, dtype=dtype)
+    in_blocks = p.kernel_epoch(solver, 10, shuffled_order(), block_rows=10, n_threads=2)
+    at_once = p.kernel_epoch(solver, 10, shuffled_order())
+    assert_array_equal(in_blocks["params"], at_once["params"], err_msg="params")
+    assert in_blocks["total"] == at_once["total"], "summed loss"
+    assert_array_equal(in_blocks["state_1"], at_once["state_1"], err_msg="optimizer state")
+
+
+@pytest.mark.parametrize("row", [0, 7, 23])
+def test_non_finite_input_in_a_block_raises_before_its_batch_updates(
+        row, blocks_on_threads_however_small):
+    """check_finite: NaN in a block's rows raises NonFiniteInput; the batches
+    before it have updated params (the caller restores them), its own has not."""
+    p = Problem(dtype=np.float64)
+    p.X = p.X.copy()
+    p.X[row, 1] = np.nan
+    params = p.params.copy()
+    net = p.network(10, block_rows=4)
+    opt = p.optimizer("adam", params)
+    grads = np.empty(net.n_params)
+    work = np.empty(net.workspace_size(kernel.EPOCH_PART))
+    with pytest.raises(kernel.NonFiniteInput, match="NaN or infinity"):
+        kernel.train_epoch(net, opt, p.data(), np.empty(0, dtype=np.intp), 10, params,
+                           grads, work, True, 2)
+    batches_before = row // 10
+    assert opt.t == batches_before, "updates made before the batch with NaN"
+    assert np.all(np.isfinite(params)), "no NaN reached params"
+    if batches_before == 0:
+        assert_array_equal(params, p.params, err_msg="params untouched")
+
+
+@pytest.mark.parametrize("option", ["batch_norm", "sparse_input"])
+def test_network_refuses_blocks_with_batch_norm_or_sparse_input(option):
+    kwargs = dict(batch_norm=True) if option == "batch_norm" else {}
+    with pytest.raises(ValueError, match="block_rows needs dense input and no batch"):
+        kernel.Network([4, 5, 2], "relu", "squared_error", 0.0,
+                       option == "sparse_input", 8, block_rows=4, **kwargs)
+
+
+def test_network_refuses_negative_block_rows():
+    with pytest.raises(ValueError, match="block_rows must be >= 1, or 0"):
+        kernel.Network([4, 5, 2], "relu", "squared_error", 0.0, False, 8, block_rows=-1)
+
+
+def test_epoch_in_blocks_refuses_zero_threads():
+    p = Problem()
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        p.kernel_epoch("sgd", 10, None, block_rows=4, n_threads=0)
 
 
 # ---------------------------------------------------------------------------
