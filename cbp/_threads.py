@@ -2,8 +2,8 @@
 thread inside them (``block_rows``; src/_kernel.pyx, "A batch in fixed
 blocks of rows").
 
-The count follows scikit-learn's convention for its own OpenMP loops
-(``sklearn.utils._openmp_helpers._openmp_effective_n_threads``): the OpenMP
+The count follows scikit-learn's convention for its own OpenMP loops (its
+``_openmp_effective_n_threads``, among its utilities' OpenMP helpers): the OpenMP
 runtime's ``omp_get_max_threads()`` -- ``OMP_NUM_THREADS``, or a
 ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` around the fit --
 and never more than the CPUs this process may use. BLAS runs on one thread
