@@ -11,7 +11,7 @@
 #
 # which is _backprop's scaled gradient, operation for operation.
 from cython cimport floating
-from libc.math cimport frexp, frexpf, pow, sqrt, sqrtf
+from libc.math cimport pow, sqrt, sqrtf
 
 from _blas cimport dot
 
@@ -38,42 +38,15 @@ cdef struct OptimizerSpec:
     double epsilon          # adam, rmsprop
 
 
-cdef inline floating exact_reciprocal(floating s) noexcept nogil:
-    """1 / s when s is a power of two whose reciprocal is a normal number
-    (then x * (1 / s) is x / s exactly: both are the same real number,
-    correctly rounded), else 0."""
-    cdef int exponent
-    if floating is float:
-        if not (1.2e-38 < s < 8.5e37) or frexpf(s, &exponent) != 0.5:
-            return 0
-    else:
-        if not (2.3e-308 < s < 4.4e307) or frexp(s, &exponent) != 0.5:
-            return 0
-    return 1 / s
-
-
-cdef inline floating _gradient(floating raw, floating param, bint penalised,
-                               floating alpha, floating s,
-                               floating inv_s) noexcept nogil:
-    """(raw + alpha * param) / s, or raw / s when not penalised -- by a
-    multiplication when inv_s = exact_reciprocal(s) is not 0 (a batch of 32
-    or 64 rows: the same number without a division, which costs 4-5 times a
-    multiplication)."""
-    cdef floating x = raw + alpha * param if penalised else raw
-    if inv_s != 0:
-        return x * inv_s
-    return x / s
-
-
 cdef inline void _sgd_range(floating *params, const floating *raw,
                             floating *velocities, Py_ssize_t start,
                             Py_ssize_t stop, bint penalised, floating alpha,
                             floating s, floating learning_rate,
                             floating momentum, bint nesterov) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating g, v, inv_s = exact_reciprocal(s)
+    cdef floating g, v
     for i in range(start, stop):
-        g = _gradient(raw[i], params[i], penalised, alpha, s, inv_s)
+        g = (raw[i] + alpha * params[i]) / s if penalised else raw[i] / s
         v = momentum * velocities[i] - learning_rate * g
         velocities[i] = v
         params[i] += momentum * v - learning_rate * g if nesterov else v
@@ -103,9 +76,9 @@ cdef inline void _adam_range(floating *params, const floating *raw,
                              floating b2, floating c1, floating c2,
                              floating eps) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating g, m, v, inv_s = exact_reciprocal(s)
+    cdef floating g, m, v
     for i in range(start, stop):
-        g = _gradient(raw[i], params[i], penalised, alpha, s, inv_s)
+        g = (raw[i] + alpha * params[i]) / s if penalised else raw[i] / s
         m = b1 * ms[i] + c1 * g
         v = b2 * vs[i] + c2 * (g * g)
         ms[i] = m
@@ -125,9 +98,9 @@ cdef inline void _rmsprop_range(floating *params, const floating *raw,
     """RMSprop (torch.optim.RMSprop: no momentum, not centred):
     v := rho v + (1 - rho) g^2;  params -= lr g / (sqrt(v) + epsilon)."""
     cdef Py_ssize_t i
-    cdef floating g, v, inv_s = exact_reciprocal(s)
+    cdef floating g, v
     for i in range(start, stop):
-        g = _gradient(raw[i], params[i], penalised, alpha, s, inv_s)
+        g = (raw[i] + alpha * params[i]) / s if penalised else raw[i] / s
         v = rho * vs[i] + one_minus_rho * (g * g)
         vs[i] = v
         if floating is float:
