@@ -37,6 +37,12 @@ its gradient summed over the chunks: the scratch memory ``work``
 (Network.workspace_size) holds one chunk, whatever the batch size, and Ctrl-C
 is looked at between chunks. Nothing is allocated per batch.
 
+With the Network's block_rows > 0, train_epoch takes each batch in fixed
+blocks of rows instead, whose gradients are computed on OpenMP threads and
+summed in block order, then shares the update among the threads: the result
+does not depend on the number of threads (see "A batch in fixed blocks of
+rows" below).
+
 Every function here trusts the values it is given (finite, CSR indices in
 range): cbp's Python layer validates them. The objects check dtypes, shapes
 and codes, O(1) per call.

@@ -63,7 +63,8 @@ cdef struct NetSpec:
     Py_ssize_t chunk_rows           # M: rows that go through the layers at once
     Py_ssize_t block_rows           # 0: a training batch goes through in chunks,
                                     # in order; else in fixed blocks of this many
-                                    # rows (= M), on threads (_blocks.pxd)
+                                    # rows (= M), on threads (_kernel.pyx, "A
+                                    # batch in fixed blocks of rows")
     long long small_gemm_work       # products of at most this m*n*k: loops
     Py_ssize_t *coef_offset         # (L,)     into params
     Py_ssize_t *intercept_offset    # (L,)     into params
