@@ -14,6 +14,7 @@ its thread count, where the blocks' must not.
 
 import contextlib
 import functools
+import os
 
 from joblib import cpu_count
 from threadpoolctl import ThreadpoolController
@@ -21,9 +22,32 @@ from threadpoolctl import ThreadpoolController
 from ._dispatch import kernel as _kernel
 
 
+# GNU OpenMP (libgomp) cannot run a parallel region on more than one thread in
+# a process forked from one that ran such a region: the child waits forever
+# for threads it did not inherit (scikit-learn's OpenMP loops share the
+# limitation; joblib's default loky backend does not fork). The blocks give
+# the same result on any number of threads, so in such a child they run on one.
+_threads_started = False
+_forked_after_threads = False
+
+
+def _after_fork_in_child():
+    global _forked_after_threads
+    _forked_after_threads = _forked_after_threads or _threads_started
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def openmp_threads():
     """The threads a fit's blocks run on (>= 1)."""
-    return max(1, min(_kernel.openmp_max_threads(), cpu_count()))
+    global _threads_started
+    if _forked_after_threads:
+        return 1
+    n_threads = max(1, min(_kernel.openmp_max_threads(), cpu_count()))
+    _threads_started = _threads_started or n_threads > 1
+    return n_threads
 
 
 @functools.cache

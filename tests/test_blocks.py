@@ -17,7 +17,11 @@ The kernel's blocks against the NumPy reference: tests/test_kernel.py,
 "Batches in fixed blocks of rows".
 """
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -230,3 +234,39 @@ def test_blocks_run_on_the_threads_openmp_allows():
         assert openmp_threads() == 1
     with threadpool_limits(limits=2, user_api="openmp"):
         assert openmp_threads() == min(2, kernel.openmp_max_threads())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_after_a_fit_in_blocks_fits_in_blocks_too(tmp_path):
+    """GNU OpenMP hangs a forked child that starts threads its parent had
+    started: cbp runs the child's blocks on one thread, with the same result.
+    (In a subprocess with a timeout, so that a hang fails the test.)"""
+    script = textwrap.dedent("""
+        import os, warnings
+        import numpy as np
+        from threadpoolctl import threadpool_limits
+        from cbp import MLPClassifier
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(0).normal(size=(300, 20))
+        y = (X[:, 0] > 0).astype(int)
+        def fit():
+            with threadpool_limits(limits=2, user_api="openmp"):
+                model = MLPClassifier((64, 32), batch_size=64, block_rows=16,
+                                      max_iter=2, random_state=0).fit(X, y)
+            return np.concatenate([c.ravel() for c in model.coefs_])
+        from cbp._dispatch import kernel
+        kernel.set_min_block_work(0.0)
+        parent = fit()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, b"same" if np.array_equal(fit(), parent) else b"different")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(os.read(read, 16).decode())
+    """)
+    # (run from tmp_path: the repository root would import the source folder)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "same", result.stdout + result.stderr
