@@ -79,11 +79,14 @@ def _weights(model):
     return np.concatenate([a.ravel() for a in model.coefs_ + model.intercepts_])
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["plain", "dropout"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_fit_in_blocks_is_the_same_on_any_number_of_threads(estimator, solver, dtype):
-    one, *more = (_fit(estimator, dtype, threads, solver=solver, block_rows=16)
+def test_fit_in_blocks_is_the_same_on_any_number_of_threads(estimator, solver, dtype,
+                                                            dropout):
+    one, *more = (_fit(estimator, dtype, threads, solver=solver, block_rows=16,
+                       dropout=dropout)
                   for threads in (1, 2, 4))
     for threads, model in zip((2, 4), more):
         assert_array_equal(_weights(model), _weights(one),
