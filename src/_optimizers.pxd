@@ -15,7 +15,7 @@ from libc.math cimport pow, sqrt, sqrtf
 
 from _blas cimport dot
 
-# Values updated per tile in update(): the tile's squared norm is taken first
+# Values updated per tile (update_tile): the tile's squared norm is taken first
 # (the L2 term of the batch's loss), so that the update reads it from cache.
 cdef enum:
     _TILE = 4096
@@ -160,29 +160,6 @@ cdef inline void _update_range(const OptimizerSpec *opt, floating *params,
                        <floating> (1 - opt.rho), <floating> opt.epsilon)
 
 
-cdef inline double _penalised_range(const OptimizerSpec *opt, floating *params,
-                                    const floating *raw, floating *state_1,
-                                    floating *state_2, Py_ssize_t start,
-                                    Py_ssize_t stop, floating alpha, floating s,
-                                    floating step) noexcept nogil:
-    """_update_range of coefs (penalised) tile by tile; returns their
-    squared norm before the update when alpha > 0 (else 0)."""
-    cdef double norm = 0.0
-    cdef Py_ssize_t tile_stop
-    if alpha == 0:
-        _update_range(opt, params, raw, state_1, state_2, start, stop, True,
-                      alpha, s, step)
-        return 0.0
-    while start < stop:
-        tile_stop = min(start + _TILE, stop)
-        # norm += params[start:tile_stop] @ params[start:tile_stop]
-        norm += dot(tile_stop - start, params + start)
-        _update_range(opt, params, raw, state_1, state_2, start, tile_stop,
-                      True, alpha, s, step)
-        start = tile_stop
-    return norm
-
-
 cdef inline double update_step(const OptimizerSpec *opt,
                                Py_ssize_t t) noexcept nogil:
     """The step update() passes to the ranges: Adam's -lr_t, else 0."""
@@ -193,7 +170,7 @@ cdef inline double update_step(const OptimizerSpec *opt,
 
 cdef inline Py_ssize_t n_tiles(Py_ssize_t n, Py_ssize_t n_coefs) noexcept nogil:
     """How many tiles update_tile splits n values into: the coefs in tiles of
-    _TILE values, as update() takes them, then the rest likewise."""
+    _TILE values, then the rest likewise."""
     return (n_coefs + _TILE - 1) // _TILE + (n - n_coefs + _TILE - 1) // _TILE
 
 
@@ -218,9 +195,9 @@ cdef inline double update_tile(const OptimizerSpec *opt, floating *params,
                                floating step) noexcept nogil:
     """update() of tile number ``tile`` alone (0 <= tile < n_tiles(n,
     n_coefs)); returns the tile's share of the squared norm (0 past the
-    coefs, or when alpha is 0). update_tile over the tiles in any order, on
-    any threads, is update() exactly: each value's arithmetic is the same,
-    and update()'s norm is these shares summed in tile order."""
+    coefs, or when alpha is 0). update() is these tiles in order, their
+    shares summed in that order; each value's arithmetic is its own, so the
+    tiles may also run in any order, on any threads."""
     cdef Py_ssize_t start, stop
     cdef double norm = 0.0
     cdef bint penalised = tile_bounds(tile, n, n_coefs, &start, &stop)
@@ -245,12 +222,13 @@ cdef inline double update(const OptimizerSpec *opt, floating *params,
     vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs;
     rmsprop: state_1 = vs).
     """
-    cdef floating step = 0
-    cdef double norm
-    if opt.kind == ADAM:
-        step = -adam_step_size(opt.learning_rate, opt.beta_1, opt.beta_2, t)
-    norm = _penalised_range(opt, params, raw, state_1, state_2, 0, n_coefs,
+    cdef floating step = <floating> update_step(opt, t)
+    cdef double norm = 0.0
+    cdef Py_ssize_t tile
+    # tile by tile: each tile's squared norm is taken just before its update
+    # reads it from cache (the same values, in the same order, that the tiles
+    # of a batch in blocks update on threads)
+    for tile in range(n_tiles(n, n_coefs)):
+        norm += update_tile(opt, params, raw, state_1, state_2, tile, n, n_coefs,
                             alpha, s, step)
-    _update_range(opt, params, raw, state_1, state_2, n_coefs, n, False,
-                  alpha, s, step)
     return norm
