@@ -793,6 +793,19 @@ cdef inline bint _in_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
+cdef inline int _check_signals(double *work_since_check, double work,
+                               bint check_signals) except -1 nogil:
+    """Count work (multiply-adds) done; after every _SIGNAL_CHECK_WORK of it,
+    let Python run its signal handlers when check_signals (the main thread):
+    Ctrl-C raises KeyboardInterrupt here."""
+    work_since_check[0] += work
+    if check_signals and work_since_check[0] >= _SIGNAL_CHECK_WORK:
+        work_since_check[0] = 0.0
+        with gil:
+            PyErr_CheckSignals()
+    return 0
+
+
 cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
     """Multiply-adds of one row's forward and backward pass, roughly."""
     return 3.0 * net.n_params
@@ -860,27 +873,32 @@ def set_min_block_work(double work):
     return previous
 
 
-cdef inline double _block_gradient(const NetSpec *net, const Rows *rows,
-                                   const Py_ssize_t *batch_ids, Py_ssize_t start,
-                                   Py_ssize_t first, Py_ssize_t n_rows,
-                                   unsigned long long stream_first,
-                                   const floating *params, floating *raw,
-                                   floating *work, bint check_finite,
-                                   int *bad) noexcept nogil:
-    """One block: the batch's rows first, ..., first + n_rows - 1 (the batch
-    starts at row start of the epoch: its rows are batch_ids[...], or start +
-    ...). Returns its weighted loss; out: raw (n_params,) its raw gradient,
-    work its chunk; bad[0] = 1 (and nothing computed) if check_finite finds
-    a NaN or an infinity in its input rows."""
+cdef inline double _rows_gradient(const NetSpec *net, const Rows *rows,
+                                  const Py_ssize_t *batch_ids, Py_ssize_t start,
+                                  Py_ssize_t first, Py_ssize_t n_rows,
+                                  unsigned long long stream,
+                                  const floating *params, floating *raw,
+                                  floating *work, bint check_finite,
+                                  bint accumulate, bint first_block_zero,
+                                  int *bad) noexcept nogil:
+    """The batch's rows first, ..., first + n_rows - 1 as one chunk (the batch
+    starts at row start of the epoch, whose rows are batch_ids[...], or
+    start + ... when batch_ids is NULL; the epoch starts at position stream
+    of the dropout stream): gathered into work, checked, and through
+    chunk_gradient. Returns the chunk's weighted loss; out: raw (written, or
+    added to when accumulate; see chunk_gradient), work; bad[0] = 1, and
+    nothing computed, if check_finite finds a NaN or an infinity in its
+    input rows, else 0."""
     cdef Chunk chunk
     _make_chunk(net, rows, batch_ids + first if batch_ids != NULL else NULL,
                 start + first, n_rows, work, &chunk)
-    chunk.stream_first = stream_first
-    if check_finite and not _all_finite(<const floating *> chunk.X,
-                                        n_rows * rows.n_features):
-        bad[0] = 1
+    chunk.stream_first = stream + <unsigned long long> (start + first)
+    bad[0] = check_finite and not _all_finite(<const floating *> chunk.X,
+                                              n_rows * rows.n_features)
+    if bad[0]:
         return 0.0
-    return chunk_gradient(net, rows, &chunk, params, raw, work, False, False)
+    return chunk_gradient(net, rows, &chunk, params, raw, work, accumulate,
+                          first_block_zero)
 
 
 cdef inline void _add_blocks(floating *grads, const floating *block_grads,
@@ -897,7 +915,7 @@ cdef inline void _add_blocks(floating *grads, const floating *block_grads,
             grads[i] += block[i]
 
 
-cdef void _train_batch_in_blocks(
+cdef bint _train_batch_in_blocks(
         const NetSpec *net, const OptimizerSpec *opt, const Rows *rows,
         const Py_ssize_t *batch_ids, Py_ssize_t start, Py_ssize_t n_rows,
         unsigned long long stream, floating *params, floating *grads,
@@ -909,11 +927,11 @@ cdef void _train_batch_in_blocks(
     their sum (into grads), and the optimizer's update number t of params
     and its state -- on n_threads threads, in one parallel region.
 
-    out: loss, the batch's weighted loss; norm, sum_l ||coefs[l]||^2 before
-    the update (as update() returns it); bad (n_blocks,), zero on entry:
-    bad[b] = 1 where block b's input is not finite, and then nothing is
-    updated. Scratch: block_grads (n_blocks - 1) * n_params values, work
-    n_threads * work_size, block_losses (n_blocks,), tile_norms
+    Returns whether every block's input is finite (check_finite); when not,
+    nothing is updated. out: loss, the batch's weighted loss; norm,
+    sum_l ||coefs[l]||^2 before the update (as update() returns it).
+    Scratch: block_grads (n_blocks - 1) * n_params values, work n_threads *
+    work_size, block_losses and bad (n_blocks,), tile_norms
     (n_tiles(n_params, n_coefs),).
     """
     cdef Py_ssize_t B = net.block_rows, n = net.n_params, n_coefs = net.n_coefs
@@ -926,11 +944,11 @@ cdef void _train_batch_in_blocks(
         threads = 1
     with parallel(num_threads=threads):
         for b in prange(n_blocks, schedule="static"):
-            block_losses[b] = _block_gradient(
+            block_losses[b] = _rows_gradient(
                 net, rows, batch_ids, start, b * B, min(B, n_rows - b * B),
-                stream + <unsigned long long> (start + b * B), params,
-                grads if b == 0 else block_grads + (b - 1) * n,
-                work + threadid() * work_size, check_finite, bad + b)
+                stream, params, grads if b == 0 else block_grads + (b - 1) * n,
+                work + threadid() * work_size, check_finite, False, False,
+                bad + b)
         cbp_barrier()  # every block's gradient is written
         any_bad = 0
         for k in range(n_blocks):
@@ -941,12 +959,16 @@ cdef void _train_batch_in_blocks(
                 tile_norms[tile] = update_tile(opt, params, grads, state_1,
                                                state_2, tile, n, n_coefs, alpha,
                                                s, step)
+    for b in range(n_blocks):
+        if bad[b]:
+            return False
     loss[0] = 0.0
     for b in range(n_blocks):
         loss[0] += block_losses[b]
     norm[0] = 0.0
     for tile in range(tiles):
         norm[0] += tile_norms[tile]
+    return True
 
 
 def forward(Network net, Data data, const floating[::1] params,
@@ -1101,7 +1123,6 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef OptimizerSpec opt = optimizer.spec
     cdef unsigned long long stream = net.stream_position
     cdef Rows rows = data.rows
-    cdef Chunk chunk
     cdef Py_ssize_t n = rows.n_rows, start, m, c, rows_in_batch
     cdef Py_ssize_t t = optimizer.t
     cdef double total = 0.0, batch_loss, s, norm, work_since_check = 0.0
@@ -1115,7 +1136,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     # with blocks: each thread's work, the blocks' gradients after the first,
     # their losses and their finiteness flags
     cdef bint blocks = spec.block_rows > 0
-    cdef Py_ssize_t n_blocks, b
+    cdef Py_ssize_t n_blocks
+    cdef int chunk_bad
     cdef floating[::1] thread_work, block_grads
     cdef double[::1] block_losses, tile_norms
     cdef int[::1] bad
@@ -1161,62 +1183,46 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                 start, rows_in_batch)
                 if blocks and s > 0:
                     # the gradient and the update together, on threads
-                    _train_batch_in_blocks(
+                    finite = _train_batch_in_blocks(
                         &spec, &opt, &rows, batch_ids, start, rows_in_batch, stream,
                         &params[0], &grads[0], state_1, state_2, <floating> s,
                         t + 1, &block_grads[0], &thread_work[0],
                         spec.work_size[EPOCH], &block_losses[0], &tile_norms[0],
                         &bad[0], check_finite, n_threads, &batch_loss, &norm)
-                    for b in range((rows_in_batch + spec.block_rows - 1) // spec.block_rows):
-                        if bad[b]:
-                            finite = False
                     if not finite:
                         break
                     t += 1
-                    batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
-                    total += batch_loss * rows_in_batch
-                    work_since_check += _work_per_row(&spec) * rows_in_batch
-                    if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
-                        work_since_check = 0.0
-                        with gil:
-                            PyErr_CheckSignals()
-                    start += rows_in_batch
-                    continue
-                # the batch chunk by chunk, in order, then the update
-                c = 0
-                batch_loss = 0.0
-                while c < rows_in_batch:
-                    m = min(spec.chunk_rows, rows_in_batch - c)
+                    _check_signals(&work_since_check, _work_per_row(&spec) * rows_in_batch,
+                                   check_signals)
+                else:
+                    # the batch chunk by chunk, in order, then the update
+                    c = 0
+                    batch_loss = 0.0
+                    while c < rows_in_batch:
+                        m = min(spec.chunk_rows, rows_in_batch - c)
+                        if s > 0:
+                            # (a batch whose weights are all zero carries nothing
+                            # to learn from: it is skipped rather than divided by
+                            # zero)
+                            batch_loss += _rows_gradient(
+                                &spec, &rows, batch_ids, start, c, m, stream,
+                                &params[0], &grads[0], &work[0], check_finite,
+                                c > 0, spec.sparse_input, &chunk_bad)
+                            if chunk_bad:
+                                finite = False
+                                break
+                        c += m
+                        _check_signals(&work_since_check, _work_per_row(&spec) * m,
+                                       check_signals)
+                    if not finite:
+                        break
                     if s > 0:
-                        # (a batch whose weights are all zero carries nothing to
-                        # learn from: it is skipped rather than divided by zero)
-                        _make_chunk(&spec, &rows,
-                                    batch_ids + c if shuffled
-                                    else <const Py_ssize_t *> NULL,
-                                    start + c, m, &work[0], &chunk)
-                        chunk.stream_first = stream + <unsigned long long> (start + c)
-                        if check_finite and not _all_finite(
-                                <const floating *> chunk.X, m * rows.n_features):
-                            finite = False
-                            break
-                        batch_loss += chunk_gradient(&spec, &rows, &chunk,
-                                                     &params[0], &grads[0],
-                                                     &work[0], c > 0,
-                                                     spec.sparse_input)
-                    c += m
-                    work_since_check += _work_per_row(&spec) * m
-                    if check_signals and work_since_check >= _SIGNAL_CHECK_WORK:
-                        work_since_check = 0.0
-                        with gil:
-                            PyErr_CheckSignals()
-                if not finite:
-                    break
+                        t += 1
+                        # (the update returns sum_l ||coefs[l]||^2 before it)
+                        norm = update(&opt, &params[0], &grads[0], state_1, state_2,
+                                      spec.n_params, spec.n_coefs,
+                                      <floating> spec.alpha, <floating> s, t)
                 if s > 0:
-                    t += 1
-                    # (the update returns sum_l ||coefs[l]||^2 before it)
-                    norm = update(&opt, &params[0], &grads[0], state_1, state_2,
-                                  spec.n_params, spec.n_coefs,
-                                  <floating> spec.alpha, <floating> s, t)
                     batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
                     total += batch_loss * rows_in_batch
                     if spec.sparse_input:
