@@ -1,7 +1,10 @@
-"""The two ways the kernel computes a matrix product, for the tests.
+"""The kernel's paths that depend on a threshold, forced for the tests.
 
 Products of at most a threshold of multiply-adds (m n k) run as direct loops,
 larger ones through BLAS; ``gemm_path`` sends every product down one path.
+A batch's blocks (block_rows) of less work than another threshold run on one
+thread; ``blocks_on_threads`` runs them on the threads asked for whatever
+their size (the result is the same either way).
 """
 
 import contextlib
@@ -22,3 +25,14 @@ def gemm_path(path):
         yield
     finally:
         kernel.set_small_gemm_work(previous)
+
+
+@contextlib.contextmanager
+def blocks_on_threads():
+    """Run every batch's blocks on the threads asked for, however little work
+    each holds; the previous threshold is always put back."""
+    previous = kernel.set_min_block_work(0.0)
+    try:
+        yield
+    finally:
+        kernel.set_min_block_work(previous)

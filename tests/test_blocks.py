@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel
+from kernel_paths import blocks_on_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -57,9 +58,8 @@ def blocks_on_threads_however_small():
     """The blocks of these small problems run on the threads OpenMP allows,
     however little work each holds (below the kernel's threshold they would
     run on one thread, with the same result)."""
-    previous = kernel.set_min_block_work(0.0)
-    yield
-    kernel.set_min_block_work(previous)
+    with blocks_on_threads():
+        yield
 
 
 def _target(estimator):

@@ -46,7 +46,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from cbp._dispatch import kernel  # the build this CPU runs (CBP_KERNEL=baseline: the portable one)
 import reference as ref
 from isolation import assert_raises_isolated
-from kernel_paths import gemm_path
+from kernel_paths import blocks_on_threads, gemm_path
 
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 
@@ -1074,9 +1074,8 @@ BLOCK_BATCH_SIZES = [pytest.param(6, id="batch6"), pytest.param(10, id="batch10"
 def blocks_on_threads_however_small():
     """The kernel's blocks run on the threads asked for, however little work
     each holds (below its threshold they would run on one)."""
-    previous = kernel.set_min_block_work(0.0)
-    yield
-    kernel.set_min_block_work(previous)
+    with blocks_on_threads():
+        yield
 
 
 @functools.lru_cache(maxsize=None)
@@ -1084,12 +1083,9 @@ def _block_epoch_pair(solver, batch_size, block_rows, dtype, hidden="tanh",
                       loss="squared_error", depth=2, n_threads=2):
     """(kernel's epoch in blocks on n_threads threads, reference's epoch)."""
     p = Problem(hidden, loss, depth, dtype)
-    previous = kernel.set_min_block_work(0.0)
-    try:
+    with blocks_on_threads():
         got = p.kernel_epoch(solver, batch_size, shuffled_order(), block_rows=block_rows,
                              n_threads=n_threads)
-    finally:
-        kernel.set_min_block_work(previous)
     return got, p.reference_epoch(solver, batch_size, shuffled_order())
 
 
