@@ -24,6 +24,18 @@ cdef extern from *:
     const double LEAKY_SLOPE "CBP_LEAKY_SLOPE"
 
 
+cdef inline dict hidden_activation_codes():
+    """The hidden activations by name (_kernel.HIDDEN_ACTIVATIONS)."""
+    return {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
+            "relu": RELU, "leaky_relu": LEAKY_RELU}
+
+
+cdef inline dict output_activation_codes():
+    """The output activations by name (_kernel.OUTPUT_ACTIVATIONS)."""
+    return {"identity": IDENTITY, "logistic": LOGISTIC, "softmax": SOFTMAX,
+            "exp": EXP}
+
+
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
         return expf(x)

@@ -48,27 +48,27 @@ range): cbp's Python layer validates them. The objects check dtypes, shapes
 and codes, O(1) per call.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange, threadid
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 import threading
 
 import numpy as np
 
-from _activations cimport (activate, multiply_derivative, IDENTITY, LOGISTIC,
-                           TANH, RELU, SOFTMAX, EXP, LEAKY_RELU)
-from _backprop cimport (chunk_gradient, chunk_loss, scale_gradient,
-                        squared_norm_of_coefs, zero_touched_rows)
+from _activations cimport (activate, multiply_derivative,
+                           hidden_activation_codes, output_activation_codes)
+from _backprop cimport scale_gradient, squared_norm_of_coefs, zero_touched_rows
+from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
+                     _check_signals, _work_per_row, _train_batch_in_blocks,
+                     CHUNK_FORWARD, CHUNK_LOSS, CHUNK_GRADIENT)
 from _forward cimport forward as forward_chunk
-from _losses cimport (LossSpec, loss_and_output_delta, SQUARED_ERROR,
-                      LOG_LOSS, BINARY_LOG_LOSS, POISSON, ABSOLUTE_ERROR, HUBER)
-from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH, cbp_prefetch
-from _optimizers cimport (OptimizerSpec, update, update_step, update_tile,
-                          n_tiles, tile_bounds, sgd_update, adam_update, SGD,
-                          ADAM, RMSPROP)
+from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
+                      loss_output_activations)
+from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
+from _optimizers cimport (OptimizerSpec, update, n_tiles, sgd_update,
+                          adam_update, optimizer_codes, optimizer_states,
+                          hyper_parameter_error)
 
 cdef extern from *:
     """
@@ -108,43 +108,34 @@ def openmp_max_threads():
     return cbp_openmp_max_threads()
 
 
-# Names the Python package uses, and the codes the loops branch on.
-HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-                      "relu": RELU, "leaky_relu": LEAKY_RELU}
-OUTPUT_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC,
-                      "softmax": SOFTMAX, "exp": EXP}
+# Names the Python package uses, and the codes the loops branch on; each
+# table lives beside its enum (the .pxd of its mathematics).
+HIDDEN_ACTIVATIONS = hidden_activation_codes()
+OUTPUT_ACTIVATIONS = output_activation_codes()
 ACTIVATION_CODES = {**HIDDEN_ACTIVATIONS, **OUTPUT_ACTIVATIONS}
-LOSS_CODES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
-              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON,
-              "absolute_error": ABSOLUTE_ERROR, "huber": HUBER}
-# Each loss's output activation.
-LOSS_OUTPUT = {"squared_error": "identity", "log_loss": "softmax",
-               "binary_log_loss": "logistic", "poisson": "exp",
-               "absolute_error": "identity", "huber": "identity"}
-OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+LOSS_CODES = loss_codes()
+LOSS_OUTPUT = loss_output_activations()     # each loss's output activation
+OPTIMIZER_CODES = optimizer_codes()
+OPTIMIZER_STATE = optimizer_states()        # each optimizer's state vectors
 
 # Workspace parts (Network.workspace_size)
 FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
 
-# Work (multiply-adds) between two checks for Ctrl-C: a few milliseconds of
-# compute, so that an interrupt is seen within well under a second while the
-# check itself costs nothing measurable.
-cdef double _SIGNAL_CHECK_WORK = 2.0 ** 25
-
+# Tuning knobs, copied into the NetSpec of each entry call (Network.for_call):
+# the nogil code reads them there. tests/kernel_paths.py moves them
+# (set_small_gemm_work, set_min_block_work in _testing.pxi).
+#
 # Matrix products of at most this many multiply-adds (m * n * k) run as direct
 # loops: below it, BLAS's per-call cost (argument checks, packing) outweighs
 # its faster inner kernel. Measured with benchmarks/ (see README).
 cdef long long _small_gemm_work = 1024
-
-
-def set_small_gemm_work(long long work):
-    """Set the direct-loop threshold (m * n * k) of the matrix products;
-    returns the previous one. For measuring; 0 sends every product to BLAS.
-    Read by each entry point when it is called."""
-    global _small_gemm_work
-    previous = _small_gemm_work
-    _small_gemm_work = work
-    return previous
+# Blocks of fewer multiply-adds than this run on one thread: below it, a
+# parallel region costs more than it saves. Measured (2 cores, an sgd epoch
+# of 20000 rows, blocks on 1 vs 2 threads, with set_min_block_work(0)):
+# 2 threads took 0.99x / 0.95x / 0.88x / 0.77x the time at blocks of 27 / 150
+# / 300 / 1944 multiply-adds (networks (2, 2, 1), (4, 4, 1), (8, 8, 1)), and
+# 0.62x from 200000 up.
+cdef double _min_block_work = 256
 
 
 cdef const void *_address(object array) except? NULL:
@@ -161,6 +152,17 @@ def _name(str kind, str name, dict allowed):
     if name not in allowed:
         raise ValueError(f"unknown {kind} {name!r}; expected one of {sorted(allowed)}")
     return allowed[name]
+
+
+cdef LossSpec _loss_spec(str loss, double huber_delta) except *:
+    """The LossSpec of a loss name (None: no loss, kind -1) and its
+    parameters, checked."""
+    cdef LossSpec spec
+    if not huber_delta > 0:
+        raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
+    spec.kind = -1 if loss is None else _name("loss", loss, LOSS_CODES)
+    spec.huber_delta = huber_delta
+    return spec
 
 
 # --------------------------------------------------------------------------
@@ -253,15 +255,13 @@ cdef class Network:
                    "sparse input trains its first layer from the non-zeros alone"))
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
-        if not huber_delta > 0:
-            raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
+        self.spec.loss = _loss_spec(loss, huber_delta)
         units.setflags(write=False)
         self.units = units
         if loss is None and output is None:
             raise ValueError("a network needs a loss, or an output activation "
                              "(prediction only)")
         if loss is not None:
-            _name("loss", loss, LOSS_CODES)
             if output is not None and output != LOSS_OUTPUT[loss]:
                 raise ValueError(f"loss {loss!r} needs the output activation "
                                  f"{LOSS_OUTPUT[loss]!r}, got {output!r}")
@@ -272,14 +272,13 @@ cdef class Network:
         self.spec.n_layers = L
         self.spec.units = &u[0]
         self.spec.activation = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
-        self.spec.loss.kind = -1 if loss is None else LOSS_CODES[loss]
-        self.spec.loss.huber_delta = huber_delta
         self.spec.output = _name("output activation", output, OUTPUT_ACTIVATIONS)
         self.spec.alpha = alpha
         self.spec.sparse_input = sparse_input
         self.spec.chunk_rows = M
         self.spec.block_rows = block_rows
         self.spec.small_gemm_work = _small_gemm_work
+        self.spec.min_block_work = _min_block_work
         if not (0 < batch_norm_momentum <= 1 and batch_norm_eps > 0):
             raise ValueError("batch normalisation needs 0 < momentum <= 1 and eps > 0, "
                              f"got {batch_norm_momentum} and {batch_norm_eps}")
@@ -464,6 +463,7 @@ cdef class Network:
         if n_work < spec.work_size[part]:
             raise ValueError(f"work has {n_work} values, needs {spec.work_size[part]}")
         spec.small_gemm_work = _small_gemm_work
+        spec.min_block_work = _min_block_work
         spec.training = training
         spec.update_running = update_running
         return spec
@@ -651,9 +651,9 @@ cdef class Optimizer:
             self.velocities, self.ms, self.vs = state
             return
         empty = np.zeros(0, dtype=params.dtype)
-        self.velocities = np.zeros_like(params) if kind == "sgd" else empty
-        self.ms = np.zeros_like(params) if kind == "adam" else empty
-        self.vs = np.zeros_like(params) if kind in ("adam", "rmsprop") else empty
+        for name in ("velocities", "ms", "vs"):
+            setattr(self, name, np.zeros_like(params)
+                    if name in OPTIMIZER_STATE[kind] else empty)
 
     @property
     def learning_rate(self):
@@ -677,16 +677,12 @@ cdef class Optimizer:
 
     cdef int check(self, Py_ssize_t n_params, object dtype) except -1:
         """The hyper-parameters are usable and the state fits the parameters."""
-        cdef OptimizerSpec *s = &self.spec
-        if s.kind == ADAM and not (self.t >= 0 and 0 <= s.beta_1 < 1
-                                   and 0 <= s.beta_2 < 1 and s.epsilon > 0):
-            raise ValueError("Adam needs t >= 0, beta_1 and beta_2 in [0, 1), "
-                             "epsilon > 0")
-        if s.kind == RMSPROP and not (0 <= s.rho < 1 and s.epsilon > 0):
-            raise ValueError("RMSprop needs rho in [0, 1), epsilon > 0")
+        error = hyper_parameter_error(&self.spec, self.t)
+        if error is not None:
+            raise ValueError(error)
         for name, vector in (("velocities", self.velocities), ("ms", self.ms),
                              ("vs", self.vs)):
-            needed = n_params if name in _STATE[s.kind] else 0
+            needed = n_params if name in OPTIMIZER_STATE[self.kind] else 0
             if (not isinstance(vector, np.ndarray) or vector.ndim != 1
                     or vector.shape[0] != needed or vector.dtype != dtype
                     or not vector.flags.c_contiguous or not vector.flags.writeable):
@@ -695,96 +691,9 @@ cdef class Optimizer:
         return 0
 
 
-# The state vectors each optimizer updates, in update()'s order
-_STATE = {SGD: ("velocities",), ADAM: ("ms", "vs"), RMSPROP: ("vs",)}
-
-
 def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
     return Optimizer(kind, velocities, t=t, state=(velocities, ms, vs),
                      **hyper_parameters)
-
-
-# --------------------------------------------------------------------------
-# Chunks: which rows, gathered where needed
-# --------------------------------------------------------------------------
-
-cdef inline double _weight_sum(const floating *sw, const Py_ssize_t *row_ids,
-                               Py_ssize_t first, Py_ssize_t n_rows) noexcept nogil:
-    """sum of the sample weights sw of rows row_ids[:n_rows] (or first, ...,
-    first + n_rows - 1), in row order; n_rows without weights (sw NULL)."""
-    cdef Py_ssize_t r
-    cdef double total = 0.0
-    if sw == NULL:
-        return n_rows
-    for r in range(n_rows):
-        total += sw[row_ids[r] if row_ids != NULL else first + r]
-    return total
-
-
-# The gather of shuffled dense rows fetches the row this many rows ahead of
-# the one it copies: the rows are scattered over X, each a wait on memory
-# otherwise. Measured on mnist's 60000 x 784 float32 sgd epoch (kernel
-# alone, one thread): 263.6 ms without, 258.8 / 257.2 / 257.5 / 266.3 ms
-# fetching 1 / 2 / 4 / 8 rows ahead.
-cdef enum:
-    _GATHER_AHEAD = 2
-
-
-cdef inline void _prefetch_row(const void *row, Py_ssize_t n_bytes) noexcept nogil:
-    cdef Py_ssize_t offset = 0
-    cdef const char *start = <const char *> row
-    while offset < n_bytes:
-        cbp_prefetch(start + offset)
-        offset += 64
-
-
-cdef inline void _make_chunk(const NetSpec *net, const Rows *data,
-                             const Py_ssize_t *row_ids, Py_ssize_t first,
-                             Py_ssize_t n_rows, floating *work,
-                             Chunk *chunk) noexcept nogil:
-    """Fill chunk (out) with rows row_ids[:n_rows], or first, ..., first +
-    n_rows - 1 when row_ids is NULL. Rows that are not contiguous in the data
-    (and byte targets) are gathered into work's chunk buffers."""
-    cdef Py_ssize_t r, i, j, d = data.n_features, k = data.n_outputs
-    cdef floating *x_buffer = work + net.x_offset
-    cdef floating *y_buffer = work + net.y_offset
-    cdef floating *sw_buffer = work + net.sw_offset
-    cdef const floating *X = <const floating *> data.X
-    cdef const floating *Y = <const floating *> data.Y
-    cdef const unsigned char *Y_bytes = <const unsigned char *> data.Y
-    cdef const floating *sw = <const floating *> data.sample_weight
-    chunk.n_rows = n_rows
-    chunk.row_ids = row_ids
-    chunk.first = first
-    chunk.stream_first = 0
-    if row_ids == NULL:
-        chunk.X = NULL if data.sparse else <const void *> (X + first * d)
-        chunk.Y = <const void *> (Y + first * k)
-        chunk.sample_weight = NULL if sw == NULL else <const void *> (sw + first)
-    else:
-        # gather X[row_ids] (dense only: CSR rows are read where they are),
-        # Y[row_ids] and sample_weight[row_ids]
-        for r in range(n_rows):
-            i = row_ids[r]
-            if not data.sparse:
-                if r + _GATHER_AHEAD < n_rows:
-                    # rows are scattered over X: fetch one a few rows ahead
-                    _prefetch_row(X + row_ids[r + _GATHER_AHEAD] * d, d * sizeof(floating))
-                memcpy(x_buffer + r * d, X + i * d, d * sizeof(floating))
-            if not data.y_bytes and k > 0:
-                memcpy(y_buffer + r * k, Y + i * k, k * sizeof(floating))
-            if sw != NULL:
-                sw_buffer[r] = sw[i]
-        chunk.X = NULL if data.sparse else <const void *> x_buffer
-        chunk.Y = <const void *> y_buffer
-        chunk.sample_weight = NULL if sw == NULL else <const void *> sw_buffer
-    if data.y_bytes:
-        # the chunk's 0/1 target rows, bytes to floating
-        for r in range(n_rows):
-            i = row_ids[r] if row_ids != NULL else first + r
-            for j in range(k):
-                y_buffer[r * k + j] = Y_bytes[i * k + j]
-        chunk.Y = <const void *> y_buffer
 
 
 cdef inline bint _in_main_thread():
@@ -793,183 +702,9 @@ cdef inline bint _in_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
-cdef inline int _check_signals(double *work_since_check, double work,
-                               bint check_signals) except -1 nogil:
-    """Count work (multiply-adds) done; after every _SIGNAL_CHECK_WORK of it,
-    let Python run its signal handlers when check_signals (the main thread):
-    Ctrl-C raises KeyboardInterrupt here."""
-    work_since_check[0] += work
-    if check_signals and work_since_check[0] >= _SIGNAL_CHECK_WORK:
-        work_since_check[0] = 0.0
-        with gil:
-            PyErr_CheckSignals()
-    return 0
-
-
-cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
-    """Multiply-adds of one row's forward and backward pass, roughly."""
-    return 3.0 * net.n_params
-
-
 # --------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------
-
-cdef inline bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
-    """Whether every one of n values is finite: x - x is 0 for a finite x and
-    NaN for an infinity or a NaN (an integer OR of the comparisons, so that
-    the loop vectorises)."""
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(n):
-        bad |= (values[i] - values[i]) != 0
-    return bad == 0
-
-
-# --------------------------------------------------------------------------
-# A batch in fixed blocks of rows, on threads (Network's block_rows > 0)
-#
-# Block b holds the batch's rows b * B, ..., min((b + 1) * B, n) - 1 (B =
-# block_rows). Each block's loss and raw gradient are computed on their own
-# -- block 0's into grads, block b's into block_grads[b - 1] -- by whichever
-# thread the static schedule gives it, with that thread's own work; then
-#     grads = ((grads + block_grads[0]) + block_grads[1]) + ...
-# element by element, and the loss is the sum of the block losses in block
-# order. Nothing in that arithmetic depends on the number of threads. BLAS
-# runs single-threaded inside the blocks (the caller limits it, as
-# scikit-learn's k-means does around its own prange).
-# --------------------------------------------------------------------------
-
-cdef extern from *:
-    """
-    /* Every thread of the enclosing parallel region waits here for the
-       others (an orphaned barrier): Cython's prange inside a parallel block
-       ends without one ("omp for nowait"). */
-    static inline void cbp_barrier(void) {
-    #ifdef _OPENMP
-        #pragma omp barrier
-    #endif
-    }
-    """
-    void cbp_barrier() noexcept nogil
-
-
-# Blocks of fewer multiply-adds than this run on one thread: below it, a
-# parallel region costs more than it saves. Measured (2 cores, an sgd epoch
-# of 20000 rows, blocks on 1 vs 2 threads, with set_min_block_work(0)):
-# 2 threads took 0.99x / 0.95x / 0.88x / 0.77x the time at blocks of 27 / 150
-# / 300 / 1944 multiply-adds (networks (2, 2, 1), (4, 4, 1), (8, 8, 1)), and
-# 0.62x from 200000 up.
-cdef double _min_block_work = 256
-
-
-def set_min_block_work(double work):
-    """Set the work (multiply-adds) per block below which a batch's blocks
-    run on one thread; returns the previous one. For measuring (the result
-    is the same either way). Read by train_epoch when it is called."""
-    global _min_block_work
-    previous = _min_block_work
-    _min_block_work = work
-    return previous
-
-
-cdef inline double _rows_gradient(const NetSpec *net, const Rows *rows,
-                                  const Py_ssize_t *batch_ids, Py_ssize_t start,
-                                  Py_ssize_t first, Py_ssize_t n_rows,
-                                  unsigned long long stream,
-                                  const floating *params, floating *raw,
-                                  floating *work, bint check_finite,
-                                  bint accumulate, bint first_block_zero,
-                                  int *bad) noexcept nogil:
-    """The batch's rows first, ..., first + n_rows - 1 as one chunk (the batch
-    starts at row start of the epoch, whose rows are batch_ids[...], or
-    start + ... when batch_ids is NULL; the epoch starts at position stream
-    of the dropout stream): gathered into work, checked, and through
-    chunk_gradient. Returns the chunk's weighted loss; out: raw (written, or
-    added to when accumulate; see chunk_gradient), work; bad[0] = 1, and
-    nothing computed, if check_finite finds a NaN or an infinity in its
-    input rows, else 0."""
-    cdef Chunk chunk
-    _make_chunk(net, rows, batch_ids + first if batch_ids != NULL else NULL,
-                start + first, n_rows, work, &chunk)
-    chunk.stream_first = stream + <unsigned long long> (start + first)
-    bad[0] = check_finite and not _all_finite(<const floating *> chunk.X,
-                                              n_rows * rows.n_features)
-    if bad[0]:
-        return 0.0
-    return chunk_gradient(net, rows, &chunk, params, raw, work, accumulate,
-                          first_block_zero)
-
-
-cdef inline void _add_blocks(floating *grads, const floating *block_grads,
-                             Py_ssize_t n_params, Py_ssize_t n_blocks,
-                             Py_ssize_t tile, Py_ssize_t n_coefs) noexcept nogil:
-    """grads += block_grads[b - 1] for b = 1, ..., n_blocks - 1, in that
-    order, over update_tile's tile number ``tile``."""
-    cdef Py_ssize_t b, i, start, stop
-    cdef const floating *block
-    tile_bounds(tile, n_params, n_coefs, &start, &stop)
-    for b in range(1, n_blocks):
-        block = block_grads + (b - 1) * n_params
-        for i in range(start, stop):
-            grads[i] += block[i]
-
-
-cdef bint _train_batch_in_blocks(
-        const NetSpec *net, const OptimizerSpec *opt, const Rows *rows,
-        const Py_ssize_t *batch_ids, Py_ssize_t start, Py_ssize_t n_rows,
-        unsigned long long stream, floating *params, floating *grads,
-        floating *state_1, floating *state_2, floating s, Py_ssize_t t,
-        floating *block_grads, floating *work, Py_ssize_t work_size,
-        double *block_losses, double *tile_norms, int *bad, bint check_finite,
-        int n_threads, double *loss, double *norm) noexcept nogil:
-    """One batch of n_rows rows in blocks (see above): the blocks' gradients,
-    their sum (into grads), and the optimizer's update number t of params
-    and its state -- on n_threads threads, in one parallel region.
-
-    Returns whether every block's input is finite (check_finite); when not,
-    nothing is updated. out: loss, the batch's weighted loss; norm,
-    sum_l ||coefs[l]||^2 before the update (as update() returns it).
-    Scratch: block_grads (n_blocks - 1) * n_params values, work n_threads *
-    work_size, block_losses and bad (n_blocks,), tile_norms
-    (n_tiles(n_params, n_coefs),).
-    """
-    cdef Py_ssize_t B = net.block_rows, n = net.n_params, n_coefs = net.n_coefs
-    cdef Py_ssize_t n_blocks = (n_rows + B - 1) // B, tiles = n_tiles(n, n_coefs)
-    cdef Py_ssize_t b, k, tile
-    cdef int threads = <int> min(<Py_ssize_t> n_threads, n_blocks), any_bad
-    cdef floating alpha = <floating> net.alpha
-    cdef floating step = <floating> update_step(opt, t)
-    if _work_per_row(net) * B < _min_block_work:
-        threads = 1
-    with parallel(num_threads=threads):
-        for b in prange(n_blocks, schedule="static"):
-            block_losses[b] = _rows_gradient(
-                net, rows, batch_ids, start, b * B, min(B, n_rows - b * B),
-                stream, params, grads if b == 0 else block_grads + (b - 1) * n,
-                work + threadid() * work_size, check_finite, False, False,
-                bad + b)
-        cbp_barrier()  # every block's gradient is written
-        any_bad = 0
-        for k in range(n_blocks):
-            any_bad = any_bad | bad[k]
-        for tile in prange(tiles, schedule="static"):
-            if not any_bad:
-                _add_blocks(grads, block_grads, n, n_blocks, tile, n_coefs)
-                tile_norms[tile] = update_tile(opt, params, grads, state_1,
-                                               state_2, tile, n, n_coefs, alpha,
-                                               s, step)
-    for b in range(n_blocks):
-        if bad[b]:
-            return False
-    loss[0] = 0.0
-    for b in range(n_blocks):
-        loss[0] += block_losses[b]
-    norm[0] = 0.0
-    for tile in range(tiles):
-        norm[0] += tile_norms[tile]
-    return True
-
 
 def forward(Network net, Data data, const floating[::1] params,
             floating[:, ::1] out, floating[::1] work, bint check_finite=False):
@@ -983,9 +718,10 @@ def forward(Network net, Data data, const floating[::1] params,
     """
     cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], FORWARD)
     cdef Rows rows = data.rows
-    cdef Chunk chunk
-    cdef Py_ssize_t n = rows.n_rows, start, m
+    cdef Py_ssize_t n = rows.n_rows
     cdef bint finite = True
+    cdef double unused, work_since_check = 0.0
+    cdef int bad
     data.check(net, floating is double, False)
     if out.shape[0] != n or out.shape[1] != spec.units[spec.n_layers]:
         raise ValueError(f"out must be ({n}, {spec.units[spec.n_layers]})")
@@ -997,14 +733,10 @@ def forward(Network net, Data data, const floating[::1] params,
         if check_finite:
             finite = _all_finite(<const floating *> rows.X,
                                  rows.indptr[n] if rows.sparse else n * rows.n_features)
-        start = 0
-        while finite and start < n:
-            m = min(spec.chunk_rows, n - start)
-            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
-                        &work[0], &chunk)
-            forward_chunk(&spec, &rows, &chunk, &params[0], &work[0],
-                          &out[start, 0])
-            start += m
+        if finite:
+            _chunks(&spec, &rows, CHUNK_FORWARD, NULL, 0, n, 0, &params[0],
+                    &out[0, 0], &work[0], False, False, &work_since_check, False,
+                    &unused, &bad)
     return finite
 
 
@@ -1015,21 +747,17 @@ def data_loss(Network net, Data data, const floating[::1] params,
     BACKWARD_PART) values (the output error is written there)."""
     cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD)
     cdef Rows rows = data.rows
-    cdef Chunk chunk
-    cdef Py_ssize_t n = rows.n_rows, start, m
-    cdef double total = 0.0, s
+    cdef Py_ssize_t n = rows.n_rows
+    cdef double total, s, work_since_check = 0.0
+    cdef int bad
     data.check(net, floating is double, True)
     if n == 0 or rows.y_bytes:
         raise ValueError("data_loss needs at least one row and floating targets")
     with nogil:
         s = _weight_sum(<const floating *> rows.sample_weight, NULL, 0, n)
-        start = 0
-        while start < n:
-            m = min(spec.chunk_rows, n - start)
-            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
-                        &work[0], &chunk)
-            total += chunk_loss(&spec, &rows, &chunk, &params[0], &work[0])
-            start += m
+        _chunks(&spec, &rows, CHUNK_LOSS, NULL, 0, n, 0, &params[0],
+                <floating *> NULL, &work[0], False, False, &work_since_check,
+                False, &total, &bad)
     return total / s
 
 
@@ -1051,10 +779,10 @@ def loss_grad(Network net, Data data, const floating[::1] params,
     cdef NetSpec spec = net.for_call(params.shape[0], work.shape[0], BACKWARD,
                                      True, False)
     cdef Rows rows = data.rows
-    cdef Chunk chunk
-    cdef Py_ssize_t n = rows.n_rows, start, m
-    cdef double total = 0.0, s, work_since_check = 0.0
+    cdef Py_ssize_t n = rows.n_rows
+    cdef double total, s, work_since_check = 0.0
     cdef bint check_signals = _in_main_thread()
+    cdef int bad
     data.check(net, floating is double, True)
     if grads.shape[0] != spec.n_params:
         raise ValueError(f"grads has {grads.shape[0]} values, the network "
@@ -1064,19 +792,9 @@ def loss_grad(Network net, Data data, const floating[::1] params,
     net.check_batches(n, n)
     with nogil:
         s = _weight_sum(<const floating *> rows.sample_weight, NULL, 0, n)
-        start = 0
-        while start < n:
-            m = min(spec.chunk_rows, n - start)
-            _make_chunk(&spec, &rows, <const Py_ssize_t *> NULL, start, m,
-                        &work[0], &chunk)
-            total += chunk_gradient(&spec, &rows, &chunk, &params[0], &grads[0],
-                                    &work[0], start > 0, False)
-            start += m
-            work_since_check += _work_per_row(&spec) * m
-            if check_signals and work_since_check >= _SIGNAL_CHECK_WORK and start < n:
-                work_since_check = 0.0
-                with gil:
-                    PyErr_CheckSignals()
+        _chunks(&spec, &rows, CHUNK_GRADIENT, NULL, 0, n, 0, &params[0],
+                &grads[0], &work[0], False, False, &work_since_check,
+                check_signals, &total, &bad)
         total = total / s + 0.5 * spec.alpha * squared_norm_of_coefs(&spec, &params[0]) / s
         scale_gradient(&spec, &params[0], &grads[0], s)
     return total
@@ -1123,7 +841,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef OptimizerSpec opt = optimizer.spec
     cdef unsigned long long stream = net.stream_position
     cdef Rows rows = data.rows
-    cdef Py_ssize_t n = rows.n_rows, start, m, c, rows_in_batch
+    cdef Py_ssize_t n = rows.n_rows, start, rows_in_batch
     cdef Py_ssize_t t = optimizer.t
     cdef double total = 0.0, batch_loss, s, norm, work_since_check = 0.0
     cdef bint shuffled = order.shape[0] > 0
@@ -1137,7 +855,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     # their losses and their finiteness flags
     cdef bint blocks = spec.block_rows > 0
     cdef Py_ssize_t n_blocks
-    cdef int chunk_bad
+    cdef int chunk_bad = 0
     cdef floating[::1] thread_work, block_grads
     cdef double[::1] block_losses, tile_norms
     cdef int[::1] bad
@@ -1156,11 +874,11 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         # the first coef block of grads starts zero; after each update the
         # rows the batch touched are zeroed again (zero_touched_rows)
         memset(&grads[0], 0, spec.units[0] * spec.units[1] * sizeof(floating))
-    state_1_view = (optimizer.velocities if opt.kind == SGD
-                    else optimizer.ms if opt.kind == ADAM else optimizer.vs)
+    state = OPTIMIZER_STATE[optimizer.kind]   # (state_1[, state_2])
+    state_1_view = getattr(optimizer, state[0])
     state_1 = &state_1_view[0]
-    if opt.kind == ADAM:
-        state_2_view = optimizer.vs
+    if len(state) > 1:
+        state_2_view = getattr(optimizer, state[1])
         state_2 = &state_2_view[0]
     if blocks:
         if n_threads < 1:
@@ -1181,7 +899,13 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                 batch_ids = &order[start] if shuffled else NULL
                 s = _weight_sum(<const floating *> rows.sample_weight, batch_ids,
                                 start, rows_in_batch)
-                if blocks and s > 0:
+                if not s > 0:
+                    # a batch whose weights are all zero carries nothing to
+                    # learn from: it is skipped rather than divided by zero
+                    _check_signals(&work_since_check, 0.0, check_signals)
+                    start += rows_in_batch
+                    continue
+                if blocks:
                     # the gradient and the update together, on threads
                     finite = _train_batch_in_blocks(
                         &spec, &opt, &rows, batch_ids, start, rows_in_batch, stream,
@@ -1196,38 +920,24 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                    check_signals)
                 else:
                     # the batch chunk by chunk, in order, then the update
-                    c = 0
-                    batch_loss = 0.0
-                    while c < rows_in_batch:
-                        m = min(spec.chunk_rows, rows_in_batch - c)
-                        if s > 0:
-                            # (a batch whose weights are all zero carries nothing
-                            # to learn from: it is skipped rather than divided by
-                            # zero)
-                            batch_loss += _rows_gradient(
-                                &spec, &rows, batch_ids, start, c, m, stream,
-                                &params[0], &grads[0], &work[0], check_finite,
-                                c > 0, spec.sparse_input, &chunk_bad)
-                            if chunk_bad:
-                                finite = False
-                                break
-                        c += m
-                        _check_signals(&work_since_check, _work_per_row(&spec) * m,
-                                       check_signals)
-                    if not finite:
+                    _chunks(&spec, &rows, CHUNK_GRADIENT, batch_ids, start,
+                            rows_in_batch, stream, &params[0], &grads[0],
+                            &work[0], check_finite, spec.sparse_input,
+                            &work_since_check, check_signals, &batch_loss,
+                            &chunk_bad)
+                    if chunk_bad:
+                        finite = False
                         break
-                    if s > 0:
-                        t += 1
-                        # (the update returns sum_l ||coefs[l]||^2 before it)
-                        norm = update(&opt, &params[0], &grads[0], state_1, state_2,
-                                      spec.n_params, spec.n_coefs,
-                                      <floating> spec.alpha, <floating> s, t)
-                if s > 0:
-                    batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
-                    total += batch_loss * rows_in_batch
-                    if spec.sparse_input:
-                        zero_touched_rows(&spec, &rows, batch_ids, start,
-                                          rows_in_batch, &grads[0])
+                    t += 1
+                    # (the update returns sum_l ||coefs[l]||^2 before it)
+                    norm = update(&opt, &params[0], &grads[0], state_1, state_2,
+                                  spec.n_params, spec.n_coefs,
+                                  <floating> spec.alpha, <floating> s, t)
+                batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
+                total += batch_loss * rows_in_batch
+                if spec.sparse_input:
+                    zero_touched_rows(&spec, &rows, batch_ids, start,
+                                      rows_in_batch, &grads[0])
                 start += rows_in_batch
     finally:
         # the updates made, also when Ctrl-C stops the epoch
@@ -1264,79 +974,8 @@ def batch_statistics(Network net, Data data, floating[::1] params,
 
 
 # --------------------------------------------------------------------------
-# Single pieces, for the tests against the NumPy reference
+# Test-only entry points (single pieces, and the tuning knobs' hooks), kept
+# apart from the product's
 # --------------------------------------------------------------------------
 
-def apply_activation(str activation, floating[:, ::1] Z):
-    """Z := g(Z) in place, for any activation name (tests)."""
-    cdef int code = _name("activation", activation, ACTIVATION_CODES)
-    if Z.shape[0] == 0 or Z.shape[1] == 0:
-        return
-    with nogil:
-        activate(code, &Z[0, 0], Z.shape[0], Z.shape[1])
-
-
-def apply_derivative(str activation, const floating[:, ::1] A,
-                     floating[:, ::1] delta):
-    """delta := delta * g'(z), with A = g(z), in place (tests)."""
-    cdef int code = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
-    if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
-        raise ValueError("A and delta must have the same shape")
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        return
-    with nogil:
-        multiply_derivative(code, &A[0, 0], &delta[0, 0], A.shape[0] * A.shape[1])
-
-
-def loss_and_delta(str loss, const floating[:, ::1] y_pred,
-                   const floating[:, ::1] Y, const floating[::1] sample_weight,
-                   floating[:, ::1] delta, double huber_delta=1.0):
-    """(sum_i w_i J_i, and delta := w dJ_i/dz in place) (tests)."""
-    cdef const floating *sw = NULL
-    cdef LossSpec spec
-    spec.kind = _name("loss", loss, LOSS_CODES)
-    spec.huber_delta = huber_delta
-    if not huber_delta > 0:
-        raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
-    if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
-            or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
-            or sample_weight.shape[0] not in (0, y_pred.shape[0])
-            or y_pred.shape[0] == 0 or y_pred.shape[1] == 0):
-        raise ValueError("y_pred, Y, delta and sample_weight do not match")
-    if sample_weight.shape[0] > 0:
-        sw = &sample_weight[0]
-    return loss_and_output_delta(&spec, &y_pred[0, 0], &Y[0, 0], sw,
-                                 y_pred.shape[0], y_pred.shape[1], &delta[0, 0])
-
-
-def sgd_step(floating[::1] params, const floating[::1] grads,
-             floating[::1] velocities, double learning_rate, double momentum,
-             bint nesterov):
-    """One in-place SGD update of the flat vectors (tests)."""
-    if grads.shape[0] != params.shape[0] or velocities.shape[0] != params.shape[0]:
-        raise ValueError("params, grads and velocities must have the same length")
-    if params.shape[0] == 0:
-        return
-    with nogil:
-        # (grads is the gradient itself: no weights penalised, s = 1)
-        sgd_update(&params[0], &grads[0], &velocities[0], params.shape[0], 0,
-                   <floating> 0.0, <floating> 1.0, <floating> learning_rate,
-                   <floating> momentum, nesterov)
-
-
-def adam_step(floating[::1] params, const floating[::1] grads,
-              floating[::1] ms, floating[::1] vs, double learning_rate,
-              double beta_1, double beta_2, double epsilon, Py_ssize_t t):
-    """One in-place Adam update, step t >= 1 (tests)."""
-    if t < 1:
-        raise ValueError(f"Adam's step t counts from 1, got {t}")
-    if (grads.shape[0] != params.shape[0] or ms.shape[0] != params.shape[0]
-            or vs.shape[0] != params.shape[0]):
-        raise ValueError("params, grads, ms and vs must have the same length")
-    if params.shape[0] == 0:
-        return
-    with nogil:
-        # (grads is the gradient itself: no weights penalised, s = 1)
-        adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,
-                    <floating> 0.0, <floating> 1.0, learning_rate, beta_1,
-                    beta_2, epsilon, t)
+include "_testing.pxi"

@@ -32,8 +32,23 @@ cdef enum Loss:
     HUBER = 5
 
 
+cdef inline dict loss_codes():
+    """The losses by name (_kernel.LOSS_CODES)."""
+    return {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS,
+            "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON,
+            "absolute_error": ABSOLUTE_ERROR, "huber": HUBER}
+
+
+cdef inline dict loss_output_activations():
+    """Each loss's output activation, by name (_kernel.LOSS_OUTPUT)."""
+    return {"squared_error": "identity", "log_loss": "softmax",
+            "binary_log_loss": "logistic", "poisson": "exp",
+            "absolute_error": "identity", "huber": "identity"}
+
+
 cdef struct LossSpec:
-    # A loss and its parameters (filled by _kernel.Network).
+    # A loss and its parameters (filled by _kernel._loss_spec, for Network
+    # and the tests' loss_and_delta).
     int kind                # a Loss code
     double huber_delta      # HUBER: where the quadratic part ends (> 0)
 

@@ -66,6 +66,8 @@ cdef struct NetSpec:
                                     # rows (= M), on threads (_kernel.pyx, "A
                                     # batch in fixed blocks of rows")
     long long small_gemm_work       # products of at most this m*n*k: loops
+    double min_block_work           # blocks of less work (multiply-adds) run
+                                    # on one thread (_epoch.pxd)
     Py_ssize_t *coef_offset         # (L,)     into params
     Py_ssize_t *intercept_offset    # (L,)     into params
     Py_ssize_t *activation_offset   # (L + 1,) into work; [0] unused

@@ -27,6 +27,17 @@ cdef enum Solver:
     RMSPROP = 2
 
 
+cdef inline dict optimizer_codes():
+    """The optimizers by name (_kernel.OPTIMIZER_CODES)."""
+    return {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+
+
+cdef inline dict optimizer_states():
+    """Each optimizer's state vectors (attributes of _kernel.Optimizer), in
+    update()'s order: state_1, then state_2 (_kernel.OPTIMIZER_STATE)."""
+    return {"sgd": ("velocities",), "adam": ("ms", "vs"), "rmsprop": ("vs",)}
+
+
 cdef struct OptimizerSpec:
     # One optimizer's kind and hyper-parameters (filled by _kernel.Optimizer).
     int kind                # SGD, ADAM or RMSPROP
@@ -36,6 +47,17 @@ cdef struct OptimizerSpec:
     double beta_1, beta_2   # adam
     double rho              # rmsprop: decay of the squared-gradient average
     double epsilon          # adam, rmsprop
+
+
+cdef inline str hyper_parameter_error(const OptimizerSpec *opt, Py_ssize_t t):
+    """Why opt's hyper-parameters (at update count t) cannot be used, or
+    None."""
+    if opt.kind == ADAM and not (t >= 0 and 0 <= opt.beta_1 < 1
+                                 and 0 <= opt.beta_2 < 1 and opt.epsilon > 0):
+        return "Adam needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0"
+    if opt.kind == RMSPROP and not (0 <= opt.rho < 1 and opt.epsilon > 0):
+        return "RMSprop needs rho in [0, 1), epsilon > 0"
+    return None
 
 
 cdef inline void _sgd_range(floating *params, const floating *raw,

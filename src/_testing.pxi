@@ -1,0 +1,97 @@
+# Test-only entry points of the kernel, included at the end of _kernel.pyx
+# (they stay names of the _kernel module: tests call kernel.apply_activation
+# etc.): single pieces of the mathematics, for the tests against the NumPy
+# reference, and hooks that move the tuning knobs (tests/kernel_paths.py).
+
+
+def set_small_gemm_work(long long work):
+    """Set the direct-loop threshold (m * n * k) of the matrix products;
+    returns the previous one. For measuring; 0 sends every product to BLAS.
+    Read by each entry point when it is called (Network.for_call)."""
+    global _small_gemm_work
+    previous = _small_gemm_work
+    _small_gemm_work = work
+    return previous
+
+
+def set_min_block_work(double work):
+    """Set the work (multiply-adds) per block below which a batch's blocks
+    run on one thread; returns the previous one. For measuring (the result
+    is the same either way). Read by train_epoch when it is called
+    (Network.for_call)."""
+    global _min_block_work
+    previous = _min_block_work
+    _min_block_work = work
+    return previous
+
+
+
+def apply_activation(str activation, floating[:, ::1] Z):
+    """Z := g(Z) in place, for any activation name (tests)."""
+    cdef int code = _name("activation", activation, ACTIVATION_CODES)
+    if Z.shape[0] == 0 or Z.shape[1] == 0:
+        return
+    with nogil:
+        activate(code, &Z[0, 0], Z.shape[0], Z.shape[1])
+
+
+def apply_derivative(str activation, const floating[:, ::1] A,
+                     floating[:, ::1] delta):
+    """delta := delta * g'(z), with A = g(z), in place (tests)."""
+    cdef int code = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
+    if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
+        raise ValueError("A and delta must have the same shape")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return
+    with nogil:
+        multiply_derivative(code, &A[0, 0], &delta[0, 0], A.shape[0] * A.shape[1])
+
+
+def loss_and_delta(str loss, const floating[:, ::1] y_pred,
+                   const floating[:, ::1] Y, const floating[::1] sample_weight,
+                   floating[:, ::1] delta, double huber_delta=1.0):
+    """(sum_i w_i J_i, and delta := w dJ_i/dz in place) (tests)."""
+    cdef const floating *sw = NULL
+    cdef LossSpec spec = _loss_spec(loss, huber_delta)
+    if (Y.shape[0] != y_pred.shape[0] or Y.shape[1] != y_pred.shape[1]
+            or delta.shape[0] != y_pred.shape[0] or delta.shape[1] != y_pred.shape[1]
+            or sample_weight.shape[0] not in (0, y_pred.shape[0])
+            or y_pred.shape[0] == 0 or y_pred.shape[1] == 0):
+        raise ValueError("y_pred, Y, delta and sample_weight do not match")
+    if sample_weight.shape[0] > 0:
+        sw = &sample_weight[0]
+    return loss_and_output_delta(&spec, &y_pred[0, 0], &Y[0, 0], sw,
+                                 y_pred.shape[0], y_pred.shape[1], &delta[0, 0])
+
+
+def sgd_step(floating[::1] params, const floating[::1] grads,
+             floating[::1] velocities, double learning_rate, double momentum,
+             bint nesterov):
+    """One in-place SGD update of the flat vectors (tests)."""
+    if grads.shape[0] != params.shape[0] or velocities.shape[0] != params.shape[0]:
+        raise ValueError("params, grads and velocities must have the same length")
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        # (grads is the gradient itself: no weights penalised, s = 1)
+        sgd_update(&params[0], &grads[0], &velocities[0], params.shape[0], 0,
+                   <floating> 0.0, <floating> 1.0, <floating> learning_rate,
+                   <floating> momentum, nesterov)
+
+
+def adam_step(floating[::1] params, const floating[::1] grads,
+              floating[::1] ms, floating[::1] vs, double learning_rate,
+              double beta_1, double beta_2, double epsilon, Py_ssize_t t):
+    """One in-place Adam update, step t >= 1 (tests)."""
+    if t < 1:
+        raise ValueError(f"Adam's step t counts from 1, got {t}")
+    if (grads.shape[0] != params.shape[0] or ms.shape[0] != params.shape[0]
+            or vs.shape[0] != params.shape[0]):
+        raise ValueError("params, grads, ms and vs must have the same length")
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        # (grads is the gradient itself: no weights penalised, s = 1)
+        adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,
+                    <floating> 0.0, <floating> 1.0, learning_rate, beta_1,
+                    beta_2, epsilon, t)
