@@ -123,6 +123,7 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
                 for i in range(n_rows * n_in):
                     delta[i] *= work[net.mask_offset[l - 1] + i]
             multiply_derivative(net.activation, work + net.activation_offset[l],
+                                work + net.z_offset[l - 1] if net.keep_z else NULL,
                                 delta, n_rows * n_in)
             if net.batch_norm:
                 batch_norm_backward(net, l - 1, n_rows, params,

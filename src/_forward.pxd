@@ -42,7 +42,8 @@ cdef inline void forward(const NetSpec *net, const Rows *data,
     ``output`` (chunk.n_rows, units[L]), which may be the block of work for
     activations[L]. In training mode (net.training) hidden layers with batch
     normalisation also write x_hat and stats, those with dropout their mask
-    and dropped activations, to work.
+    and dropped activations, to work; with net.keep_z, every hidden layer
+    its z (the activation's input).
     """
     cdef Py_ssize_t l, i, L = net.n_layers, n_rows = chunk.n_rows
     cdef int n_in, n_out
@@ -70,6 +71,9 @@ cdef inline void forward(const NetSpec *net, const Rows *data,
         if net.batch_norm:
             batch_norm_forward(net, l, n_rows, params, Z, work + net.x_hat_offset[l],
                                work + net.stats_offset[l])
+        if net.keep_z:
+            # z, for the derivative of an activation that needs it
+            memcpy(work + net.z_offset[l], Z, n_rows * n_out * sizeof(floating))
         activate(net.activation, Z, n_rows, n_out)
         if drops(net, l):
             dropout_forward(net, l, chunk.stream_first, n_rows, Z,

@@ -56,7 +56,7 @@ import threading
 
 import numpy as np
 
-from _activations cimport (activate, multiply_derivative,
+from _activations cimport (activate, multiply_derivative, needs_z,
                            hidden_activation_codes, output_activation_codes)
 from _backprop cimport scale_gradient, squared_norm_of_coefs, zero_touched_rows
 from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
@@ -176,7 +176,8 @@ cdef class Network:
     ----------
     units : sequence of int, (L + 1,)
         Layer widths, input first: (n_features, *hidden_layer_sizes, n_outputs).
-    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'gelu',
+                  'silu', 'selu', 'mish'}
         The hidden layers' activation.
     loss : {'squared_error', 'log_loss', 'binary_log_loss', 'poisson',
             'absolute_error', 'huber'} or None
@@ -298,8 +299,9 @@ cdef class Network:
         self.stream_position = 0
         self.spec.training = False
         self.spec.update_running = False
+        self.spec.keep_z = False
 
-        self.spec.coef_offset = <Py_ssize_t *> malloc((12 * L + 1) * sizeof(Py_ssize_t))
+        self.spec.coef_offset = <Py_ssize_t *> malloc((13 * L + 1) * sizeof(Py_ssize_t))
         if self.spec.coef_offset == NULL:
             raise MemoryError()
         self.spec.intercept_offset = self.spec.coef_offset + L
@@ -313,7 +315,8 @@ cdef class Network:
         self.spec.stats_offset = self.spec.coef_offset + 9 * L + 1
         self.spec.mask_offset = self.spec.coef_offset + 10 * L + 1
         self.spec.dropped_offset = self.spec.coef_offset + 11 * L + 1
-        for k in range(8 * L):
+        self.spec.z_offset = self.spec.coef_offset + 12 * L + 1
+        for k in range(9 * L):
             self.spec.gamma_offset[k] = -1
 
         position = 0
@@ -352,6 +355,10 @@ cdef class Network:
                 self.spec.dropped_offset[k] = position
                 position += M * u[k + 1]
         self.spec.work_size[FORWARD] = position
+        if needs_z(self.spec.activation):
+            for k in range(L - 1):
+                self.spec.z_offset[k] = position
+                position += M * u[k + 1]
         for l in range(L):
             self.spec.delta_offset[l] = position
             position += M * u[l + 1]
@@ -466,6 +473,7 @@ cdef class Network:
         spec.min_block_work = _min_block_work
         spec.training = training
         spec.update_running = update_running
+        spec.keep_z = part != FORWARD and needs_z(spec.activation)
         return spec
 
     cdef int check_batches(self, Py_ssize_t n, Py_ssize_t batch_size) except -1:

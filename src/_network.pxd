@@ -16,6 +16,9 @@
 #     per hidden layer k with batch normalisation: x_hat[k] M * units[k + 1],
 #     stats[k] 2 * units[k + 1]; with dropout: mask[k] and dropped[k]
 #     M * units[k + 1] each                                      (FORWARD)
+#     z[k] per hidden layer k, when the hidden activation needs_z
+#     (_activations.pxd): its input (after batch normalisation),
+#     M * units[k + 1] each                                      (BACKWARD)
 #     deltas[0..L-1]      M * units[l + 1]   each, row-major      (BACKWARD)
 #     gathered chunk      M * units[0] (X, dense input only), M * units[L] (Y),
 #                         M (sample weights)                      (EPOCH)
@@ -57,9 +60,13 @@ cdef struct NetSpec:
     Py_ssize_t *stats_offset
     Py_ssize_t *mask_offset         # (L - 1,) into work, where dropout > 0
     Py_ssize_t *dropped_offset
+    Py_ssize_t *z_offset            # (L - 1,) into work, when the hidden
+                                    # activation needs z (_activations.pxd)
     # the mode of one entry call (set by Network.for_call)
     bint training                   # batch statistics and dropout masks
     bint update_running             # move the running statistics (epochs)
+    bint keep_z                     # the forward pass writes z[k] (calls
+                                    # with a backward pass, when needs_z)
     Py_ssize_t chunk_rows           # M: rows that go through the layers at once
     Py_ssize_t block_rows           # 0: a training batch goes through in chunks,
                                     # in order; else in fixed blocks of this many

@@ -36,15 +36,27 @@ def apply_activation(str activation, floating[:, ::1] Z):
 
 
 def apply_derivative(str activation, const floating[:, ::1] A,
-                     floating[:, ::1] delta):
-    """delta := delta * g'(z), with A = g(z), in place (tests)."""
+                     floating[:, ::1] delta, Z=None):
+    """delta := delta * g'(z), in place, with A = g(z) and Z = z (an array
+    like A; needed by the activations that need z, ignored by the others)
+    (tests)."""
     cdef int code = _name("hidden activation", activation, HIDDEN_ACTIVATIONS)
+    cdef const floating[:, ::1] z_view
+    cdef const floating *z = NULL
     if A.shape[0] != delta.shape[0] or A.shape[1] != delta.shape[1]:
         raise ValueError("A and delta must have the same shape")
+    if needs_z(code):
+        if Z is None:
+            raise ValueError(f"the derivative of {activation!r} needs Z")
+        z_view = Z
+        if z_view.shape[0] != A.shape[0] or z_view.shape[1] != A.shape[1]:
+            raise ValueError("Z and A must have the same shape")
+        if A.shape[0] > 0 and A.shape[1] > 0:
+            z = &z_view[0, 0]
     if A.shape[0] == 0 or A.shape[1] == 0:
         return
     with nogil:
-        multiply_derivative(code, &A[0, 0], &delta[0, 0], A.shape[0] * A.shape[1])
+        multiply_derivative(code, &A[0, 0], z, &delta[0, 0], A.shape[0] * A.shape[1])
 
 
 def loss_and_delta(str loss, const floating[:, ::1] y_pred,
