@@ -13,8 +13,8 @@ from libc.string cimport memcpy
 from _backprop cimport chunk_gradient, chunk_loss
 from _forward cimport forward
 from _network cimport NetSpec, Rows, Chunk, cbp_prefetch
-from _optimizers cimport (OptimizerSpec, update_step, update_tile, n_tiles,
-                          tile_bounds)
+from _optimizers cimport (OptimizerSpec, UpdateStep, update_step, update_tile,
+                          n_tiles, tile_bounds)
 
 
 # --------------------------------------------------------------------------
@@ -284,7 +284,7 @@ cdef inline bint _train_batch_in_blocks(
     cdef Py_ssize_t b, k, tile
     cdef int threads = <int> min(<Py_ssize_t> n_threads, n_blocks), any_bad
     cdef floating alpha = <floating> net.alpha
-    cdef floating step = <floating> update_step(opt, t)
+    cdef UpdateStep step = update_step(opt, t)
     if _work_per_row(net) * B < net.min_block_work:
         threads = 1
     with parallel(num_threads=threads):
@@ -306,7 +306,7 @@ cdef inline bint _train_batch_in_blocks(
                 _add_blocks(grads, block_grads, n, n_blocks, tile, n_coefs)
                 tile_norms[tile] = update_tile(opt, params, grads, state_1,
                                                state_2, tile, n, n_coefs, alpha,
-                                               s, step)
+                                               s, &step)
     for b in range(n_blocks):
         if bad[b]:
             return False

@@ -66,9 +66,10 @@ from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
                       loss_output_activations)
 from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
-from _optimizers cimport (OptimizerSpec, update, n_tiles, sgd_update,
-                          adam_update, optimizer_codes, optimizer_states,
-                          hyper_parameter_error)
+from _optimizers cimport (OptimizerSpec, UpdateStep, update, update_step,
+                          update_tile, n_tiles, sgd_update, adam_update,
+                          optimizer_codes, optimizer_states,
+                          hyper_parameter_error, ADAMW)
 
 cdef extern from *:
     """
@@ -619,19 +620,22 @@ cdef class Data:
 cdef class Optimizer:
     """The compiled description of an optimizer and its state, built once per fit.
 
-    kind : {'sgd', 'adam', 'rmsprop'}
+    kind : {'sgd', 'adam', 'rmsprop', 'adamw'}
     params : the flat parameter vector; the state vectors take its length
         and dtype, starting at zero.
     state : None, or (velocities, ms, vs) to start from (unpickling).
     learning_rate : the rate of the coming epoch (schedules change it between
         epochs); for adam, before the bias correction.
-    momentum, nesterov : sgd.  beta_1, beta_2 : adam.  rho : rmsprop.
-    epsilon : adam, rmsprop.
+    momentum, nesterov : sgd.  beta_1, beta_2 : adam, adamw.  rho : rmsprop.
+    epsilon : adam, rmsprop, adamw (adamw adds it after the bias correction,
+    as torch.optim.AdamW; adam before it, as scikit-learn).
+    weight_decay : adamw's decoupled decay, params *= 1 - lr weight_decay
+    each update (every trained value), beside the network's L2 alpha.
 
     State (public, replaceable by vectors of the same length and dtype):
-    velocities (sgd); ms, vs: first and second moments (adam); vs: the
-    average of squared gradients (rmsprop); t, the number of updates made
-    so far (adam's bias correction).
+    velocities (sgd); ms, vs: first and second moments (adam, adamw); vs:
+    the average of squared gradients (rmsprop) -- OPTIMIZER_STATE[kind];
+    t, the number of updates made so far (the bias corrections).
     """
     cdef OptimizerSpec spec
     cdef readonly str kind
@@ -641,7 +645,7 @@ cdef class Optimizer:
     def __cinit__(self, str kind, params, *, double learning_rate,
                   double momentum=0.9, bint nesterov=True, double beta_1=0.9,
                   double beta_2=0.999, double rho=0.9, double epsilon=1e-8,
-                  Py_ssize_t t=0, state=None):
+                  double weight_decay=0.0, Py_ssize_t t=0, state=None):
         self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
         if not isinstance(params, np.ndarray) or params.dtype not in (np.float32,
                                                                       np.float64):
@@ -654,6 +658,7 @@ cdef class Optimizer:
         self.spec.beta_2 = beta_2
         self.spec.rho = rho
         self.spec.epsilon = epsilon
+        self.spec.weight_decay = weight_decay
         self.t = t
         if state is not None:  # (velocities, ms, vs), taken as they are
             self.velocities, self.ms, self.vs = state
@@ -676,7 +681,8 @@ cdef class Optimizer:
         return dict(learning_rate=self.spec.learning_rate,
                     momentum=self.spec.momentum, nesterov=bool(self.spec.nesterov),
                     beta_1=self.spec.beta_1, beta_2=self.spec.beta_2,
-                    rho=self.spec.rho, epsilon=self.spec.epsilon)
+                    rho=self.spec.rho, epsilon=self.spec.epsilon,
+                    weight_decay=self.spec.weight_decay)
 
     def __reduce__(self):
         return (_rebuild_optimizer,
@@ -700,6 +706,7 @@ cdef class Optimizer:
 
 
 def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
+    # (hyper_parameters pickled before weight_decay existed lack it: 0)
     return Optimizer(kind, velocities, t=t, state=(velocities, ms, vs),
                      **hyper_parameters)
 

@@ -25,28 +25,38 @@ cdef enum Solver:
     SGD = 0
     ADAM = 1
     RMSPROP = 2
+    ADAMW = 3
 
 
 cdef inline dict optimizer_codes():
     """The optimizers by name (_kernel.OPTIMIZER_CODES)."""
-    return {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+    return {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP, "adamw": ADAMW}
 
 
 cdef inline dict optimizer_states():
     """Each optimizer's state vectors (attributes of _kernel.Optimizer), in
     update()'s order: state_1, then state_2 (_kernel.OPTIMIZER_STATE)."""
-    return {"sgd": ("velocities",), "adam": ("ms", "vs"), "rmsprop": ("vs",)}
+    return {"sgd": ("velocities",), "adam": ("ms", "vs"), "rmsprop": ("vs",),
+            "adamw": ("ms", "vs")}
 
 
 cdef struct OptimizerSpec:
     # One optimizer's kind and hyper-parameters (filled by _kernel.Optimizer).
-    int kind                # SGD, ADAM or RMSPROP
+    int kind                # SGD, ADAM, RMSPROP or ADAMW
     double learning_rate    # the epoch's rate (adam: before bias correction)
     double momentum         # sgd
     bint nesterov           # sgd
-    double beta_1, beta_2   # adam
+    double beta_1, beta_2   # adam, adamw
     double rho              # rmsprop: decay of the squared-gradient average
-    double epsilon          # adam, rmsprop
+    double epsilon          # adam, rmsprop, adamw
+    double weight_decay     # adamw: params *= 1 - lr weight_decay per update
+
+
+cdef struct UpdateStep:
+    # The scalars of one update (number t), the same for every value
+    # (update_step).
+    double step             # adam: -lr_t; adamw: -lr / (1 - beta_1^t)
+    double root_correction  # adamw: sqrt(1 - beta_2^t)
 
 
 cdef inline str hyper_parameter_error(const OptimizerSpec *opt, Py_ssize_t t):
@@ -55,6 +65,11 @@ cdef inline str hyper_parameter_error(const OptimizerSpec *opt, Py_ssize_t t):
     if opt.kind == ADAM and not (t >= 0 and 0 <= opt.beta_1 < 1
                                  and 0 <= opt.beta_2 < 1 and opt.epsilon > 0):
         return "Adam needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0"
+    if opt.kind == ADAMW and not (t >= 0 and 0 <= opt.beta_1 < 1
+                                  and 0 <= opt.beta_2 < 1 and opt.epsilon > 0
+                                  and opt.weight_decay >= 0):
+        return ("AdamW needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0, "
+                "weight_decay >= 0")
     if opt.kind == RMSPROP and not (0 <= opt.rho < 1 and opt.epsilon > 0):
         return "RMSprop needs rho in [0, 1), epsilon > 0"
     return None
@@ -111,6 +126,40 @@ cdef inline void _adam_range(floating *params, const floating *raw,
             params[i] += step * m / (sqrt(v) + eps)
 
 
+cdef inline void _adamw_range(floating *params, const floating *raw,
+                              floating *ms, floating *vs, Py_ssize_t start,
+                              Py_ssize_t stop, bint penalised, floating alpha,
+                              floating s, floating decay, floating step,
+                              floating root_correction, floating b1_weight,
+                              bint lerp_from_m, floating one_minus_weight,
+                              floating b2, floating c2,
+                              floating eps) noexcept nogil:
+    """AdamW as torch.optim.AdamW's single-tensor path, operation for
+    operation (g formed from raw with the params before the decay):
+        params *= 1 - lr weight_decay                           (decay)
+        m.lerp_(g, 1 - b1):  m + w (g - m) when w < 0.5, else g - (g - m)(1 - w)
+        v = b2 v + (1 - b2) g g                       (mul_, addcmul_)
+        params += step m / (sqrt(v) / root_correction + eps)   (addcdiv_)
+    with step = -lr / (1 - b1^t), root_correction = sqrt(1 - b2^t)."""
+    cdef Py_ssize_t i
+    cdef floating g, m, v, p
+    for i in range(start, stop):
+        g = (raw[i] + alpha * params[i]) / s if penalised else raw[i] / s
+        p = params[i] * decay
+        if lerp_from_m:
+            m = ms[i] + b1_weight * (g - ms[i])
+        else:
+            m = g - (g - ms[i]) * one_minus_weight
+        v = vs[i] * b2
+        v = v + c2 * g * g
+        ms[i] = m
+        vs[i] = v
+        if floating is float:
+            params[i] = p + step * m / (sqrtf(v) / root_correction + eps)
+        else:
+            params[i] = p + step * m / (sqrt(v) / root_correction + eps)
+
+
 cdef inline void _rmsprop_range(floating *params, const floating *raw,
                                 floating *vs, Py_ssize_t start, Py_ssize_t stop,
                                 bint penalised, floating alpha, floating s,
@@ -165,29 +214,47 @@ cdef inline void _update_range(const OptimizerSpec *opt, floating *params,
                                const floating *raw, floating *state_1,
                                floating *state_2, Py_ssize_t start,
                                Py_ssize_t stop, bint penalised, floating alpha,
-                               floating s, floating step) noexcept nogil:
-    """params[start:stop] by opt's rule; step: Adam's -lr_t (unused by SGD)."""
+                               floating s, const UpdateStep *step) noexcept nogil:
+    """params[start:stop] by opt's rule; step: update_step's scalars."""
+    cdef double weight
     if opt.kind == SGD:
         _sgd_range(params, raw, state_1, start, stop, penalised, alpha, s,
                    <floating> opt.learning_rate, <floating> opt.momentum,
                    opt.nesterov)
     elif opt.kind == ADAM:
         _adam_range(params, raw, state_1, state_2, start, stop, penalised,
-                    alpha, s, step, <floating> opt.beta_1, <floating> opt.beta_2,
+                    alpha, s, <floating> step.step, <floating> opt.beta_1,
+                    <floating> opt.beta_2,
                     <floating> (1 - opt.beta_1), <floating> (1 - opt.beta_2),
                     <floating> opt.epsilon)
     elif opt.kind == RMSPROP:
         _rmsprop_range(params, raw, state_1, start, stop, penalised, alpha, s,
                        <floating> opt.learning_rate, <floating> opt.rho,
                        <floating> (1 - opt.rho), <floating> opt.epsilon)
+    elif opt.kind == ADAMW:
+        weight = 1 - opt.beta_1
+        _adamw_range(params, raw, state_1, state_2, start, stop, penalised,
+                     alpha, s, <floating> (1 - opt.learning_rate * opt.weight_decay),
+                     <floating> step.step, <floating> step.root_correction,
+                     <floating> weight, weight < 0.5, <floating> (1 - weight),
+                     <floating> opt.beta_2, <floating> (1 - opt.beta_2),
+                     <floating> opt.epsilon)
 
 
-cdef inline double update_step(const OptimizerSpec *opt,
-                               Py_ssize_t t) noexcept nogil:
-    """The step update() passes to the ranges: Adam's -lr_t, else 0."""
+cdef inline UpdateStep update_step(const OptimizerSpec *opt,
+                                   Py_ssize_t t) noexcept nogil:
+    """The scalars of update number t that update() passes to the ranges:
+    Adam's -lr_t; AdamW's -lr / (1 - beta_1^t) and sqrt(1 - beta_2^t)
+    (torch's bias_correction2 ** 0.5); else 0."""
+    cdef UpdateStep step
+    step.step = 0
+    step.root_correction = 1
     if opt.kind == ADAM:
-        return -adam_step_size(opt.learning_rate, opt.beta_1, opt.beta_2, t)
-    return 0
+        step.step = -adam_step_size(opt.learning_rate, opt.beta_1, opt.beta_2, t)
+    elif opt.kind == ADAMW:
+        step.step = -(opt.learning_rate / (1 - pow(opt.beta_1, <double> t)))
+        step.root_correction = sqrt(1 - pow(opt.beta_2, <double> t))
+    return step
 
 
 cdef inline Py_ssize_t n_tiles(Py_ssize_t n, Py_ssize_t n_coefs) noexcept nogil:
@@ -214,7 +281,7 @@ cdef inline double update_tile(const OptimizerSpec *opt, floating *params,
                                const floating *raw, floating *state_1,
                                floating *state_2, Py_ssize_t tile, Py_ssize_t n,
                                Py_ssize_t n_coefs, floating alpha, floating s,
-                               floating step) noexcept nogil:
+                               const UpdateStep *step) noexcept nogil:
     """update() of tile number ``tile`` alone (0 <= tile < n_tiles(n,
     n_coefs)); returns the tile's share of the squared norm (0 past the
     coefs, or when alpha is 0). update() is these tiles in order, their
@@ -240,11 +307,16 @@ cdef inline double update(const OptimizerSpec *opt, floating *params,
     the batch's loss), when alpha > 0 (else 0).
 
     raw: a batch's raw gradient sums; s: its weight sum; t: the update's
-    number, counting from 1 (Adam). in/out: params, and the optimizer's state
-    vectors (sgd: state_1 = velocities; adam: state_1, state_2 = ms, vs;
-    rmsprop: state_1 = vs).
+    number, counting from 1 (Adam, AdamW). in/out: params, and the
+    optimizer's state vectors (optimizer_states(): sgd: state_1 =
+    velocities; adam, adamw: state_1, state_2 = ms, vs; rmsprop: state_1 =
+    vs).
+
+    AdamW decays every one of the n values (torch decays every parameter it
+    is given: coefs, intercepts, batch-norm gamma and beta), independently
+    of the L2 term alpha, which reads the params before the decay.
     """
-    cdef floating step = <floating> update_step(opt, t)
+    cdef UpdateStep step = update_step(opt, t)
     cdef double norm = 0.0
     cdef Py_ssize_t tile
     # tile by tile: each tile's squared norm is taken just before its update
@@ -252,5 +324,5 @@ cdef inline double update(const OptimizerSpec *opt, floating *params,
     # of a batch in blocks update on threads)
     for tile in range(n_tiles(n, n_coefs)):
         norm += update_tile(opt, params, raw, state_1, state_2, tile, n, n_coefs,
-                            alpha, s, step)
+                            alpha, s, &step)
     return norm

@@ -107,3 +107,34 @@ def adam_step(floating[::1] params, const floating[::1] grads,
         adam_update(&params[0], &grads[0], &ms[0], &vs[0], params.shape[0], 0,
                     <floating> 0.0, <floating> 1.0, learning_rate, beta_1,
                     beta_2, epsilon, t)
+
+
+def adamw_step(floating[::1] params, const floating[::1] grads,
+               floating[::1] ms, floating[::1] vs, double learning_rate,
+               double beta_1, double beta_2, double epsilon,
+               double weight_decay, Py_ssize_t t):
+    """One in-place AdamW update, step t >= 1, by the kernel's own update
+    path (update_tile over the tiles) (tests)."""
+    cdef OptimizerSpec opt
+    cdef UpdateStep step
+    cdef Py_ssize_t tile, n = params.shape[0]
+    if t < 1:
+        raise ValueError(f"AdamW's step t counts from 1, got {t}")
+    if grads.shape[0] != n or ms.shape[0] != n or vs.shape[0] != n:
+        raise ValueError("params, grads, ms and vs must have the same length")
+    opt.kind = ADAMW
+    opt.learning_rate = learning_rate
+    opt.beta_1, opt.beta_2 = beta_1, beta_2
+    opt.epsilon = epsilon
+    opt.weight_decay = weight_decay
+    error = hyper_parameter_error(&opt, t)
+    if error is not None:
+        raise ValueError(error)
+    if n == 0:
+        return
+    with nogil:
+        # (grads is the gradient itself: no weights penalised, s = 1)
+        step = update_step(&opt, t)
+        for tile in range(n_tiles(n, 0)):
+            update_tile(&opt, &params[0], &grads[0], &ms[0], &vs[0], tile, n, 0,
+                        <floating> 0.0, <floating> 1.0, &step)
