@@ -44,8 +44,10 @@ All functions are pure: they return new arrays and never modify their inputs.
 """
 import numpy as np
 import scipy.sparse
+import scipy.special
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu",
+                      "gelu", "silu", "selu", "mish")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
 LOSSES = ("squared_error", "log_loss", "binary_log_loss", "poisson",
           "absolute_error", "huber")
@@ -60,6 +62,9 @@ OUTPUT_FOR_LOSS = {
     "huber": "identity",
 }
 LEAKY_SLOPE = 0.01
+# torch.nn.SELU's constants
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
 
 # ---------------------------------------------------------------------------
@@ -114,6 +119,19 @@ def activation(name, z):
         return np.maximum(z, z.dtype.type(0))
     if name == "leaky_relu":
         return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
+    if name == "gelu":
+        # z Phi(z) = 0.5 z (1 + erf(z / sqrt(2)))
+        return z * z.dtype.type(0.5) * (one + scipy.special.erf(z / z.dtype.type(np.sqrt(2))))
+    if name == "silu":
+        # z sigma(z)
+        return z * scipy.special.expit(z)
+    if name == "selu":
+        # scale z for z > 0, scale alpha (e^z - 1) otherwise
+        return np.where(z > 0, z.dtype.type(SELU_SCALE) * z,
+                        z.dtype.type(SELU_SCALE * SELU_ALPHA) * np.expm1(np.minimum(z, 0)))
+    if name == "mish":
+        # z tanh(softplus(z)), softplus(z) = log(1 + e^z) = logaddexp(0, z)
+        return z * np.tanh(np.logaddexp(z.dtype.type(0), z))
     if name == "softmax":
         # shifted by the row maximum, so exp never overflows
         e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -139,6 +157,22 @@ def derivative(name, z):
     if name == "leaky_relu":
         # the slope is taken at z = 0 (as PyTorch)
         return np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype)
+    if name == "gelu":
+        # Phi(z) + z phi(z)
+        phi = np.exp(-z * z / z.dtype.type(2)) / z.dtype.type(np.sqrt(2 * np.pi))
+        return z.dtype.type(0.5) * (1 + scipy.special.erf(z / z.dtype.type(np.sqrt(2)))) + z * phi
+    if name == "silu":
+        # sigma(z) (1 + z (1 - sigma(z)))
+        sigma = scipy.special.expit(z)
+        return sigma * (1 + z * (1 - sigma))
+    if name == "selu":
+        # scale for z > 0, scale alpha e^z otherwise
+        return np.where(z > 0, z.dtype.type(SELU_SCALE),
+                        z.dtype.type(SELU_SCALE * SELU_ALPHA) * np.exp(np.minimum(z, 0)))
+    if name == "mish":
+        # tanh(sp) + z sigma(z) (1 - tanh(sp)^2), sp = softplus(z)
+        t = np.tanh(np.logaddexp(z.dtype.type(0), z))
+        return t + z * scipy.special.expit(z) * (1 - t * t)
     raise ValueError(f"{name!r} has no elementwise derivative here")
 
 
@@ -318,6 +352,23 @@ def adam_step(params, grads, ms, vs, learning_rate, beta_1, beta_2, epsilon, t):
     return params - dtype(lr_t) * m / (np.sqrt(v) + dtype(epsilon)), m, v
 
 
+def adamw_step(params, grads, ms, vs, learning_rate, beta_1, beta_2, epsilon,
+               weight_decay, t):
+    """(params, ms, vs) after AdamW's update number t (t >= 1), as
+    torch.optim.AdamW (decoupled decay; eps after the bias correction).
+
+    params *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    params -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    """
+    dtype = params.dtype.type
+    decayed = params * dtype(1 - learning_rate * weight_decay)
+    m = dtype(beta_1) * ms + dtype(1 - beta_1) * grads
+    v = dtype(beta_2) * vs + dtype(1 - beta_2) * (grads * grads)
+    step = learning_rate / (1 - beta_1 ** t)
+    denom = np.sqrt(v) / dtype(np.sqrt(1 - beta_2 ** t)) + dtype(epsilon)
+    return decayed - dtype(step) * m / denom, m, v
+
+
 def rmsprop_step(params, grads, vs, learning_rate, rho, epsilon):
     """(params, vs) after one RMSprop update (no momentum, not centred).
 
@@ -332,7 +383,7 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
                 loss_name, alpha, params, solver, learning_rate=0.001,
                 momentum=0.9, nesterov=False, beta_1=0.9, beta_2=0.999,
                 epsilon=1e-8, t=0, state_1=None, state_2=None, rho=0.9,
-                huber_delta=1.0):
+                huber_delta=1.0, weight_decay=0.0):
     """One epoch of mini-batch training.
 
     The rows are taken in ``order`` (0..n-1 when it is None or empty),
@@ -374,6 +425,10 @@ def train_epoch(X, Y, sample_weight, order, batch_size, units, hidden, output,
             params, state_1, state_2 = adam_step(params, grads, state_1, state_2,
                                                  learning_rate, beta_1, beta_2,
                                                  epsilon, t)
+        elif solver == "adamw":
+            params, state_1, state_2 = adamw_step(params, grads, state_1, state_2,
+                                                  learning_rate, beta_1, beta_2,
+                                                  epsilon, weight_decay, t)
         elif solver == "rmsprop":
             params, state_1 = rmsprop_step(params, grads, state_1, learning_rate, rho,
                                            epsilon)

@@ -23,7 +23,7 @@ from torch_layers import linear_from
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 DTYPES = [np.float32, np.float64]
-HIDDEN = ["identity", "logistic", "tanh", "relu", "leaky_relu"]
+HIDDEN = ["identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu", "selu", "mish"]
 LOSSES = ["squared_error", "log_loss", "binary_log_loss", "huber"]
 UNITS = [5, 7, 6, 3]
 SEED = 12345
