@@ -9,8 +9,6 @@ that the same ``random_state`` gives the same weights; the few places where
 cbp differs on purpose are listed in the README.
 """
 
-import contextlib
-import copy
 import functools
 from numbers import Integral, Real
 
@@ -20,28 +18,25 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_array, check_random_state, column_or_1d
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._callbacks import FitTasks
+from ._fitted import FlatParameters, restored_on_error
+from ._labels import LabelTargets
 from ._network import (
     BATCH_NORM_PARTS,
-    as_units,
-    batch_norm_arrays,
     check_fits_in_memory,
     glorot_uniform,
     initial_batch_norm,
-    is_packed,
     kernel_input,
     make_network,
     n_trained,
     pack,
     predict_raw,
     unpack,
-    unpack_batch_norm,
 )
 from ._options import (
     LOSSES,
@@ -69,8 +64,10 @@ from ._sklearn_compat import (
 from ._training import NON_FINITE, Fit, batch_size, fit_lbfgs, fit_stochastic
 from ._training import shuffled as _shuffled  # noqa: F401 (tests use it here)
 
+_restored_on_error = restored_on_error  # (its name before cbp._fitted)
 
-class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
+
+class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimator):
     """Base class for cbp's MLP classifier and regressor.
 
     Parameters, fitted attributes and their meaning are scikit-learn's
@@ -167,85 +164,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.batch_norm = batch_norm
         self.block_rows = block_rows
 
-    # ------------------------------------------------------------------
-    # The flat parameter vector behind coefs_ and intercepts_
-    # ------------------------------------------------------------------
-
-    @property
-    def _units(self):
-        return as_units(
-            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        )
-
-    def _fitted_batch_norm(self):
-        """The fitted batch normalisation (a dict of the four lists of
-        batch_norm_*_ arrays), or None for a model without it."""
-        state = self.__dict__
-        if "batch_norm_gammas_" not in state:
-            return None
-        return {name: state["batch_norm_" + name + "_"] for name in BATCH_NORM_PARTS}
-
-    def _packed_or_none(self, dtype=None):
-        """(params, units, batch_norm) if coefs_, intercepts_ (and the
-        batch_norm_*_ arrays) are still the views of the flat vector cbp made
-        (and of ``dtype``), else None; batch_norm: whether the vector holds
-        batch normalisation's values."""
-        state = self.__dict__
-        packed = state.get("_packed")  # one read: (params, units, views, batch_norm)
-        if packed is None or not is_packed(
-            packed[0], packed[2], state.get("coefs_"), state.get("intercepts_"),
-            self._fitted_batch_norm() if packed[3] else None,
-        ):
-            return None
-        if dtype is not None and packed[0].dtype != dtype:
-            return None
-        return packed[0], packed[1], packed[3]
-
-    def _params(self, dtype=None):
-        """The flat parameter vector; coefs_ and intercepts_ become its views.
-
-        Packs again when coefs_ or intercepts_ were replaced (a user may assign
-        them, as in scikit-learn) or are not of ``dtype``. For training: it
-        rebinds coefs_ and intercepts_.
-        """
-        packed = self._packed_or_none(dtype)
-        if packed is not None:
-            return packed[0]
-        if dtype is None:
-            dtype = self.coefs_[0].dtype
-        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm())
-        self._set_params_vector(params, self._units)
-        return params
-
-    def _params_for_prediction(self):
-        """(params, units, batch_norm) without changing the estimator: the
-        flat vector, or a packed copy of coefs_ and intercepts_ if the user
-        replaced them (so that their arrays stay theirs, as in scikit-learn,
-        and concurrent predictions never write to the model)."""
-        packed = self._packed_or_none()
-        if packed is not None:
-            return packed
-        batch_norm = self._fitted_batch_norm()
-        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm),
-                self._units, batch_norm is not None)
-
-    def _set_params_vector(self, params, units):
-        coefs, intercepts = unpack(params, list(units))
-        batch_norm = unpack_batch_norm(params, list(units))
-        attributes = dict(
-            # (units as a tuple: the key of the cached one-sample network)
-            _packed=(params, tuple(int(u) for u in units),
-                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm)),
-                     batch_norm is not None),
-            coefs_=coefs,
-            intercepts_=intercepts,
-        )
-        if batch_norm is not None:
-            attributes.update({"batch_norm_" + name + "_": arrays
-                               for name, arrays in batch_norm.items()})
-        # one dict update: other threads see the old state or the new, whole
-        self.__dict__.update(attributes)
-
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
@@ -261,18 +179,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         A ``random_state`` given as a RandomState instance is saved as None.
         """
         _persistence.save(self, path)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # coefs_ and intercepts_ pickle as arrays of their own; the flat
-        # vector is rebuilt from them when unpickled
-        state.pop("_packed", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "coefs_" in self.__dict__:
-            self._params()  # now, not lazily under concurrent predictions
 
     # ------------------------------------------------------------------
     # Prediction
@@ -363,7 +269,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental,
                                     validation=(None, None, None)):
         """_fit, but a fit that raises leaves the estimator as it was."""
-        with _restored_on_error(self):
+        with restored_on_error(self):
             return self._fit(X, y, sample_weight=sample_weight, incremental=incremental,
                              validation=validation)
 
@@ -654,7 +560,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
 
 @_persistence.register
-class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     """Multi-layer Perceptron classifier, trained by cbp's compiled kernel.
 
     A drop-in for ``sklearn.neural_network.MLPClassifier``: the same
@@ -858,116 +764,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
         self.class_weight = class_weight
 
-    def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            ensure_all_finite=ensure_all_finite,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
-            self.classes_ = self._label_binarizer.classes_
-            index = self._label_index(y)
-        else:
-            index = self._label_index(y)
-            if self.warm_start:
-                seen_all = index is not None and np.bincount(
-                    index, minlength=len(self.classes_)).all()
-                if not seen_all and set(unique_labels(y)) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same "
-                        "classes as in the previous call to fit. Previously "
-                        f"got {self.classes_}, `y` has {unique_labels(y)}"
-                    )
-            elif index is None:
-                classes = unique_labels(y)
-                if len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                    raise ValueError(
-                        "`y` has classes not in `self.classes_`. "
-                        f"`self.classes_` has {self.classes_}. 'y' has {classes}."
-                    )
-
-        # bool, so that X's dtype is not upcast (as in scikit-learn)
-        if index is None:
-            y = self._label_binarizer.transform(y).astype(bool)
-        elif self._label_binarizer.y_type_ == "binary":
-            y = (index == 1).reshape(-1, 1)
-        else:
-            y = np.zeros((index.shape[0], len(self.classes_)), dtype=bool)
-            y[np.arange(index.shape[0]), index] = True
-        return X, y
-
-    def _label_index(self, y):
-        """Each label's position in classes_, or None.
-
-        The fast path of LabelBinarizer.transform for what it sees most: 1-d
-        binary or multiclass labels of classes_'s own kind, every one of them
-        in classes_. Anything else (multilabel, mixed kinds, unseen labels,
-        a single class) returns None, and scikit-learn's LabelBinarizer does
-        the work and raises its errors.
-        """
-        classes = self.classes_
-        if not (
-            self._label_binarizer.y_type_ in ("binary", "multiclass")
-            and len(classes) >= 2
-            and y.ndim == 1
-            and y.dtype.kind == classes.dtype.kind
-            and y.dtype.kind in "biuU"
-        ):
-            return None
-        index = np.searchsorted(classes, y)
-        np.minimum(index, len(classes) - 1, out=index)
-        if not np.array_equal(classes[index], y):
-            return None
-        return index
-
     def _target_for_scoring(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)
 
     def _training_loss(self):
         return classifier_loss(self.out_activation_)
-
-    def _encode_validation_targets(self, y_val):
-        """y_val's labels as the network's 0/1 targets; every label must have
-        been seen in training."""
-        if self._label_binarizer.y_type_.startswith("multilabel"):
-            return self._label_binarizer.transform(y_val)
-        y_val = column_or_1d(y_val, warn=True) if np.ndim(y_val) == 2 else y_val
-        unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y_val has labels not seen in training: {unseen.tolist()}; the "
-                f"model's classes are {self.classes_.tolist()}."
-            )
-        return self._label_binarizer.transform(y_val)
-
-    def _class_sample_weight(self, y, incremental):
-        """compute_sample_weight(class_weight, y), or None without class_weight."""
-        if self.class_weight is None:
-            return None
-        target_type = type_of_target(y)
-        if target_type.startswith("multilabel") or target_type.endswith("multioutput"):
-            raise ValueError(
-                "class_weight is not supported for multilabel or multi-output "
-                "targets; pass sample_weight instead."
-            )
-        if incremental and isinstance(self.class_weight, str):
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit: the "
-                "class frequencies of one call are not those of the data. Pass a "
-                "dict of weights (e.g. computed once with "
-                "sklearn.utils.class_weight.compute_class_weight)."
-            )
-        return compute_sample_weight(self.class_weight, column_or_1d(np.asarray(y)))
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -1024,7 +825,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         self : object
             Trained MLP model.
         """
-        with _restored_on_error(self):
+        with restored_on_error(self):
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
@@ -1247,63 +1048,3 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             Trained MLP model.
         """
         return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=True)
-
-
-# ----------------------------------------------------------------------
-# Helpers
-# ----------------------------------------------------------------------
-
-
-_CALLBACK_KEYS = frozenset(
-    {"_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_teardown",
-     "_parent_callback_ctx"}
-)
-
-
-@functools.lru_cache(maxsize=None)
-def _param_names(cls):
-    """The constructor parameters of an estimator class (inspect is slow)."""
-    return frozenset(cls._get_param_names())
-
-
-@contextlib.contextmanager
-def _restored_on_error(estimator):
-    """Undo every change to estimator's fitted state if the block raises.
-
-    The constructor parameters are left alone (they are the user's objects,
-    a RandomState instance among them); everything else in the instance's
-    __dict__ (fitted attributes, optimizer state) is deep-copied before and
-    put back after a failure, so a fitted model stays exactly as it was and
-    an unfitted one stays unfitted. coefs_ and intercepts_ are views of the
-    flat parameter vector: only the vector is copied, and they are made
-    again from its copy.
-    """
-    # the constructor parameters, and scikit-learn's callback bookkeeping
-    # (the callbacks, their contexts: callback_management_context ends them)
-    kept = _param_names(type(estimator)) | _CALLBACK_KEYS
-    views = {"coefs_", "intercepts_", "_packed",
-             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS)}
-    state = estimator.__dict__
-    fitted = "coefs_" in state
-    if fitted:
-        params = estimator._params()  # (coefs_ and intercepts_: its views)
-        units = state["_packed"][1]
-    saved = copy.deepcopy(
-        {k: v for k, v in state.items()
-         if k not in kept and k != "_random_state" and not (fitted and k in views)}
-    )
-    if fitted:
-        saved_params = params.copy()
-    # _fit makes _random_state anew from random_state on every call; it is
-    # kept by reference (a deep copy of a RandomState costs ~0.35 ms)
-    if "_random_state" in state:
-        saved["_random_state"] = state["_random_state"]
-    try:
-        yield
-    except BaseException:
-        for key in [k for k in state if k not in kept]:
-            del state[key]
-        state.update(saved)
-        if fitted:
-            estimator._set_params_vector(saved_params, units)
-        raise

@@ -101,6 +101,6 @@ def test_cbp_modules_import_one_another_without_a_circle():
 
 
 @pytest.mark.parametrize("low", ["_options", "_persistence", "_training", "_network",
-                                 "_optimizers"])
+                                 "_optimizers", "_fitted", "_labels"])
 def test_lower_modules_do_not_import_the_estimators(low):
     assert "_multilayer_perceptron" not in import_graph()[low]
