@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._options import HIDDEN_ACTIVATIONS
+from ._options import HIDDEN_ACTIVATIONS, SOLVERS
 
 # Rows go through the layers in chunks (prediction and training alike), so
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
@@ -347,7 +347,7 @@ def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=Fal
     # copies a refit keeps to undo a failure, and the float64 draw of the
     # initial weights
     per_param = 9 * itemsize + 8
-    if solver == "lbfgs":
+    if not SOLVERS[solver].stochastic:
         # scipy's L-BFGS-B in float64: x, gradient, 10 pairs of history
         # vectors and its work arrays
         per_param += 28 * 8
