@@ -9,70 +9,65 @@ that the same ``random_state`` gives the same weights; the few places where
 cbp differs on purpose are listed in the README.
 """
 
-import contextlib
-import copy
 import functools
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_array, check_random_state, column_or_1d
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from ._dispatch import kernel as _kernel
-from ._sklearn_compat import (
-    CallbackSupportMixin,
-    Interval,
-    Options,
-    StrOptions,
-    _check_optimize_result,
-    _check_partial_fit_first_call,
-    _check_sample_weight,
-    _fit_context,
-    _get_additional_lbfgs_options_dict,
-    validate_data,
-)
+from . import _persistence
+from ._callbacks import FitTasks
+from ._fitted import FlatParameters, restored_on_error
+from ._labels import LabelTargets
 from ._network import (
     BATCH_NORM_PARTS,
-    as_units,
     check_fits_in_memory,
-    batch_norm_arrays,
     glorot_uniform,
     initial_batch_norm,
-    is_packed,
     kernel_input,
     make_network,
     n_trained,
     pack,
     predict_raw,
     unpack,
-    unpack_batch_norm,
 )
-from ._callbacks import FitTasks, snapshot
-from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
-from ._threads import blas_limit, openmp_threads
-
-_STOCHASTIC_SOLVERS = ["sgd", "adam", "rmsprop"]
-
-# scikit-learn's message when training produces non-finite weights (its users
-# and tests match it); cbp adds what happened and what to do.
-_NON_FINITE = (
-    "Solver produced non-finite parameter weights. The input data may contain large"
-    " values and need to be preprocessed."
+from ._options import (
+    LOSSES,
+    SOLVERS,
+    STOCHASTIC,
+    check_combinations,
+    classifier_loss,
+    classifier_output,
+    dropout_rates,
+    loss_parameter_constraints,
+    losses_of,
+    parameter_constraints,
+    quoted,
 )
+from ._sklearn_compat import (
+    CallbackSupportMixin,
+    Interval,
+    Options,
+    StrOptions,
+    _check_partial_fit_first_call,
+    _check_sample_weight,
+    _fit_context,
+    validate_data,
+)
+from ._training import NON_FINITE, Fit, batch_size, fit_lbfgs, fit_stochastic
+from ._training import shuffled as _shuffled  # noqa: F401 (tests use it here)
+
+_restored_on_error = restored_on_error  # (its name before cbp._fitted)
 
 
-class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
+class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimator):
     """Base class for cbp's MLP classifier and regressor.
 
     Parameters, fitted attributes and their meaning are scikit-learn's
@@ -84,39 +79,27 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam", "rmsprop"})],
+        # activation, solver, learning_rate, the solvers' hyper-parameters,
+        # dropout, batch_norm, block_rows, weight_tol: from cbp._options
+        **parameter_constraints(),
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [
             Interval(Integral, 1, None, closed="left"),
             Options(Real, {np.inf}),
         ],
-        "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "rho": [Interval(Real, 0, 1, closed="left")],
-        "weight_tol": [None, Interval(Real, 0, None, closed="neither")],
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
-        "batch_norm": ["boolean"],
-        "block_rows": [None, Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -181,85 +164,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.batch_norm = batch_norm
         self.block_rows = block_rows
 
-    # ------------------------------------------------------------------
-    # The flat parameter vector behind coefs_ and intercepts_
-    # ------------------------------------------------------------------
-
-    @property
-    def _units(self):
-        return as_units(
-            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        )
-
-    def _fitted_batch_norm(self):
-        """The fitted batch normalisation (a dict of the four lists of
-        batch_norm_*_ arrays), or None for a model without it."""
-        state = self.__dict__
-        if "batch_norm_gammas_" not in state:
-            return None
-        return {name: state["batch_norm_" + name + "_"] for name in BATCH_NORM_PARTS}
-
-    def _packed_or_none(self, dtype=None):
-        """(params, units, batch_norm) if coefs_, intercepts_ (and the
-        batch_norm_*_ arrays) are still the views of the flat vector cbp made
-        (and of ``dtype``), else None; batch_norm: whether the vector holds
-        batch normalisation's values."""
-        state = self.__dict__
-        packed = state.get("_packed")  # one read: (params, units, views, batch_norm)
-        if packed is None or not is_packed(
-            packed[0], packed[2], state.get("coefs_"), state.get("intercepts_"),
-            self._fitted_batch_norm() if packed[3] else None,
-        ):
-            return None
-        if dtype is not None and packed[0].dtype != dtype:
-            return None
-        return packed[0], packed[1], packed[3]
-
-    def _params(self, dtype=None):
-        """The flat parameter vector; coefs_ and intercepts_ become its views.
-
-        Packs again when coefs_ or intercepts_ were replaced (a user may assign
-        them, as in scikit-learn) or are not of ``dtype``. For training: it
-        rebinds coefs_ and intercepts_.
-        """
-        packed = self._packed_or_none(dtype)
-        if packed is not None:
-            return packed[0]
-        if dtype is None:
-            dtype = self.coefs_[0].dtype
-        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm())
-        self._set_params_vector(params, self._units)
-        return params
-
-    def _params_for_prediction(self):
-        """(params, units, batch_norm) without changing the estimator: the
-        flat vector, or a packed copy of coefs_ and intercepts_ if the user
-        replaced them (so that their arrays stay theirs, as in scikit-learn,
-        and concurrent predictions never write to the model)."""
-        packed = self._packed_or_none()
-        if packed is not None:
-            return packed
-        batch_norm = self._fitted_batch_norm()
-        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm),
-                self._units, batch_norm is not None)
-
-    def _set_params_vector(self, params, units):
-        coefs, intercepts = unpack(params, list(units))
-        batch_norm = unpack_batch_norm(params, list(units))
-        attributes = dict(
-            # (units as a tuple: the key of the cached one-sample network)
-            _packed=(params, tuple(int(u) for u in units),
-                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm)),
-                     batch_norm is not None),
-            coefs_=coefs,
-            intercepts_=intercepts,
-        )
-        if batch_norm is not None:
-            attributes.update({"batch_norm_" + name + "_": arrays
-                               for name, arrays in batch_norm.items()})
-        # one dict update: other threads see the old state or the new, whole
-        self.__dict__.update(attributes)
-
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
@@ -274,21 +178,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         ``cbp.load(path)`` reads it back and predicts exactly as this model.
         A ``random_state`` given as a RandomState instance is saved as None.
         """
-        from ._persistence import save
-
-        save(self, path)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # coefs_ and intercepts_ pickle as arrays of their own; the flat
-        # vector is rebuilt from them when unpickled
-        state.pop("_packed", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "coefs_" in self.__dict__:
-            self._params()  # now, not lazily under concurrent predictions
+        _persistence.save(self, path)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -379,12 +269,56 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     def _fit_keeping_state_on_error(self, X, y, sample_weight, incremental,
                                     validation=(None, None, None)):
         """_fit, but a fit that raises leaves the estimator as it was."""
-        with _restored_on_error(self):
+        with restored_on_error(self):
             return self._fit(X, y, sample_weight=sample_weight, incremental=incremental,
                              validation=validation)
 
     def _fit(self, X, y, sample_weight=None, incremental=False,
              validation=(None, None, None)):
+        hidden_layer_sizes = self._checked_hidden_sizes()
+        check_combinations(self, X, len(hidden_layer_sizes))
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        stochastic = SOLVERS[self.solver].stochastic
+        # Dense X for the stochastic solvers is checked for NaN and infinity
+        # by the kernel as it reads the first epoch's rows, not in a pass of
+        # its own (8 ms of every partial_fit on 60000 x 784 float32 here)
+        finite_in_kernel = stochastic and not scipy.sparse.issparse(X)
+        X_given, y_given = X, y  # (what callbacks score on)
+        X, Y, sample_weight = self._training_data(X, y, sample_weight, incremental,
+                                                  first_pass, finite_in_kernel)
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        if not first_pass:
+            self._check_same_network(hidden_layer_sizes)
+        dropout_rates(self.dropout, len(hidden_layer_sizes))  # (a clear error, before any work)
+        max_rows = batch_size(self, X.shape[0]) if stochastic else X.shape[0]
+        check_fits_in_memory(
+            layer_units, max_rows, X.dtype, self.solver, scipy.sparse.issparse(X)
+        )
+
+        self._random_state = check_random_state(self.random_state)
+        validation = self._validation_data(*validation, dtype=X.dtype)
+        if first_pass:
+            self._initialize(layer_units, X.dtype)
+        fit = self._fit_description(X, Y, sample_weight, layer_units, incremental,
+                                    validation, finite_in_kernel)
+        fit.tasks = FitTasks.start(
+            self, X_given, y_given, sample_weight,
+            task_name="partial_fit" if incremental else "fit",
+            max_subtasks=(1 if incremental else self.max_iter)
+            if stochastic else self.max_iter + 1,
+            subtask_name="epoch" if stochastic else "lbfgs-iter",
+        )
+        (fit_stochastic if stochastic else fit_lbfgs)(self, fit)
+        if fit.tasks is not None:
+            fit.tasks.end()
+
+        if not np.isfinite(self._params()).all():
+            raise ValueError(NON_FINITE)
+        return self
+
+    def _checked_hidden_sizes(self):
         hidden_layer_sizes = self._hidden_sizes()
         if not all(
             isinstance(size, Integral) and not isinstance(size, bool)
@@ -397,24 +331,18 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
-        self._check_combinations(X)
-        first_pass = not hasattr(self, "coefs_") or (
-            not self.warm_start and not incremental
-        )
+        return hidden_layer_sizes
+
+    def _training_data(self, X, y, sample_weight, incremental, first_pass,
+                       finite_in_kernel):
+        """(X, Y, sample_weight) as the kernel reads them, validated; sets
+        n_outputs_ on a first pass. Later calls train the existing weights,
+        in their dtype."""
         class_sample_weight = self._class_sample_weight(y, incremental)
-        X_given, y_given = X, y  # (what callbacks score on)
-        # Dense X for the stochastic solvers is checked for NaN and infinity
-        # by the kernel as it reads the first epoch's rows, not in a pass of
-        # its own (8 ms of every partial_fit on 60000 x 784 float32 here)
-        finite_in_kernel = (self.solver in _STOCHASTIC_SOLVERS
-                            and not scipy.sparse.issparse(X))
         X, y = self._validate_input(X, y, incremental, reset=first_pass,
                                     ensure_all_finite=not finite_in_kernel)
-        # Later calls train the existing weights, in their dtype.
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
         X = kernel_input(X, dtype)  # dense, or CSR: never densified
-        n_samples, n_features = X.shape
-
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=dtype, ensure_non_negative=True
@@ -425,7 +353,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                              else class_sample_weight * sample_weight)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         if first_pass:
@@ -434,59 +361,45 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             raise ValueError(
                 f"y has {y.shape[1]} outputs, the fitted model has {self.n_outputs_}."
             )
-        if y.dtype == bool and self.solver in _STOCHASTIC_SOLVERS:
+        if y.dtype == bool and SOLVERS[self.solver].stochastic:
             # 0/1 targets stay bytes; the kernel converts each batch's rows
             Y = np.ascontiguousarray(y).view(np.uint8)
         else:
             Y = np.ascontiguousarray(y, dtype=dtype)
-        del y
         self._check_targets(Y)
+        return X, Y, sample_weight
 
-        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
-        fitted_hidden = [c.shape[1] for c in self.coefs_[:-1]] if not first_pass else None
-        if not first_pass and fitted_hidden != hidden_layer_sizes:
+    def _check_same_network(self, hidden_layer_sizes):
+        """warm_start and partial_fit train the fitted network: its layers
+        and batch normalisation must not have changed."""
+        fitted_hidden = [c.shape[1] for c in self.coefs_[:-1]]
+        if fitted_hidden != hidden_layer_sizes:
             raise ValueError(
                 "hidden_layer_sizes changed since the model was fitted: "
                 f"{fitted_hidden} -> {hidden_layer_sizes}."
                 " Fit again with warm_start=False."
             )
         fitted_batch_norm = self._fitted_batch_norm() is not None
-        if not first_pass and fitted_batch_norm != bool(self.batch_norm):
+        if fitted_batch_norm != bool(self.batch_norm):
             raise ValueError(
                 f"batch_norm changed since the model was fitted: {fitted_batch_norm} "
                 f"-> {bool(self.batch_norm)}. Fit again with warm_start=False."
             )
-        self._dropout_rates(len(hidden_layer_sizes))  # (a clear error, before any work)
 
-        max_rows = n_samples if self.solver == "lbfgs" else self._batch_size(n_samples)
-        check_fits_in_memory(
-            layer_units, max_rows, dtype, self.solver, scipy.sparse.issparse(X)
+    def _fit_description(self, X, Y, sample_weight, layer_units, incremental,
+                         validation, check_finite):
+        """The training loops' view of this fit (cbp._training.Fit)."""
+        return Fit(
+            X=X, Y=Y, sample_weight=sample_weight, params=self._params(X.dtype),
+            units=layer_units, network=functools.partial(self._network, layer_units),
+            incremental=incremental, validation=validation, check_finite=check_finite,
+            evaluation_network=functools.partial(self._evaluation_network, layer_units),
+            score=lambda X, y, sw: self._score(X, y, sample_weight=sw),
+            target_for_scoring=self._target_for_scoring,
+            raise_if_not_finite=self._raise_if_not_finite,
+            make_optimizer=self._make_optimizer,
+            stratify=is_classifier(self) and self.n_outputs_ == 1,
         )
-
-        self._random_state = check_random_state(self.random_state)
-        validation = self._validation_data(*validation, dtype=dtype)
-        if first_pass:
-            self._initialize(layer_units, dtype)
-        params = self._params(dtype)
-
-        tasks = FitTasks.start(
-            self, X_given, y_given, sample_weight,
-            task_name="partial_fit" if incremental else "fit",
-            max_subtasks=(1 if incremental else self.max_iter)
-            if self.solver in _STOCHASTIC_SOLVERS else self.max_iter + 1,
-            subtask_name="epoch" if self.solver in _STOCHASTIC_SOLVERS else "lbfgs-iter",
-        )
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, params, layer_units, incremental,
-                                 validation, tasks, check_finite=finite_in_kernel)
-        elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y, sample_weight, params, layer_units, tasks)
-        if tasks is not None:
-            tasks.end()
-
-        if not np.isfinite(self._params()).all():
-            raise ValueError(_NON_FINITE)
-        return self
 
     def _validation_data(self, X_val, y_val, sample_weight_val, dtype):
         """fit's X_val, y_val and sample_weight_val, validated like X, y and
@@ -498,10 +411,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             if sample_weight_val is not None:
                 raise ValueError("sample_weight_val needs X_val and y_val.")
             return None
-        if self.solver not in _STOCHASTIC_SOLVERS:
+        if not SOLVERS[self.solver].stochastic:
             raise ValueError(
                 "X_val and y_val are scored after every epoch of the stochastic "
-                f"solvers ('sgd', 'adam', 'rmsprop'); solver={self.solver!r} has none."
+                f"solvers ({quoted(STOCHASTIC)}); solver={self.solver!r} has none."
             )
         X_val, y_val = validate_data(
             self, X_val, y_val, accept_sparse=["csr", "csc"], multi_output=True,
@@ -527,38 +440,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return y_val
 
     def _check_targets(self, Y):
-        """Hook for target checks beyond validate_data's (Poisson)."""
+        """The loss's check of the targets beyond validate_data's (Poisson)."""
+        check = LOSSES[self.loss].check_targets
+        if check is not None:
+            check(Y)
 
     def _class_sample_weight(self, y, incremental):
         """Hook: the sample weights class_weight gives y's rows, or None."""
         return None
-
-    def _dropout_rates(self, n_hidden):
-        """The dropout rate of each of the n_hidden hidden layers (floats in
-        [0, 1)), from ``dropout``: one rate for all, or one per layer."""
-        dropout = self.dropout
-        if isinstance(dropout, Real) and not isinstance(dropout, bool):
-            rates = [float(dropout)] * n_hidden
-        else:
-            rates = np.asarray(dropout, dtype=object).ravel().tolist()
-            if len(rates) != n_hidden:
-                raise ValueError(
-                    f"dropout has {len(rates)} rates, the network has {n_hidden} "
-                    "hidden layers: give one rate, or one per hidden layer."
-                )
-            if not all(isinstance(r, Real) and not isinstance(r, bool) for r in rates):
-                raise ValueError(f"dropout rates must be numbers, got {dropout!r}.")
-            rates = [float(r) for r in rates]
-        if not all(0 <= r < 1 for r in rates):
-            raise ValueError(f"dropout rates must be in [0, 1), got {rates}.")
-        return rates
 
     def _dropout_key(self, n_hidden):
         """(rates, seed) of this fit's dropout, or (None, 0) without it. The
         seed is drawn from random_state the first time dropout trains this
         model, after the initial weights, and kept: later fits (warm_start,
         partial_fit) continue the same stream of masks."""
-        rates = self._dropout_rates(n_hidden)
+        rates = dropout_rates(self.dropout, n_hidden)
         if not any(rates):
             return None, 0
         if getattr(self, "_dropout_seed", None) is None:
@@ -566,51 +462,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             self._dropout_stream = 0
         return rates, self._dropout_seed
 
-    def _check_combinations(self, X):
-        """Parameters that are valid alone (or with input X) but not together."""
-        if self.block_rows is not None and self.solver in _STOCHASTIC_SOLVERS:
-            if self.batch_norm:
-                raise ValueError(
-                    "block_rows splits each batch into blocks computed apart, and "
-                    "batch_norm needs the statistics of the whole batch: use one "
-                    "or the other."
-                )
-            if scipy.sparse.issparse(X):
-                raise ValueError(
-                    "block_rows is for dense X: with sparse X the first layer is "
-                    "trained from the non-zeros of each batch, in one piece. Use "
-                    "block_rows=None, or pass X.toarray()."
-                )
-        if self.solver == "lbfgs" and any(self._dropout_rates(len(self._hidden_sizes()))):
-            raise ValueError(
-                "dropout makes the loss random, and L-BFGS's line search needs a "
-                "deterministic one: use solver='sgd', 'adam' or 'rmsprop' with "
-                "dropout, or dropout=0 with 'lbfgs'."
-            )
-        if self.solver == "lbfgs":
-            if self.weight_tol is not None:
-                raise ValueError(
-                    "weight_tol stops the stochastic solvers ('sgd', 'adam', "
-                    "'rmsprop') after an epoch; solver='lbfgs' stops by tol, "
-                    "max_iter and max_fun."
-                )
-            if self.learning_rate == "cosine":
-                raise ValueError(
-                    "learning_rate='cosine' schedules the stochastic solvers; "
-                    "solver='lbfgs' has no learning rate."
-                )
-
     def _initialize(self, layer_units, dtype):
         # (n_outputs_ is set by _fit before this is called)
         self.n_iter_ = 0
         self.t_ = 0
         self.n_layers_ = len(layer_units)
-        if not is_classifier(self):
-            self.out_activation_ = _kernel.LOSS_OUTPUT[self.loss]
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
+        if is_classifier(self):
+            self.out_activation_ = classifier_output(self._label_binarizer.y_type_)
         else:
-            self.out_activation_ = "logistic"
+            self.out_activation_ = LOSSES[self.loss].output
 
         params = glorot_uniform(layer_units, self.activation, self._random_state, dtype)
         if self.batch_norm:
@@ -625,20 +485,23 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         # the weights early stopping falls back to (scikit-learn's _best_coefs)
         self._best_params = params.copy() if self.early_stopping else None
         self._optimizer = None
+        if SOLVERS[self.solver].stochastic:
+            self._initial_records()
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.validation_loss_curve_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.validation_loss_curve_ = None
-                self.best_validation_score_ = None
+    def _initial_records(self):
+        """The stochastic solvers' per-epoch records and stopping state."""
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.validation_loss_curve_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
 
     def _network(self, layer_units, n_rows, sparse_input, **options):
         """The kernel's description of this network for training on batches
@@ -654,358 +517,36 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             net.stream_position = self._dropout_stream
         return net
 
+    def _evaluation_network(self, layer_units, n_rows, sparse_input):
+        """The network of the loss without L2, in evaluation mode (no
+        dropout; batch normalisation by the running statistics)."""
+        return make_network(
+            layer_units, self.activation, self._training_loss(), self.out_activation_,
+            0.0, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
+            training=False, **self._loss_parameters(),
+        )
+
     def _loss_parameters(self):
         """The loss's parameters, as keyword arguments of _kernel.Network."""
-        return {}
+        return LOSSES[self._training_loss()].kernel_parameters(self)
 
     def _training_loss(self):
         """The kernel's name of the loss this estimator minimises."""
         raise NotImplementedError
 
-    def _fit_lbfgs(self, X, Y, sample_weight, params, layer_units, tasks=None):
-        net = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X))
-        data = _kernel.Data(X, Y, sample_weight)
-        trained = params[:net.n_params]  # (batch normalisation's running
-        grads = np.empty_like(trained)   # statistics come after: not trained)
-        work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
-
-        def loss_grad(packed):
-            trained[:] = packed
-            loss = _kernel.loss_grad(net, data, params, grads, work)
-            return loss, grads.astype(np.float64)
-
-        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        options = {
-            "maxfun": self.max_fun,
-            "maxiter": self.max_iter,
-            "gtol": self.tol,
-            **_get_additional_lbfgs_options_dict("iprint", iprint),
-        }
-        callback = None
-        if tasks is not None:
-            # each L-BFGS iteration is a subtask; a callback that asks to stop
-            # ends the run after that iteration (scipy honours StopIteration)
-            tasks.begin_subtask()
-            units = as_units(layer_units)
-
-            def callback(intermediate_result):
-                x = params.copy()
-                x[:net.n_params] = intermediate_result.x
-                if tasks.end_subtask(snapshot(self, x, units)):
-                    raise StopIteration
-                tasks.begin_subtask()
-
-        opt_res = scipy.optimize.minimize(
-            loss_grad,
-            trained.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            options=options,
-            callback=callback,
-        )
-        if not np.isfinite(opt_res.fun):
-            raise ValueError(
-                f"{_NON_FINITE} Training diverged: the loss is {opt_res.fun} after "
-                "L-BFGS. Scale the input data (e.g. with StandardScaler)."
-            )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = float(opt_res.fun)
-        trained[:] = opt_res.x
-        if self.batch_norm:
-            # the running statistics, once: the data's mean and unbiased
-            # variance at the final weights (a momentum of 1)
-            final = self._network(layer_units, X.shape[0], scipy.sparse.issparse(X),
-                                  batch_norm_momentum=1.0)
-            _kernel.batch_statistics(
-                final, _kernel.Data(X), params,
-                np.empty(final.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype))
-
-    def _batch_size(self, n_samples):
-        """Rows per mini-batch: 'auto' is min(200, n), others clipped to [1, n]."""
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        return int(np.clip(self.batch_size, 1, n_samples))
-
     def _make_optimizer(self, params):
-        # (the state of the trained values; the running statistics come after)
+        """A new optimizer of this solver for the flat vector params (the
+        state of the trained values; the running statistics come after)."""
         params = params[:n_trained(params, self._units)]
-        if self.solver == "sgd":
-            return SGDOptimizer(
-                params, self.learning_rate_init, self.learning_rate, self.momentum,
-                self.nesterovs_momentum, self.power_t, self.max_iter,
-            )
-        # ('invscaling' and 'adaptive' schedule sgd only, as in scikit-learn)
-        schedule = "cosine" if self.learning_rate == "cosine" else "constant"
-        if self.solver == "rmsprop":
-            return RMSpropOptimizer(
-                params, self.learning_rate_init, self.rho, self.epsilon, schedule,
-                self.max_iter,
-            )
-        return AdamOptimizer(
-            params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
-            schedule, self.max_iter,
-        )
-
-    def _fit_stochastic(self, X, Y, sample_weight, params, layer_units, incremental,
-                        validation=None, tasks=None, check_finite=False):
-        if not incremental or getattr(self, "_optimizer", None) is None:
-            self._optimizer = self._make_optimizer(params)
-        optimizer = self._optimizer
-
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping and getattr(self, "validation_scores_", None) is None:
-            # early stopping switched on since the first fit (warm_start)
-            self._best_params = params.copy()
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        if validation is not None:
-            # explicit validation data: no split; scored after every epoch
-            X_train, Y_train, sample_weight_train = X, Y, sample_weight
-            X_val, Y_val, y_val, sample_weight_val = validation
-        elif early_stopping:
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            # (0/1 targets held as bytes are stratified as the bools they are,
-            # so that scikit-learn's error names the classes True and False)
-            stratify = (Y.view(bool) if Y.dtype == np.uint8 else Y) if should_stratify else None
-            if sample_weight is None:
-                X_train, X_val, Y_train, Y_val = train_test_split(
-                    X, Y, random_state=self._random_state,
-                    test_size=self.validation_fraction, stratify=stratify,
-                )
-                sample_weight_train = sample_weight_val = None
-            else:
-                (X_train, X_val, Y_train, Y_val, sample_weight_train,
-                 sample_weight_val) = train_test_split(
-                    X, Y, sample_weight, random_state=self._random_state,
-                    test_size=self.validation_fraction, stratify=stratify,
-                )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction'"
-                    " or the size of your dataset."
-                )
-            X_train = kernel_input(X_train, params.dtype)
-            Y_train = np.ascontiguousarray(Y_train)
-            if sample_weight_train is not None:
-                sample_weight_train = np.ascontiguousarray(sample_weight_train)
-            y_val = self._target_for_scoring(Y_val)
-            X_val = kernel_input(X_val, params.dtype)
-            if check_finite:  # (these rows never pass through the training kernel)
-                self._raise_if_not_finite(X_val)
-            Y_val = np.ascontiguousarray(Y_val, dtype=params.dtype)
-            if sample_weight_val is not None:
-                sample_weight_val = np.ascontiguousarray(sample_weight_val)
-        else:
-            X_train, Y_train, sample_weight_train = X, Y, sample_weight
-            X_val = y_val = sample_weight_val = None
-        validation_loss = None
-        if X_val is not None:
-            if getattr(self, "validation_scores_", None) is None:
-                self.validation_scores_ = []
-            if getattr(self, "validation_loss_curve_", None) is None:
-                self.validation_loss_curve_ = []
-            validation_loss = self._validation_loss(X_val, Y_val, sample_weight_val,
-                                                    layer_units, params)
-
-        n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
-        if self.batch_size != "auto" and self.batch_size > n_samples:
-            warnings.warn(
-                "Got `batch_size` less than 1 or larger than sample size. It is"
-                " going to be clipped"
-            )
-        batch_size = self._batch_size(n_samples)
-
-        net = self._network(layer_units, batch_size, scipy.sparse.issparse(X_train),
-                            block_rows=self.block_rows or 0)
-        # with blocks, their threads: OpenMP's, BLAS on one inside them
-        n_threads = openmp_threads() if self.block_rows else 1
-        # (uint8 Y_train: a classifier's 0/1 targets, converted per batch)
-        data = _kernel.Data(X_train, Y_train, sample_weight_train)
-        grads = np.empty(net.n_params, dtype=params.dtype)
-        work = np.empty(net.workspace_size(_kernel.EPOCH_PART), dtype=params.dtype)
-        in_order = np.empty(0, dtype=np.intp)
-        # The weights at the start of the running epoch, put back if Ctrl-C
-        # interrupts it. (The optimizer's vectors are not copied: that would
-        # cost memory on every fit for the rare interrupt; they keep the
-        # interrupted epoch's last whole batch.)
-        epoch_start_params = params.copy()
-
-        self.n_iter_ = 0
-        epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_), optimizer.epoch)
-        try:
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffled(sample_idx, self._random_state)
-                    order = sample_idx.astype(np.intp, copy=False)
-                else:
-                    order = in_order
-                epoch_start_params[:] = params
-                epoch_start = (self.n_iter_, self.t_, len(self.loss_curve_), optimizer.epoch)
-                optimizer.epoch_starts()
-                if tasks is not None:
-                    tasks.begin_subtask()
-                try:
-                    with blas_limit(1 if self.block_rows else None):
-                        accumulated_loss = _kernel.train_epoch(
-                            net, optimizer.compiled, data, order, batch_size, params,
-                            grads, work, check_finite and it == 0, n_threads,
-                        )
-                except _kernel.NonFiniteInput:
-                    # scikit-learn's own error (the caller restores the model)
-                    self._raise_if_not_finite(X_train)
-                    raise
-                if getattr(self, "_dropout_seed", None) is not None:
-                    self._dropout_stream = net.stream_position
-                loss = accumulated_loss / n_samples
-                if not (np.isfinite(loss) and np.isfinite(params).all()):
-                    advice = (
-                        f"Training diverged: the loss or the weights became "
-                        f"non-finite in epoch {self.n_iter_ + 1} (loss {loss}). "
-                        "Lower learning_rate_init, or scale the input data (e.g. "
-                        "with StandardScaler)."
-                    )
-                    if not early_stopping:
-                        # (the caller puts the whole model back as it was)
-                        raise ValueError(f"{_NON_FINITE} {advice}")
-                    # With early stopping, as scikit-learn's users rely on
-                    # (its #29504): the epoch is recorded with a NaN
-                    # validation score, training stops at once, and the best
-                    # model on the validation data is kept.
-                    self._record_diverged_epoch(loss, advice)
-                    break
-                optimizer.epoch_done()
-                self.loss_ = loss
-                self.t_ += n_samples
-                self.loss_curve_.append(loss)
-                self.n_iter_ += 1  # last: the epoch counts once this is done
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                if X_val is not None:
-                    self.validation_scores_.append(
-                        self._score(X_val, y_val, sample_weight=sample_weight_val))
-                    self.validation_loss_curve_.append(validation_loss())
-                    if self.verbose:
-                        print("Validation score: %f" % self.validation_scores_[-1])
-                self._update_no_improvement_count(early_stopping)
-                optimizer.iteration_ends(self.t_)
-                stop_requested = tasks is not None and tasks.end_subtask(
-                    snapshot(self, params, as_units(layer_units)))
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    else:
-                        msg = (
-                            "Training loss did not improve more than tol=%f"
-                            " for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    if optimizer.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-
-                if self.weight_tol is not None and self._weights_settled(
-                    params[:net.n_params], epoch_start_params[:net.n_params]
-                ):
-                    break
-
-                if stop_requested:
-                    if self.verbose:
-                        print("A callback asked to stop. Stopping.")
-                    break
-
-                if incremental:
-                    break
-
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and "
-                        "the optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning,
-                    )
-        except KeyboardInterrupt:
-            if self.n_iter_ == epoch_start[0]:
-                # interrupted inside an epoch: back to the last whole one
-                params[:] = epoch_start_params
-                self.t_ = epoch_start[1]
-                del self.loss_curve_[epoch_start[2]:]
-                optimizer.epoch = epoch_start[3]
-            warnings.warn("Training interrupted by user.")
-
-        if early_stopping:
-            params[:] = self._best_params
+        return SOLVERS[self.solver].make_optimizer(params, self)
 
     def _raise_if_not_finite(self, X):
         """validate_data's error for an X holding NaN or infinity."""
         check_array(X, accept_sparse=["csr", "csc"], dtype=None, estimator=self,
                     input_name="X")
 
-    def _record_diverged_epoch(self, loss, advice):
-        self.loss_ = float(loss)
-        self.loss_curve_.append(float(loss))
-        self.validation_scores_.append(float("nan"))
-        if getattr(self, "validation_loss_curve_", None) is not None:
-            self.validation_loss_curve_.append(float("nan"))
-        self.n_iter_ += 1
-        warnings.warn(
-            f"{advice} Early stopping keeps the model with the best validation "
-            f"score ({self.best_validation_score_}).",
-            ConvergenceWarning,
-        )
-
-    def _weights_settled(self, params, epoch_start_params):
-        """The weight-change rule: whether no weight or intercept moved by
-        more than weight_tol during the epoch that just ended."""
-        moved = float(np.max(np.abs(params - epoch_start_params)))
-        settled = moved <= self.weight_tol
-        if settled and self.verbose:
-            print(
-                "No weight or intercept moved by more than weight_tol=%g in the last "
-                "epoch (largest change %g). Stopping." % (self.weight_tol, moved)
-            )
-        return settled
-
-    def _validation_loss(self, X_val, Y_val, sample_weight_val, layer_units, params):
-        """A function giving the loss (without L2) on the validation data at
-        the current weights."""
-        net = make_network(
-            layer_units, self.activation, self._training_loss(), self.out_activation_,
-            0.0, X_val.shape[0], scipy.sparse.issparse(X_val),
-            batch_norm=bool(self.batch_norm), training=False, **self._loss_parameters(),
-        )
-        data = _kernel.Data(X_val, Y_val, sample_weight_val)
-        work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
-        return lambda: float(_kernel.data_loss(net, data, params, work))
-
-    def _update_no_improvement_count(self, early_stopping):
-        if early_stopping:
-            last_valid_score = self.validation_scores_[-1]
-            if last_valid_score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last_valid_score > self.best_validation_score_:
-                self.best_validation_score_ = last_valid_score
-                self._best_params = self._params().copy()
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
-
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
+        if not SOLVERS[self.solver].stochastic:
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. "
                 "%s is not stochastic." % self.solver
@@ -1018,7 +559,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return tags
 
 
-class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+@_persistence.register
+class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     """Multi-layer Perceptron classifier, trained by cbp's compiled kernel.
 
     A drop-in for ``sklearn.neural_network.MLPClassifier``: the same
@@ -1222,116 +764,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
         self.class_weight = class_weight
 
-    def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            ensure_all_finite=ensure_all_finite,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
-            self.classes_ = self._label_binarizer.classes_
-            index = self._label_index(y)
-        else:
-            index = self._label_index(y)
-            if self.warm_start:
-                seen_all = index is not None and np.bincount(
-                    index, minlength=len(self.classes_)).all()
-                if not seen_all and set(unique_labels(y)) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same "
-                        "classes as in the previous call to fit. Previously "
-                        f"got {self.classes_}, `y` has {unique_labels(y)}"
-                    )
-            elif index is None:
-                classes = unique_labels(y)
-                if len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                    raise ValueError(
-                        "`y` has classes not in `self.classes_`. "
-                        f"`self.classes_` has {self.classes_}. 'y' has {classes}."
-                    )
-
-        # bool, so that X's dtype is not upcast (as in scikit-learn)
-        if index is None:
-            y = self._label_binarizer.transform(y).astype(bool)
-        elif self._label_binarizer.y_type_ == "binary":
-            y = (index == 1).reshape(-1, 1)
-        else:
-            y = np.zeros((index.shape[0], len(self.classes_)), dtype=bool)
-            y[np.arange(index.shape[0]), index] = True
-        return X, y
-
-    def _label_index(self, y):
-        """Each label's position in classes_, or None.
-
-        The fast path of LabelBinarizer.transform for what it sees most: 1-d
-        binary or multiclass labels of classes_'s own kind, every one of them
-        in classes_. Anything else (multilabel, mixed kinds, unseen labels,
-        a single class) returns None, and scikit-learn's LabelBinarizer does
-        the work and raises its errors.
-        """
-        classes = self.classes_
-        if not (
-            self._label_binarizer.y_type_ in ("binary", "multiclass")
-            and len(classes) >= 2
-            and y.ndim == 1
-            and y.dtype.kind == classes.dtype.kind
-            and y.dtype.kind in "biuU"
-        ):
-            return None
-        index = np.searchsorted(classes, y)
-        np.minimum(index, len(classes) - 1, out=index)
-        if not np.array_equal(classes[index], y):
-            return None
-        return index
-
     def _target_for_scoring(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)
 
     def _training_loss(self):
-        return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
-
-    def _encode_validation_targets(self, y_val):
-        """y_val's labels as the network's 0/1 targets; every label must have
-        been seen in training."""
-        if self._label_binarizer.y_type_.startswith("multilabel"):
-            return self._label_binarizer.transform(y_val)
-        y_val = column_or_1d(y_val, warn=True) if np.ndim(y_val) == 2 else y_val
-        unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y_val has labels not seen in training: {unseen.tolist()}; the "
-                f"model's classes are {self.classes_.tolist()}."
-            )
-        return self._label_binarizer.transform(y_val)
-
-    def _class_sample_weight(self, y, incremental):
-        """compute_sample_weight(class_weight, y), or None without class_weight."""
-        if self.class_weight is None:
-            return None
-        target_type = type_of_target(y)
-        if target_type.startswith("multilabel") or target_type.endswith("multioutput"):
-            raise ValueError(
-                "class_weight is not supported for multilabel or multi-output "
-                "targets; pass sample_weight instead."
-            )
-        if incremental and isinstance(self.class_weight, str):
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit: the "
-                "class frequencies of one call are not those of the data. Pass a "
-                "dict of weights (e.g. computed once with "
-                "sklearn.utils.class_weight.compute_class_weight)."
-            )
-        return compute_sample_weight(self.class_weight, column_or_1d(np.asarray(y)))
+        return classifier_loss(self.out_activation_)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -1388,7 +825,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         self : object
             Trained MLP model.
         """
-        with _restored_on_error(self):
+        with restored_on_error(self):
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
@@ -1442,6 +879,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return tags
 
 
+@_persistence.register
 class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """Multi-layer Perceptron regressor, trained by cbp's compiled kernel.
 
@@ -1470,8 +908,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
-        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "loss": [StrOptions(set(losses_of("regressor")))],
+        **loss_parameter_constraints("regressor"),
     }
 
     def __init__(
@@ -1574,9 +1012,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     def _training_loss(self):
         return self.loss
 
-    def _loss_parameters(self):
-        return {"huber_delta": float(self.huber_delta)}
-
     def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
         X, y = validate_data(
             self,
@@ -1592,13 +1027,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
-
-    def _check_targets(self, Y):
-        if self.loss == "poisson" and (Y < 0).any():
-            raise ValueError(
-                "loss='poisson' requires non-negative targets y; got min(y) = "
-                f"{Y.min()}."
-            )
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -1620,72 +1048,3 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             Trained MLP model.
         """
         return self._fit_keeping_state_on_error(X, y, sample_weight, incremental=True)
-
-
-# ----------------------------------------------------------------------
-# Helpers
-# ----------------------------------------------------------------------
-
-
-_CALLBACK_KEYS = frozenset(
-    {"_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_teardown",
-     "_parent_callback_ctx"}
-)
-
-
-@functools.lru_cache(maxsize=None)
-def _param_names(cls):
-    """The constructor parameters of an estimator class (inspect is slow)."""
-    return frozenset(cls._get_param_names())
-
-
-@contextlib.contextmanager
-def _restored_on_error(estimator):
-    """Undo every change to estimator's fitted state if the block raises.
-
-    The constructor parameters are left alone (they are the user's objects,
-    a RandomState instance among them); everything else in the instance's
-    __dict__ (fitted attributes, optimizer state) is deep-copied before and
-    put back after a failure, so a fitted model stays exactly as it was and
-    an unfitted one stays unfitted. coefs_ and intercepts_ are views of the
-    flat parameter vector: only the vector is copied, and they are made
-    again from its copy.
-    """
-    # the constructor parameters, and scikit-learn's callback bookkeeping
-    # (the callbacks, their contexts: callback_management_context ends them)
-    kept = _param_names(type(estimator)) | _CALLBACK_KEYS
-    views = {"coefs_", "intercepts_", "_packed",
-             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS)}
-    state = estimator.__dict__
-    fitted = "coefs_" in state
-    if fitted:
-        params = estimator._params()  # (coefs_ and intercepts_: its views)
-        units = state["_packed"][1]
-    saved = copy.deepcopy(
-        {k: v for k, v in state.items()
-         if k not in kept and k != "_random_state" and not (fitted and k in views)}
-    )
-    if fitted:
-        saved_params = params.copy()
-    # _fit makes _random_state anew from random_state on every call; it is
-    # kept by reference (a deep copy of a RandomState costs ~0.35 ms)
-    if "_random_state" in state:
-        saved["_random_state"] = state["_random_state"]
-    try:
-        yield
-    except BaseException:
-        for key in [k for k in state if k not in kept]:
-            del state[key]
-        state.update(saved)
-        if fitted:
-            estimator._set_params_vector(saved_params, units)
-        raise
-
-
-def _shuffled(sample_idx, random_state):
-    """sklearn.utils.shuffle(sample_idx, random_state=random_state), without its
-    per-call validation (0.7 ms an epoch on 20000 samples): the same draws from
-    the same RandomState, so the same order (tests/test_estimators.py checks)."""
-    indices = np.arange(sample_idx.shape[0])
-    random_state.shuffle(indices)
-    return sample_idx[indices]

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
+from ._options import HIDDEN_ACTIVATIONS, SOLVERS
 
 # Rows go through the layers in chunks (prediction and training alike), so
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
@@ -261,26 +262,30 @@ def is_packed(params, views, coefs, intercepts, batch_norm=None):
 
 
 def glorot_uniform(units, activation, random_state, dtype):
-    """Flat parameters drawn as scikit-learn's MLP draws them.
+    """Flat parameters drawn as scikit-learn's MLP draws them for the hidden
+    ``activation`` (its initialisation in _options.HIDDEN_ACTIVATIONS):
+    initial_weights with that scheme."""
+    return initial_weights(units, HIDDEN_ACTIVATIONS[activation].init, random_state,
+                           dtype)
 
-    Per layer, from the legacy RandomState: coef ~ U(-b, b) of shape
+
+def initial_weights(units, init, random_state, dtype):
+    """Flat parameters drawn layer by layer by ``init`` (e.g. GlorotUniform:
+    per layer, from the legacy RandomState, coef ~ U(-b, b) of shape
     (fan_in, fan_out), then intercept ~ U(-b, b) of shape (fan_out,), with
-    b = sqrt(6 / (fan_in + fan_out)), or sqrt(2 / ...) for ``logistic``;
+    b = sqrt(6 / (fan_in + fan_out)), or sqrt(2 / ...) for ``logistic``);
     drawn in float64 and written into the flat vector of ``dtype`` (one
     layer's float64 draw at a time: the peak is the vector plus one layer).
     """
-    factor = 2.0 if activation == "logistic" else 6.0
     layers = list(zip(units[:-1], units[1:]))
     n_coefs = sum(a * b for a, b in layers)
     params = np.empty(n_coefs + sum(b for _, b in layers), dtype=dtype)
     coef_start, intercept_start = 0, n_coefs
     for fan_in, fan_out in layers:
-        bound = np.sqrt(factor / (fan_in + fan_out))
+        coef, intercept = init.draw(random_state, fan_in, fan_out)
         size = fan_in * fan_out
-        params[coef_start:coef_start + size] = random_state.uniform(
-            -bound, bound, (fan_in, fan_out)).ravel()
-        params[intercept_start:intercept_start + fan_out] = random_state.uniform(
-            -bound, bound, fan_out)
+        params[coef_start:coef_start + size] = coef.ravel()
+        params[intercept_start:intercept_start + fan_out] = intercept
         coef_start += size
         intercept_start += fan_out
     return params
@@ -342,7 +347,7 @@ def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=Fal
     # copies a refit keeps to undo a failure, and the float64 draw of the
     # initial weights
     per_param = 9 * itemsize + 8
-    if solver == "lbfgs":
+    if not SOLVERS[solver].stochastic:
         # scipy's L-BFGS-B in float64: x, gradient, 10 pairs of history
         # vectors and its work arrays
         per_param += 28 * 8

@@ -13,7 +13,8 @@ finishes, then removes itself. Users who never export pay nothing but the
 hook's lookup of one module name.
 
 The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
-per layer), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
+per layer, each activation's ONNX form given by its entry in
+cbp._options), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
 alpha=0.01), batch normalisation (ONNX's BatchNormalization with the running
 statistics: evaluation mode), dropout (the identity at prediction) and the
 'exp' output of ``MLPRegressor(loss='poisson')``, and
@@ -29,25 +30,12 @@ import warnings
 
 import numpy as np
 
+from ._options import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+
 __all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
 
 CLASSIFIER_ALIAS = "CbpMLPClassifier"
 REGRESSOR_ALIAS = "CbpMLPRegressor"
-
-# ONNX operator (and attributes) of each activation cbp can use
-_HIDDEN_OPS = {
-    "identity": ("Identity", {}),
-    "logistic": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "relu": ("Relu", {}),
-    "leaky_relu": ("LeakyRelu", {"alpha": 0.01}),  # cbp's CBP_LEAKY_SLOPE
-}
-_OUTPUT_OPS = {
-    "identity": ("Identity", {}),
-    "logistic": ("Sigmoid", {}),
-    "softmax": ("Softmax", {"axis": 1}),
-    "exp": ("Exp", {}),
-}
 
 # reentrant: register() imports skl2onnx, which may run the import hook, which
 # removes itself and calls register() in the same thread
@@ -69,15 +57,15 @@ def _check_exportable(model):
             f"This {name} instance is not fitted yet; fit it before exporting "
             "it to ONNX."
         )
-    if model.activation not in _HIDDEN_OPS:
+    if model.activation not in HIDDEN_ACTIVATIONS:
         raise ValueError(
             f"cannot export {name} to ONNX: unknown hidden activation "
-            f"{model.activation!r} (known: {sorted(_HIDDEN_OPS)})."
+            f"{model.activation!r} (known: {sorted(HIDDEN_ACTIVATIONS)})."
         )
-    if model.out_activation_ not in _OUTPUT_OPS:
+    if model.out_activation_ not in OUTPUT_ACTIVATIONS:
         raise ValueError(
             f"cannot export {name} to ONNX: unknown output activation "
-            f"{model.out_activation_!r} (known: {sorted(_OUTPUT_OPS)})."
+            f"{model.out_activation_!r} (known: {sorted(OUTPUT_ACTIVATIONS)})."
         )
     if hasattr(model, "_label_binarizer"):
         if model._label_binarizer.y_type_ not in (
@@ -223,39 +211,23 @@ def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
     return out
 
 
-def _leaky_relu_double(scope, container, z):
-    """cbp's `z * 0.01 if z < 0 else z` in double precision.
+def _emitter(scope, container, proto_dtype, np_dtype):
+    """emit(op_type, inputs, **attributes) -> the new node's output, for the
+    activations' ONNX forms (_options): a Python number among the inputs
+    becomes a constant of the graph's dtype."""
 
-    onnxruntime (1.32) has no double kernel for LeakyRelu ("Could not find an
-    implementation for LeakyRelu(16)"), and its alpha attribute is a float32,
-    so double graphs spell it out with Less, Mul and Where (which also keeps
-    NaN as cbp does).
-    """
-    from skl2onnx.proto import onnx_proto
+    def emit(op_type, inputs, **attributes):
+        inputs = [
+            _constant(scope, container, "constant", proto_dtype, np_dtype, value)
+            if isinstance(value, (int, float)) else value
+            for value in inputs
+        ]
+        out = scope.get_unique_variable_name(op_type.lower())
+        container.add_node(op_type, inputs, out,
+                           name=scope.get_unique_operator_name(op_type), **attributes)
+        return out
 
-    slope = _constant(scope, container, "leaky_slope", onnx_proto.TensorProto.DOUBLE,
-                      np.float64, _HIDDEN_OPS["leaky_relu"][1]["alpha"])
-    zero = _constant(scope, container, "zero", onnx_proto.TensorProto.DOUBLE,
-                     np.float64, 0.0)
-    negative = scope.get_unique_variable_name("negative")
-    scaled = scope.get_unique_variable_name("scaled")
-    out = scope.get_unique_variable_name("leakyrelu")
-    for op_type, inputs, output in (
-        ("Less", [z, zero], negative),
-        ("Mul", [z, slope], scaled),
-        ("Where", [negative, scaled, z], out),
-    ):
-        container.add_node(op_type, inputs, output,
-                           name=scope.get_unique_operator_name(op_type))
-    return out
-
-
-def _activation(scope, container, op_type, attrs, inp):
-    out = scope.get_unique_variable_name(op_type.lower())
-    container.add_node(
-        op_type, [inp], out, name=scope.get_unique_operator_name(op_type), **attrs
-    )
-    return out
+    return emit
 
 
 def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
@@ -264,7 +236,8 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
 
     x = scope.get_unique_variable_name("cast_input")
     apply_cast(scope, input_name, x, container, to=proto_dtype)
-    hidden_op, hidden_attrs = _HIDDEN_OPS[model.activation]
+    emit = _emitter(scope, container, proto_dtype, np_dtype)
+    hidden = HIDDEN_ACTIVATIONS[model.activation].onnx
     last = model.n_layers_ - 2
     # dropout is the identity at prediction; batch normalisation normalises
     # by the running statistics (_batch_norm)
@@ -283,13 +256,10 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
         container.add_node("Add", [prod, b], z, name=scope.get_unique_operator_name("Add"))
         if i < last and batch_norm is not None:
             z = _batch_norm(scope, container, z, batch_norm, i, proto_dtype, np_dtype)
-        if i < last and hidden_op == "LeakyRelu" and np_dtype == np.float64:
-            x = _leaky_relu_double(scope, container, z)
-        elif i < last:
-            x = _activation(scope, container, hidden_op, hidden_attrs, z)
+        if i < last:
+            x = hidden(emit, z, np_dtype)
         else:
-            op, attrs = _OUTPUT_OPS[model.out_activation_]
-            return _activation(scope, container, op, attrs, z)
+            return OUTPUT_ACTIVATIONS[model.out_activation_].onnx(emit, z, np_dtype)
     raise ValueError(f"{type(model).__name__} has no layers")  # pragma: no cover
 
 

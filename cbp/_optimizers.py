@@ -5,6 +5,14 @@ by a ``_kernel.Optimizer`` built once per fit, which holds the kind, the
 hyper-parameters and the state vectors (the parameters' length and dtype).
 These classes own one and do what scikit-learn's ``_stochastic_optimizers``
 do between epochs.
+
+A new optimizer is a class here whose ``kind`` is the kernel's name for it,
+taking ``(params, learning_rate_init, <its hyper-parameters>, lr_schedule,
+max_iter)`` as keywords, and one entry in ``_options.SOLVERS`` (which of the
+estimator's parameters it reads, and the state it saves). AdamW, say, over
+Adam: ``class AdamWOptimizer(AdamOptimizer)`` with ``kind = "adamw"`` and a
+``weight_decay`` it passes on with ``super().__init__(..., weight_decay=
+weight_decay)`` (keywords beyond Adam's go to the kernel's Optimizer).
 """
 
 import math
@@ -92,10 +100,12 @@ class SGDOptimizer(_Optimizer):
     training stalls, stopping once it is <= 1e-6) or 'cosine'.
     """
 
+    kind = "sgd"
+
     def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov,
                  power_t, max_iter=200):
         super().__init__(_kernel.Optimizer(
-            "sgd", params, learning_rate=float(learning_rate_init),
+            self.kind, params, learning_rate=float(learning_rate_init),
             momentum=momentum, nesterov=nesterov), learning_rate_init, lr_schedule,
             max_iter)
         self.power_t = power_t
@@ -130,19 +140,28 @@ class AdamOptimizer(_Optimizer):
     lr_init sqrt(1 - beta_2^t) / (1 - beta_1^t) (scikit-learn's attribute).
     """
 
+    kind = "adam"
+
     def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon,
-                 lr_schedule="constant", max_iter=200):
+                 lr_schedule="constant", max_iter=200, **kernel_options):
         super().__init__(_kernel.Optimizer(
-            "adam", params, learning_rate=float(learning_rate_init),
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon), learning_rate_init,
-            lr_schedule, max_iter)
+            self.kind, params, learning_rate=float(learning_rate_init),
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kernel_options),
+            learning_rate_init, lr_schedule, max_iter)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
 
     ms = _compiled("ms")
     vs = _compiled("vs")
-    t = _compiled("t", writable=False)
+
+    @property
+    def t(self):
+        return self.compiled.t
+
+    @t.setter
+    def t(self, t):
+        self.steps_done(t)
 
     def steps_done(self, t):
         """Set the update count (a loaded model's), and the last step size."""
@@ -167,10 +186,12 @@ class RMSpropOptimizer(_Optimizer):
     zero; learning_rate: the current rate.
     """
 
+    kind = "rmsprop"
+
     def __init__(self, params, learning_rate_init, rho, epsilon, lr_schedule="constant",
                  max_iter=200):
         super().__init__(_kernel.Optimizer(
-            "rmsprop", params, learning_rate=float(learning_rate_init), rho=rho,
+            self.kind, params, learning_rate=float(learning_rate_init), rho=rho,
             epsilon=epsilon), learning_rate_init, lr_schedule, max_iter)
 
     vs = _compiled("vs")

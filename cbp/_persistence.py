@@ -8,7 +8,7 @@ corrupted or tampered file, or one that cbp did not write, raises ValueError.
 
 Archive keys:
     __cbp_format__          int, FORMAT_VERSION
-    __class__               'MLPClassifier' or 'MLPRegressor'
+    __class__               the estimator's class name (ESTIMATORS)
     __params__              the constructor parameters, as JSON
     __manifest__            every key of the archive (a damaged zip directory
                             can hide entries; the manifest shows them missing)
@@ -17,8 +17,10 @@ Archive keys:
                             hidden layer k (models fitted with batch_norm)
     attr/<name>             scalar and array fitted attributes
     optimizer/<name>        the stochastic optimizer's state, when present:
-                            sgd: velocities, learning_rate; adam: ms, vs, t.
-                            (Its settings come from the parameters.)
+                            the entries _options.SOLVERS names for the
+                            solver (sgd: velocities, learning_rate; adam: ms,
+                            vs, t; rmsprop: vs; + epoch with the cosine
+                            schedule). (Its settings come from the parameters.)
 """
 
 import json
@@ -29,12 +31,24 @@ import zlib
 
 import numpy as np
 
-from ._dispatch import kernel as _kernel
-from ._network import BATCH_NORM_PARTS
+from sklearn.base import is_classifier
+
+from ._network import BATCH_NORM_PARTS, n_trained
+from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output
 
 FORMAT_VERSION = 1
 
-_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+# The estimators an archive can hold, by class name: the estimator module
+# registers its classes (persistence never imports it)
+ESTIMATORS = {}
+
+
+def register(cls):
+    """Make ``cls`` loadable: archives name their class by ``cls.__name__``."""
+    ESTIMATORS[cls.__name__] = cls
+    return cls
+
+
 _SCALAR_ATTRS = {
     "n_layers_": int,
     "n_outputs_": int,
@@ -50,24 +64,18 @@ _SCALAR_ATTRS = {
     "_dropout_seed": int,
     "_dropout_stream": int,
 }
-# The optimizer state saved per solver (everything else is set by the parameters)
-_OPTIMIZER_STATE = {
-    "sgd": ("velocities", "learning_rate"),
-    "adam": ("ms", "vs", "t"),
-    "rmsprop": ("vs",),
-}
 
 
 def _optimizer_state_names(model):
-    """The optimizer state saved for this model's solver and schedule: the
-    cosine schedule also needs the epochs the optimizer has started."""
-    names = _OPTIMIZER_STATE.get(model.solver, ())
-    if names and model.learning_rate == "cosine":
-        names += ("epoch",)
-    return names
+    """The optimizer state saved for this model's solver and schedule
+    (_options.SOLVERS and SCHEDULES: the cosine schedule also needs the
+    epochs the optimizer has started)."""
+    return [entry.name for entry in
+            SOLVERS[model.solver].state_names(model.learning_rate)]
+
+
 _ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "classes_",
                 "feature_names_in_")
-_OUT_ACTIVATIONS = {"identity", "exp", "softmax", "logistic"}
 
 
 def save(model, path):
@@ -210,22 +218,48 @@ def _scalar(arrays, key, kind):
 
 
 def _build(arrays):
-    from sklearn.preprocessing import LabelBinarizer
-
-    from ._multilayer_perceptron import MLPClassifier, MLPRegressor
-
     _require("__cbp_format__" in arrays, "no cbp format marker")
     version = _scalar(arrays, "__cbp_format__", int)
     _require(version == FORMAT_VERSION,
              f"format version {version}; this cbp reads version {FORMAT_VERSION}")
     name = _scalar(arrays, "__class__", str)
-    _require(name in _ESTIMATORS, f"unknown estimator {name!r}")
+    _require(name in ESTIMATORS, f"unknown estimator {name!r}")
+    model = _model_with_params(ESTIMATORS[name], arrays)
+    coefs, intercepts = _weights(arrays, model)
+    dtype = coefs[0].dtype
+    hidden = tuple(c.shape[1] for c in coefs[:-1])
+    batch_norm = _batch_norm(arrays, hidden, dtype)
+    attrs = _attributes(arrays, model, coefs)
+    if is_classifier(model):
+        model._label_binarizer = _label_binarizer(arrays, attrs)
+
+    for attr, value in attrs.items():
+        setattr(model, attr, value)
+    model.coefs_ = [np.array(c) for c in coefs]
+    model.intercepts_ = [np.array(b) for b in intercepts]
+    if batch_norm is not None:
+        for part, values in batch_norm.items():
+            setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
+    if SOLVERS[model.solver].stochastic:
+        model.loss_curve_ = attrs.get("loss_curve_", [])
+        model.validation_scores_ = attrs.get("validation_scores_")
+        model.validation_loss_curve_ = attrs.get("validation_loss_curve_")
+        model.best_validation_score_ = attrs.get("best_validation_score_")
+        model.best_loss_ = attrs.get("best_loss_")
+        model._no_improvement_count = attrs.get("_no_improvement_count", 0)
+    model._optimizer = _load_optimizer(arrays, model, dtype)
+    model._best_params = model._params().copy() if model.early_stopping else None
+    _check_manifest(arrays)
+    return model
+
+
+def _model_with_params(Estimator, arrays):
+    """An Estimator with the archive's parameters, validated."""
     try:
         params = json.loads(_scalar(arrays, "__params__", str))
     except json.JSONDecodeError as exc:
         raise _Invalid(f"unreadable parameters: {exc}") from None
     _require(isinstance(params, dict), "parameters must be a mapping")
-    Estimator = MLPClassifier if name == "MLPClassifier" else MLPRegressor
     model = Estimator()
     tuples = params.pop(_TUPLES, [])
     _require(isinstance(tuples, list) and all(isinstance(t, str) for t in tuples),
@@ -252,8 +286,12 @@ def _build(arrays):
         model._validate_params()
     except (ValueError, TypeError) as exc:
         raise _Invalid(f"invalid parameters: {exc}") from None
+    return model
 
-    # weights: shapes that chain, one float dtype, finite values
+
+def _weights(arrays, model):
+    """(coefs, intercepts): shapes that chain, one float dtype, finite values,
+    the hidden layers the parameters say."""
     n_layers = sum(1 for key in arrays if key.startswith("coefs_/"))
     _require(n_layers >= 1, "no weights")
     keys = [f"coefs_/{l}" for l in range(n_layers)] + [f"intercepts_/{l}" for l in range(n_layers)]
@@ -277,37 +315,46 @@ def _build(arrays):
     hidden = tuple(c.shape[1] for c in coefs[:-1])
     _require(list(hidden) == model._hidden_sizes(),
              f"weights for hidden layers {hidden}, parameters say {model.hidden_layer_sizes}")
-    batch_norm = None
-    if any(key.startswith("batch_norm_") for key in arrays):
-        batch_norm = {}
-        for part in BATCH_NORM_PARTS:
-            keys = [f"batch_norm_{part}_/{k}" for k in range(len(hidden))]
-            _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
-            batch_norm[part] = [arrays[key] for key in keys]
-            for k, value in enumerate(batch_norm[part]):
-                _require(value.dtype == dtype and value.shape == (hidden[k],),
-                         f"batch_norm_{part}_[{k}] does not match hidden layer {k}")
-                _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
-        _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
-                 "negative running variances")
-        expected = {f"batch_norm_{part}_/{k}" for part in BATCH_NORM_PARTS
-                    for k in range(len(hidden))}
-        _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
-                 "batch normalisation entries are numbered wrongly")
+    return coefs, intercepts
 
+
+def _batch_norm(arrays, hidden, dtype):
+    """The batch normalisation arrays (a dict of lists), or None."""
+    if not any(key.startswith("batch_norm_") for key in arrays):
+        return None
+    batch_norm = {}
+    for part in BATCH_NORM_PARTS:
+        keys = [f"batch_norm_{part}_/{k}" for k in range(len(hidden))]
+        _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
+        batch_norm[part] = [arrays[key] for key in keys]
+        for k, value in enumerate(batch_norm[part]):
+            _require(value.dtype == dtype and value.shape == (hidden[k],),
+                     f"batch_norm_{part}_[{k}] does not match hidden layer {k}")
+            _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
+    _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
+             "negative running variances")
+    expected = {f"batch_norm_{part}_/{k}" for part in BATCH_NORM_PARTS
+                for k in range(len(hidden))}
+    _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
+             "batch normalisation entries are numbered wrongly")
+    return batch_norm
+
+
+def _attributes(arrays, model, coefs):
+    """The fitted attributes, checked against the weights and the loss."""
     attrs = {}
     for attr, kind in _SCALAR_ATTRS.items():
         if f"attr/{attr}" in arrays:
             attrs[attr] = _scalar(arrays, f"attr/{attr}", kind)
     for attr in ("n_layers_", "n_outputs_", "n_iter_", "t_", "n_features_in_", "out_activation_"):
         _require(attr in attrs, f"missing {attr}")
-    _require(attrs["n_layers_"] == n_layers + 1, "n_layers_ does not match the weights")
+    _require(attrs["n_layers_"] == len(coefs) + 1, "n_layers_ does not match the weights")
     _require(attrs["n_features_in_"] == coefs[0].shape[0], "n_features_in_ does not match the weights")
     _require(attrs["n_outputs_"] == coefs[-1].shape[1], "n_outputs_ does not match the weights")
     out = attrs["out_activation_"]
-    _require(out in _OUT_ACTIVATIONS, f"unknown output activation {out!r}")
-    if name == "MLPRegressor":
-        expected = _kernel.LOSS_OUTPUT[model.loss]
+    _require(out in OUTPUT_ACTIVATIONS, f"unknown output activation {out!r}")
+    if not is_classifier(model):
+        expected = LOSSES[model.loss].output
         _require(out == expected, f"output activation {out!r} for loss {model.loss!r}")
     for attr in _ARRAY_ATTRS:
         if f"attr/{attr}" in arrays:
@@ -322,47 +369,37 @@ def _build(arrays):
         _require(attrs["feature_names_in_"].shape == (coefs[0].shape[0],),
                  "feature_names_in_ does not match the weights")
         attrs["feature_names_in_"] = attrs["feature_names_in_"].astype(object)
+    return attrs
 
-    if name == "MLPClassifier":
-        _require("classes_" in attrs and "attr/y_type_" in arrays, "missing classes_")
-        y_type = _scalar(arrays, "attr/y_type_", str)
-        classes = attrs["classes_"]
-        n_outputs = attrs["n_outputs_"]
-        if y_type == "multiclass":
-            _require(len(classes) == n_outputs >= 3 and out == "softmax",
-                     "classes_ do not match the output layer")
-        elif y_type == "binary":
-            _require(len(classes) <= 2 and n_outputs == 1 and out == "logistic",
-                     "classes_ do not match the output layer")
-        elif y_type == "multilabel-indicator":
-            _require(len(classes) == n_outputs and out == "logistic",
-                     "classes_ do not match the output layer")
-        else:
-            raise _Invalid(f"unknown target type {y_type!r}")
-        binarizer = LabelBinarizer()
-        binarizer.classes_ = classes
-        binarizer.y_type_ = y_type
-        binarizer.sparse_input_ = False
-        model._label_binarizer = binarizer
 
-    for attr, value in attrs.items():
-        setattr(model, attr, value)
-    model.coefs_ = [np.array(c) for c in coefs]
-    model.intercepts_ = [np.array(b) for b in intercepts]
-    if batch_norm is not None:
-        for part, values in batch_norm.items():
-            setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
-    if model.solver in _OPTIMIZER_STATE:  # the stochastic solvers
-        model.loss_curve_ = attrs.get("loss_curve_", [])
-        model.validation_scores_ = attrs.get("validation_scores_")
-        model.validation_loss_curve_ = attrs.get("validation_loss_curve_")
-        model.best_validation_score_ = attrs.get("best_validation_score_")
-        model.best_loss_ = attrs.get("best_loss_")
-        model._no_improvement_count = attrs.get("_no_improvement_count", 0)
-    model._optimizer = _load_optimizer(arrays, model, dtype)
-    model._best_params = model._params().copy() if model.early_stopping else None
+def _label_binarizer(arrays, attrs):
+    """The classifier's LabelBinarizer, its classes matching the output layer."""
+    from sklearn.preprocessing import LabelBinarizer
 
-    # last, so that a changed entry is named above: nothing missing, nothing added
+    _require("classes_" in attrs and "attr/y_type_" in arrays, "missing classes_")
+    y_type = _scalar(arrays, "attr/y_type_", str)
+    classes = attrs["classes_"]
+    n_outputs = attrs["n_outputs_"]
+    if y_type == "multiclass":
+        matches = len(classes) == n_outputs >= 3
+    elif y_type == "binary":
+        matches = len(classes) <= 2 and n_outputs == 1
+    elif y_type == "multilabel-indicator":
+        matches = len(classes) == n_outputs
+    else:
+        raise _Invalid(f"unknown target type {y_type!r}")
+    _require(matches and attrs["out_activation_"] == classifier_output(y_type),
+             "classes_ do not match the output layer")
+    binarizer = LabelBinarizer()
+    binarizer.classes_ = classes
+    binarizer.y_type_ = y_type
+    binarizer.sparse_input_ = False
+    return binarizer
+
+
+def _check_manifest(arrays):
+    """Last, so that a changed entry is named before: nothing missing,
+    nothing added."""
     _require("__manifest__" in arrays, "missing __manifest__")
     manifest = arrays["__manifest__"]
     _require(manifest.ndim == 1 and manifest.dtype.kind == "U", "__manifest__ is not a list")
@@ -370,7 +407,6 @@ def _build(arrays):
     extra = sorted(set(arrays) - set(manifest.tolist()) - {"__manifest__"})
     _require(not missing, f"entries missing from the archive: {missing}")
     _require(not extra, f"entries not in the manifest: {extra}")
-    return model
 
 
 def _load_optimizer(arrays, model, dtype):
@@ -382,40 +418,46 @@ def _load_optimizer(arrays, model, dtype):
     state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     if not state:
         return None
-    _require(model.solver in _OPTIMIZER_STATE, f"optimizer state for solver {model.solver!r}")
-    expected = _optimizer_state_names(model)
+    solver = SOLVERS[model.solver]
+    _require(solver.state, f"optimizer state for solver {model.solver!r}")
+    entries = solver.state_names(model.learning_rate)
+    expected = [entry.name for entry in entries]
     unknown = sorted(set(state) - set(expected))
     if unknown:
         raise _Invalid(f"unknown optimizer state {unknown[0]!r}")
     missing = sorted(set(expected) - set(state))
     _require(not missing, f"missing optimizer state {missing}")
 
-    optimizer = model._make_optimizer(model._params())
-    for name in expected:
-        value = state[name]
-        if name in ("velocities", "ms", "vs"):
-            # (the new optimizer's own vector: the trained values' length)
-            _require(value.shape == getattr(optimizer, name).shape and value.dtype == dtype,
-                     f"optimizer state {name!r} does not match the weights")
-            _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
-            setattr(optimizer, name, np.array(value))
-        else:
-            _require(value.shape == () and value.dtype.kind in "iuf",
-                     f"optimizer state {name!r} is not a scalar")
-            number = value.item()
-            if name == "t":
-                _require(isinstance(number, int) and number >= 0,
-                         "optimizer state 't' must be a non-negative integer")
-                optimizer.steps_done(number)
-            elif name == "epoch":
-                _require(isinstance(number, int) and number >= 0,
-                         "optimizer state 'epoch' must be a non-negative integer")
-                optimizer.epoch = number
-            else:  # the current learning rate of an sgd schedule
-                _require(np.isfinite(number) and 0 < number <= model.learning_rate_init,
-                         f"optimizer state 'learning_rate' = {number} is not in "
-                         f"(0, learning_rate_init]")
-                optimizer.learning_rate = float(number)
-    if "vs" in expected:
-        _require(np.all(state["vs"] >= 0), "optimizer state 'vs' has negative values")
+    params = model._params()
+    optimizer = solver.make_optimizer(params[:n_trained(params, model._units)], model)
+    for entry in entries:
+        setattr(optimizer, entry.name,
+                _state_value(entry, state[entry.name], optimizer, model, dtype))
+    for entry in entries:
+        if entry.non_negative:
+            _require(np.all(state[entry.name] >= 0),
+                     f"optimizer state {entry.name!r} has negative values")
     return optimizer
+
+
+def _state_value(entry, value, optimizer, model, dtype):
+    """The checked value of one saved State entry (see _options.State)."""
+    name = entry.name
+    if entry.kind == "vector":
+        # (the new optimizer's own vector: the trained values' length)
+        _require(value.shape == getattr(optimizer, name).shape and value.dtype == dtype,
+                 f"optimizer state {name!r} does not match the weights")
+        _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
+        return np.array(value)
+    _require(value.shape == () and value.dtype.kind in "iuf",
+             f"optimizer state {name!r} is not a scalar")
+    number = value.item()
+    if entry.kind == "count":
+        _require(isinstance(number, int) and number >= 0,
+                 f"optimizer state {name!r} must be a non-negative integer")
+        return number
+    # a rate: the current learning rate of a schedule
+    _require(np.isfinite(number) and 0 < number <= model.learning_rate_init,
+             f"optimizer state {name!r} = {number} is not in "
+             f"(0, learning_rate_init]")
+    return float(number)

@@ -1,0 +1,435 @@
+"""Every option of cbp's estimators, described once.
+
+One registry per kind of option; the estimators' ``_parameter_constraints``,
+their checks and error messages, the training loop, persistence and the ONNX
+export read them, and nothing else lists the names. The kernel's tables
+(``_kernel.HIDDEN_ACTIVATIONS``, ``LOSS_CODES``, ``LOSS_OUTPUT``,
+``OPTIMIZER_CODES``) stay the source of the kernel's codes: an entry here
+names a kernel option and says what Python does with it.
+
+    HIDDEN_ACTIVATIONS  name -> HiddenActivation(init scheme, ONNX form)
+    OUTPUT_ACTIVATIONS  name -> OutputActivation(ONNX form)
+    LOSSES              name -> Loss(estimators, parameters, target check);
+                        its output activation is the kernel's LOSS_OUTPUT
+    SOLVERS             name -> Solver(stochastic, optimizer class, the
+                        estimator parameters it reads, state it saves,
+                        schedules it applies)
+    SCHEDULES           name -> Schedule(state it needs saved)
+    LAYER_OPTIONS       name -> LayerOption(constraints, the rule that
+                        refuses it with some solver or input)
+
+How to add
+----------
+* A hidden activation (once the kernel has it in HIDDEN_ACTIVATIONS): one
+  ``HiddenActivation`` in HIDDEN_ACTIVATIONS, with its initialisation
+  (``GlorotUniform(6.0)``, scikit-learn's; ``LeCunNormal()`` for selu) and
+  its ONNX form: ``onnx_op("Elu")`` for one operator, or a function
+  ``form(emit, z, dtype) -> output`` for a composite one, where
+  ``emit(op_type, inputs, **attributes)`` adds a node and returns its output's
+  name and a Python number among the inputs is a constant of the graph's
+  dtype (see ``_leaky_relu_onnx``). Nothing else in cbp/ changes (the
+  estimators' docstrings list the names for readers).
+* An optimizer (once the kernel has its kind): a class in _optimizers.py
+  (usually a few lines over AdamOptimizer or _Optimizer, with ``kind`` the
+  kernel's name), one ``Solver`` in SOLVERS naming it, the estimator
+  parameters it reads (``reads``: optimizer keyword -> estimator parameter),
+  the constraints of any new parameter (``constraints``), the state it saves
+  and which schedules it applies; and the new constructor parameter in
+  MLPClassifier's and MLPRegressor's ``__init__`` (and the base class's).
+* A loss (once the kernel has it): one ``Loss`` in LOSSES (its estimators,
+  the constraints of its parameters, its target check); a parameter also
+  becomes a constructor argument of the estimator.
+* A layer option: one ``LayerOption`` (its constraints and the combinations
+  it refuses), the constructor parameter, and where the network is built
+  (the estimator's ``_network``, _network.make_network).
+"""
+
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Callable, Optional
+
+import numpy as np
+import scipy.sparse
+
+from ._dispatch import kernel as _kernel
+from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
+from ._sklearn_compat import Interval, StrOptions
+
+
+def quoted(names, last=", "):
+    """'a', 'b', 'c' (or 'a', 'b' or 'c' with last=" or ")."""
+    names = [repr(n) for n in names]
+    if len(names) < 2:
+        return "".join(names)
+    return ", ".join(names[:-1]) + last + names[-1]
+
+
+# --------------------------------------------------------------------------
+# Initialisation of the weights
+
+
+@dataclass(frozen=True)
+class GlorotUniform:
+    """scikit-learn's: coef then intercept ~ U(-b, b), b = sqrt(factor /
+    (fan_in + fan_out)), drawn in float64 from the legacy RandomState."""
+
+    factor: float
+
+    def draw(self, random_state, fan_in, fan_out):
+        bound = np.sqrt(self.factor / (fan_in + fan_out))
+        coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
+        return coef, random_state.uniform(-bound, bound, fan_out)
+
+
+@dataclass(frozen=True)
+class LeCunNormal:
+    """LeCun normal (selu's): coef ~ N(0, 1 / fan_in), intercept 0."""
+
+    def draw(self, random_state, fan_in, fan_out):
+        coef = random_state.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
+        return coef, np.zeros(fan_out)
+
+
+# --------------------------------------------------------------------------
+# Activations and their ONNX forms
+
+
+def onnx_op(op_type, **attributes):
+    """The ONNX form of an activation that is one operator."""
+    return lambda emit, z, dtype: emit(op_type, [z], **attributes)
+
+
+LEAKY_SLOPE = 0.01  # the kernel's CBP_LEAKY_SLOPE (src/_activations.pxd)
+
+
+def _leaky_relu_onnx(emit, z, dtype):
+    """LeakyRelu in float; in double, `z * 0.01 if z < 0 else z` spelt out:
+    onnxruntime (1.32) has no double kernel for LeakyRelu ("Could not find an
+    implementation for LeakyRelu(16)") and its alpha is a float32 (Where
+    also keeps NaN as cbp does)."""
+    if dtype != np.float64:
+        return emit("LeakyRelu", [z], alpha=LEAKY_SLOPE)
+    negative = emit("Less", [z, 0.0])
+    scaled = emit("Mul", [z, LEAKY_SLOPE])
+    return emit("Where", [negative, scaled, z])
+
+
+@dataclass(frozen=True)
+class HiddenActivation:
+    name: str
+    init: object  # GlorotUniform(...) or LeCunNormal(): .draw(rs, fan_in, fan_out)
+    onnx: Callable  # form(emit, z, dtype) -> output name
+
+    @property
+    def kernel_code(self):
+        return _kernel.HIDDEN_ACTIVATIONS[self.name]
+
+
+@dataclass(frozen=True)
+class OutputActivation:
+    name: str
+    onnx: Callable
+
+    @property
+    def kernel_code(self):
+        return _kernel.OUTPUT_ACTIVATIONS[self.name]
+
+
+def _registry(*entries):
+    return {entry.name: entry for entry in entries}
+
+
+HIDDEN_ACTIVATIONS = _registry(
+    HiddenActivation("identity", GlorotUniform(6.0), onnx_op("Identity")),
+    HiddenActivation("logistic", GlorotUniform(2.0), onnx_op("Sigmoid")),
+    HiddenActivation("tanh", GlorotUniform(6.0), onnx_op("Tanh")),
+    HiddenActivation("relu", GlorotUniform(6.0), onnx_op("Relu")),
+    HiddenActivation("leaky_relu", GlorotUniform(6.0), _leaky_relu_onnx),
+)
+
+OUTPUT_ACTIVATIONS = _registry(
+    OutputActivation("identity", onnx_op("Identity")),
+    OutputActivation("logistic", onnx_op("Sigmoid")),
+    OutputActivation("softmax", onnx_op("Softmax", axis=1)),
+    OutputActivation("exp", onnx_op("Exp")),
+)
+
+
+# --------------------------------------------------------------------------
+# Losses
+
+
+def _non_negative_targets(loss):
+    def check(Y):
+        if (Y < 0).any():
+            raise ValueError(
+                f"loss={loss!r} requires non-negative targets y; got min(y) = "
+                f"{Y.min()}."
+            )
+    return check
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    estimator: str  # 'classifier' or 'regressor'
+    # constructor parameters of the loss -> their constraints (passed to the
+    # kernel's Network as keyword arguments of the same name, as floats)
+    parameters: dict = field(default_factory=dict)
+    check_targets: Optional[Callable] = None  # (Y) -> None, or ValueError
+
+    @property
+    def output(self):
+        """Its output activation: the kernel's LOSS_OUTPUT."""
+        return _kernel.LOSS_OUTPUT[self.name]
+
+    def kernel_parameters(self, estimator):
+        return {name: float(getattr(estimator, name)) for name in self.parameters}
+
+
+LOSSES = _registry(
+    Loss("log_loss", "classifier"),
+    Loss("binary_log_loss", "classifier"),
+    Loss("squared_error", "regressor"),
+    Loss("poisson", "regressor", check_targets=_non_negative_targets("poisson")),
+    Loss("absolute_error", "regressor"),
+    Loss("huber", "regressor",
+         parameters={"huber_delta": [Interval(Real, 0, None, closed="neither")]}),
+)
+
+
+def losses_of(estimator):
+    """The names of the losses of 'classifier' or 'regressor'."""
+    return [name for name, loss in LOSSES.items() if loss.estimator == estimator]
+
+
+def loss_parameter_constraints(estimator):
+    return {name: constraints for loss in LOSSES.values()
+            if loss.estimator == estimator
+            for name, constraints in loss.parameters.items()}
+
+
+def classifier_output(y_type):
+    """The classifier's output activation for its target type."""
+    return "softmax" if y_type == "multiclass" else "logistic"
+
+
+def classifier_loss(out_activation):
+    """The classifier's loss for its output activation: the classifier's loss
+    whose output it is (softmax: log_loss; logistic: binary_log_loss)."""
+    for name in losses_of("classifier"):
+        if LOSSES[name].output == out_activation:
+            return name
+    raise ValueError(f"no classifier loss has the output {out_activation!r}")
+
+
+# --------------------------------------------------------------------------
+# Learning-rate schedules and solvers
+
+
+@dataclass(frozen=True)
+class State:
+    """An entry of an optimizer's saved state: a 'vector' of the trained
+    values' length, a 'count' (non-negative integer) or a 'rate' (in (0,
+    learning_rate_init]); set back with setattr on the optimizer."""
+
+    name: str
+    kind: str
+    non_negative: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    state: tuple = ()  # State entries the optimizer saves under it
+    # cbp's additions are refused by a solver that does not apply them;
+    # scikit-learn's are ignored, as scikit-learn does
+    refused_elsewhere: bool = False
+
+
+SCHEDULES = _registry(
+    Schedule("constant"),
+    Schedule("invscaling"),
+    Schedule("adaptive"),
+    Schedule("cosine", state=(State("epoch", "count"),), refused_elsewhere=True),
+)
+
+
+@dataclass(frozen=True)
+class Solver:
+    name: str
+    stochastic: bool
+    optimizer: Optional[type] = None  # a class of _optimizers.py
+    # optimizer keyword -> the estimator parameter it takes its value from
+    reads: dict = field(default_factory=dict)
+    # constraints of estimator parameters this solver introduces
+    constraints: dict = field(default_factory=dict)
+    state: tuple = ()  # State entries saved with the model
+    schedules: tuple = ()  # the learning_rate values it applies
+
+    def make_optimizer(self, params, estimator):
+        """The optimizer of the trained values ``params``, from the estimator's
+        parameters ('constant' for a schedule this solver does not apply)."""
+        schedule = estimator.learning_rate
+        if schedule not in self.schedules:
+            schedule = "constant"
+        return self.optimizer(
+            params, learning_rate_init=estimator.learning_rate_init,
+            lr_schedule=schedule, max_iter=estimator.max_iter,
+            **{key: getattr(estimator, name) for key, name in self.reads.items()},
+        )
+
+    def state_names(self, learning_rate):
+        """The State entries saved for this solver under this schedule."""
+        if not self.state:
+            return ()
+        extra = SCHEDULES[learning_rate].state if learning_rate in self.schedules else ()
+        return self.state + extra
+
+
+def _same(*names):
+    return {name: name for name in names}
+
+
+_UNIT = Interval(Real, 0, 1, closed="left")
+
+SOLVERS = _registry(
+    Solver("lbfgs", stochastic=False,
+           constraints={"max_fun": [Interval(Integral, 1, None, closed="left")]}),
+    Solver("sgd", stochastic=True, optimizer=SGDOptimizer,
+           reads={"momentum": "momentum", "nesterov": "nesterovs_momentum",
+                  "power_t": "power_t"},
+           constraints={"momentum": [Interval(Real, 0, 1, closed="both")],
+                        "nesterovs_momentum": ["boolean"],
+                        "power_t": [Interval(Real, 0, None, closed="left")]},
+           state=(State("velocities", "vector"), State("learning_rate", "rate")),
+           schedules=("constant", "invscaling", "adaptive", "cosine")),
+    Solver("adam", stochastic=True, optimizer=AdamOptimizer,
+           reads=_same("beta_1", "beta_2", "epsilon"),
+           constraints={"beta_1": [_UNIT], "beta_2": [_UNIT],
+                        "epsilon": [Interval(Real, 0, None, closed="neither")]},
+           state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
+                  State("t", "count")),
+           schedules=("constant", "cosine")),
+    Solver("rmsprop", stochastic=True, optimizer=RMSpropOptimizer,
+           reads=_same("rho", "epsilon"),
+           constraints={"rho": [_UNIT]},
+           state=(State("vs", "vector", non_negative=True),),
+           schedules=("constant", "cosine")),
+)
+
+STOCHASTIC = [name for name, solver in SOLVERS.items() if solver.stochastic]
+
+
+def solver_parameter_constraints():
+    out = {}
+    for solver in SOLVERS.values():
+        out.update(solver.constraints)
+    return out
+
+
+def schedule_error(solver, learning_rate):
+    """The error of a schedule a solver refuses, or None."""
+    schedule = SCHEDULES[learning_rate]
+    if schedule.refused_elsewhere and learning_rate not in SOLVERS[solver].schedules:
+        return (f"learning_rate={learning_rate!r} schedules the stochastic solvers; "
+                f"solver={solver!r} has no learning rate.")
+    return None
+
+
+# --------------------------------------------------------------------------
+# Layer and stopping options: valid alone, refused with some solvers or inputs
+
+
+def dropout_rates(dropout, n_hidden):
+    """The dropout rate of each of the n_hidden hidden layers (floats in
+    [0, 1)), from ``dropout``: one rate for all, or one per layer."""
+    if isinstance(dropout, Real) and not isinstance(dropout, bool):
+        rates = [float(dropout)] * n_hidden
+    else:
+        rates = np.asarray(dropout, dtype=object).ravel().tolist()
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(rates)} rates, the network has {n_hidden} "
+                "hidden layers: give one rate, or one per hidden layer."
+            )
+        if not all(isinstance(r, Real) and not isinstance(r, bool) for r in rates):
+            raise ValueError(f"dropout rates must be numbers, got {dropout!r}.")
+        rates = [float(r) for r in rates]
+    if not all(0 <= r < 1 for r in rates):
+        raise ValueError(f"dropout rates must be in [0, 1), got {rates}.")
+    return rates
+
+
+def _block_rows_refused(estimator, X, n_hidden):
+    if estimator.block_rows is None or not SOLVERS[estimator.solver].stochastic:
+        return None
+    if estimator.batch_norm:
+        return ("block_rows splits each batch into blocks computed apart, and "
+                "batch_norm needs the statistics of the whole batch: use one "
+                "or the other.")
+    if scipy.sparse.issparse(X):
+        return ("block_rows is for dense X: with sparse X the first layer is "
+                "trained from the non-zeros of each batch, in one piece. Use "
+                "block_rows=None, or pass X.toarray().")
+    return None
+
+
+def _dropout_refused(estimator, X, n_hidden):
+    if SOLVERS[estimator.solver].stochastic or not any(
+            dropout_rates(estimator.dropout, n_hidden)):
+        return None
+    return ("dropout makes the loss random, and L-BFGS's line search needs a "
+            f"deterministic one: use solver={quoted(STOCHASTIC, ' or ')} with "
+            f"dropout, or dropout=0 with {estimator.solver!r}.")
+
+
+def _weight_tol_refused(estimator, X, n_hidden):
+    if estimator.weight_tol is None or SOLVERS[estimator.solver].stochastic:
+        return None
+    return (f"weight_tol stops the stochastic solvers ({quoted(STOCHASTIC)}) after "
+            f"an epoch; solver={estimator.solver!r} stops by tol, max_iter and "
+            "max_fun.")
+
+
+@dataclass(frozen=True)
+class LayerOption:
+    name: str
+    constraints: list
+    # (estimator, X, n_hidden) -> the error of a combination it refuses, or None
+    refused: Optional[Callable] = None
+
+
+LAYER_OPTIONS = _registry(
+    LayerOption("block_rows", [None, Interval(Integral, 1, None, closed="left")],
+                _block_rows_refused),
+    LayerOption("dropout", [Interval(Real, 0, 1, closed="left"), "array-like"],
+                _dropout_refused),
+    LayerOption("batch_norm", ["boolean"]),
+    LayerOption("weight_tol", [None, Interval(Real, 0, None, closed="neither")],
+                _weight_tol_refused),
+)
+
+
+def check_combinations(estimator, X, n_hidden):
+    """Raise the ValueError of options valid alone (or with input X) but not
+    together."""
+    for option in LAYER_OPTIONS.values():
+        message = option.refused and option.refused(estimator, X, n_hidden)
+        if message:
+            raise ValueError(message)
+    message = schedule_error(estimator.solver, estimator.learning_rate)
+    if message:
+        raise ValueError(message)
+
+
+def parameter_constraints():
+    """The option parameters' constraints of both estimators (the rest of
+    _parameter_constraints is the estimator's own)."""
+    return {
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
+        **solver_parameter_constraints(),
+        **{name: option.constraints for name, option in LAYER_OPTIONS.items()},
+    }

@@ -1,0 +1,92 @@
+"""cbp/_options.py is the one description of every option.
+
+The registries name only what the kernel has (its tables give the codes),
+and the estimators' constraints, the messages, persistence and the ONNX
+export take the names from them.
+"""
+
+import numpy as np
+import pytest
+
+from cbp import MLPClassifier, MLPRegressor
+from cbp import _options as options
+from cbp._dispatch import kernel
+
+
+def test_every_entry_is_an_option_of_the_kernel():
+    assert set(options.HIDDEN_ACTIVATIONS) <= set(kernel.HIDDEN_ACTIVATIONS)
+    assert set(options.OUTPUT_ACTIVATIONS) <= set(kernel.OUTPUT_ACTIVATIONS)
+    assert set(options.LOSSES) <= set(kernel.LOSS_CODES)
+    for solver in options.SOLVERS.values():
+        if solver.stochastic:
+            assert solver.optimizer.kind in kernel.OPTIMIZER_CODES
+    for loss in options.LOSSES.values():
+        assert loss.output in options.OUTPUT_ACTIVATIONS
+
+
+def test_constraints_are_the_registries():
+    for Estimator in (MLPClassifier, MLPRegressor):
+        constraints = Estimator._parameter_constraints
+        assert constraints["activation"][0].options == set(options.HIDDEN_ACTIVATIONS)
+        assert constraints["solver"][0].options == set(options.SOLVERS)
+        assert constraints["learning_rate"][0].options == set(options.SCHEDULES)
+        for name in options.LAYER_OPTIONS:
+            assert constraints[name] == options.LAYER_OPTIONS[name].constraints
+    assert MLPRegressor._parameter_constraints["loss"][0].options == set(
+        options.losses_of("regressor"))
+    assert "huber_delta" in MLPRegressor._parameter_constraints
+
+
+def test_every_parameter_a_solver_reads_is_a_constructor_parameter():
+    for Estimator in (MLPClassifier, MLPRegressor):
+        params = Estimator().get_params()
+        for solver in options.SOLVERS.values():
+            assert set(solver.reads.values()) <= set(params)
+            assert set(solver.constraints) <= set(params)
+
+
+def test_the_classifier_loss_rule():
+    assert options.classifier_loss("softmax") == "log_loss"
+    assert options.classifier_loss("logistic") == "binary_log_loss"
+    assert options.classifier_output("multiclass") == "softmax"
+    assert options.classifier_output("binary") == "logistic"
+    assert options.classifier_output("multilabel-indicator") == "logistic"
+
+
+def test_messages_name_the_stochastic_solvers_from_the_registry():
+    assert options.quoted(options.STOCHASTIC) == "'sgd', 'adam', 'rmsprop'"
+    assert options.quoted(options.STOCHASTIC, " or ") == "'sgd', 'adam' or 'rmsprop'"
+
+
+@pytest.mark.parametrize("activation,factor", [("logistic", 2.0), ("relu", 6.0)])
+def test_initialisation_is_scikit_learns_glorot_uniform(activation, factor):
+    init = options.HIDDEN_ACTIVATIONS[activation].init
+    coef, intercept = init.draw(np.random.RandomState(0), 4, 3)
+    rs = np.random.RandomState(0)
+    bound = np.sqrt(factor / 7)
+    np.testing.assert_array_equal(coef, rs.uniform(-bound, bound, (4, 3)))
+    np.testing.assert_array_equal(intercept, rs.uniform(-bound, bound, 3))
+
+
+def test_lecun_normal_is_ready_for_an_activation_that_wants_it():
+    coef, intercept = options.LeCunNormal().draw(np.random.RandomState(0), 400, 300)
+    assert coef.shape == (400, 300) and not intercept.any()
+    assert abs(coef.std() - np.sqrt(1 / 400)) < 1e-3
+
+
+def test_onnx_forms_emit_through_the_callback():
+    nodes = []
+
+    def emit(op_type, inputs, **attributes):
+        nodes.append((op_type, inputs, attributes))
+        return f"out{len(nodes)}"
+
+    form = options.HIDDEN_ACTIVATIONS["leaky_relu"].onnx
+    assert form(emit, "z", np.float32) == "out1"
+    assert nodes == [("LeakyRelu", ["z"], {"alpha": options.LEAKY_SLOPE})]
+    nodes.clear()
+    form(emit, "z", np.float64)
+    assert [n[0] for n in nodes] == ["Less", "Mul", "Where"]
+    nodes.clear()
+    options.OUTPUT_ACTIVATIONS["softmax"].onnx(emit, "z", np.float32)
+    assert nodes == [("Softmax", ["z"], {"axis": 1})]
