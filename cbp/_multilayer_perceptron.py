@@ -129,6 +129,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         n_iter_no_change,
         max_fun,
         rho=0.9,
+        weight_decay=0.01,
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
@@ -159,6 +160,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.rho = rho
+        self.weight_decay = weight_decay
         self.weight_tol = weight_tol
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -572,13 +574,23 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}, default='relu'
-        Activation function of the hidden layers; 'leaky_relu' is z for
-        z > 0, 0.01 z otherwise (PyTorch's default slope). (cbp addition)
-    solver : {'lbfgs', 'sgd', 'adam', 'rmsprop'}, default='adam'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', \
+            'gelu', 'silu', 'selu', 'mish'}, default='relu'
+        Activation function of the hidden layers. cbp additions, each as
+        PyTorch's: 'leaky_relu' is z for z > 0, 0.01 z otherwise
+        (``torch.nn.LeakyReLU()``); 'gelu' z Phi(z), the exact erf form
+        (``torch.nn.GELU()``); 'silu' z sigmoid(z) (``torch.nn.SiLU``);
+        'selu' ``torch.nn.SELU``, with LeCun-normal initial weights (coefs
+        ~ N(0, 1 / fan_in), intercepts 0), which self-normalisation needs;
+        'mish' z tanh(softplus(z)) (``torch.nn.Mish``).
+    solver : {'lbfgs', 'sgd', 'adam', 'adamw', 'rmsprop'}, default='adam'
         The solver for weight optimization; 'rmsprop' is
         ``torch.optim.RMSprop(lr=learning_rate_init, alpha=rho, eps=epsilon)``
-        (no momentum, not centred). (cbp addition)
+        (no momentum, not centred); 'adamw' is ``torch.optim.AdamW(
+        lr=learning_rate_init, betas=(beta_1, beta_2), eps=epsilon,
+        weight_decay=weight_decay)`` (decoupled weight decay of every trained
+        value, epsilon after the bias correction; ``alpha``'s L2 term stays
+        in the loss beside it). (cbp additions)
     alpha : float, default=0.0001
         Strength of the L2 penalty on the weights (not the intercepts),
         divided by the (weighted) size of each batch.
@@ -627,6 +639,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     rho : float in [0, 1), default=0.9
         RMSprop's decay of the running average of squared gradients.
         (cbp addition)
+    weight_decay : float >= 0, default=0.01
+        AdamW's decoupled weight decay (``solver='adamw'`` only; PyTorch's
+        default). (cbp addition)
     weight_tol : float > 0 or None, default=None
         Stop after an epoch in which no weight or intercept changed by more
         than ``weight_tol`` (the largest absolute change over all parameters);
@@ -725,6 +740,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         rho=0.9,
+        weight_decay=0.01,
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
@@ -757,6 +773,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             rho=rho,
+            weight_decay=weight_decay,
             weight_tol=weight_tol,
             dropout=dropout,
             batch_norm=batch_norm,
@@ -940,6 +957,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         rho=0.9,
+        weight_decay=0.01,
         weight_tol=None,
         dropout=0.0,
         batch_norm=False,
@@ -972,6 +990,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             rho=rho,
+            weight_decay=weight_decay,
             weight_tol=weight_tol,
             dropout=dropout,
             batch_norm=batch_norm,

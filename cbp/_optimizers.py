@@ -178,6 +178,20 @@ class AdamOptimizer(_Optimizer):
             )
 
 
+class AdamWOptimizer(AdamOptimizer):
+    """AdamW, as torch.optim.AdamW(lr, betas=(beta_1, beta_2), eps=epsilon,
+    weight_decay=weight_decay): every trained value decays by lr *
+    weight_decay before Adam's step, and epsilon is added after the bias
+    correction (PyTorch's placement). State as Adam's."""
+
+    kind = "adamw"
+
+    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon,
+                 weight_decay, lr_schedule="constant", max_iter=200):
+        super().__init__(params, learning_rate_init, beta_1, beta_2, epsilon,
+                         lr_schedule, max_iter, weight_decay=float(weight_decay))
+
+
 class RMSpropOptimizer(_Optimizer):
     """RMSprop, as torch.optim.RMSprop(lr, alpha=rho, eps=epsilon): no
     momentum, not centred.

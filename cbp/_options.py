@@ -52,7 +52,7 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
+from ._optimizers import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from ._sklearn_compat import Interval, StrOptions
 
 
@@ -114,6 +114,84 @@ def _leaky_relu_onnx(emit, z, dtype):
     return emit("Where", [negative, scaled, z])
 
 
+# torch.nn.SELU's constants (the kernel's, src/_activations.pxd)
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def _gelu_onnx(emit, z, dtype):
+    """z Phi(z) = 0.5 z (1 + erf(z / sqrt 2)) (ONNX's Gelu is opset 20).
+
+    In double, onnxruntime (1.2x) has no Erf kernel, so Phi is spelt out:
+    with a = |z| / sqrt 2, erfc(a) = exp(-a^2) erfcx(a), erfcx by a Chebyshev
+    series (_erfcx_chebyshev: relative 5e-14 on [0, 27], past which exp(-a^2)
+    is 0), and Phi(z) = erfc(a) / 2 for z < 0, 1 - erfc(a) / 2 otherwise."""
+    if dtype != np.float64:
+        erf = emit("Erf", [emit("Mul", [z, 0.7071067811865476])])
+        return emit("Mul", [emit("Mul", [z, 0.5]), emit("Add", [erf, 1.0])])
+    a = emit("Mul", [emit("Abs", [z]), 0.7071067811865476])
+    t = emit("Div", [2.0, emit("Add", [a, 2.0])])
+    coefficients, t_min = _erfcx_chebyshev()
+    # u: t from [t_min, 1] to [-1, 1] (clipped: a > 27 gives exp(-a^2) = 0)
+    u = emit("Max", [emit("Sub", [emit("Mul", [t, 2.0 / (1.0 - t_min)]),
+                                  (1.0 + t_min) / (1.0 - t_min)]), -1.0])
+    # Clenshaw's recurrence for sum_k c_k T_k(u)
+    two_u = emit("Mul", [u, 2.0])
+    b1, b2 = float(coefficients[-1]), 0.0
+    for c in coefficients[-2:0:-1]:
+        b1, b2 = emit("Sub", [emit("Add", [emit("Mul", [two_u, b1]), float(c)]), b2]), b1
+    erfcx = emit("Sub", [emit("Add", [emit("Mul", [u, b1]), float(coefficients[0])]), b2])
+    half_erfc = emit("Mul", [emit("Mul", [emit("Exp", [emit("Neg", [emit("Mul", [a, a])])]),
+                                          erfcx]), 0.5])
+    phi = emit("Where", [emit("Less", [z, 0.0]), half_erfc, emit("Sub", [1.0, half_erfc])])
+    return emit("Mul", [z, phi])
+
+
+def _erfcx_chebyshev(degree=24, a_max=27.0):
+    """Chebyshev coefficients of erfcx(a) = exp(a^2) erfc(a) in t = 2 / (2 +
+    a), t in [t_min, 1] mapped to [-1, 1] (a in [0, a_max]), and t_min."""
+    from numpy.polynomial import chebyshev
+    from scipy.special import erfcx
+
+    t_min = 2.0 / (2.0 + a_max)
+
+    def of_u(u):
+        return erfcx(2.0 / (t_min + (u + 1.0) / 2.0 * (1.0 - t_min)) - 2.0)
+
+    return chebyshev.chebinterpolate(of_u, degree), t_min
+
+
+def _silu_onnx(emit, z, dtype):
+    """z sigmoid(z)."""
+    return emit("Mul", [z, emit("Sigmoid", [z])])
+
+
+def _selu_onnx(emit, z, dtype):
+    """Selu in float; in double spelt out (Selu's alpha and gamma attributes
+    are float32): scale z for z > 0, scale alpha (exp(z) - 1) otherwise."""
+    if dtype != np.float64:
+        return emit("Selu", [z], alpha=SELU_ALPHA, gamma=SELU_SCALE)
+    negative = emit("Mul", [emit("Sub", [emit("Exp", [z]), 1.0]), SELU_SCALE * SELU_ALPHA])
+    return emit("Where", [emit("Greater", [z, 0.0]), emit("Mul", [z, SELU_SCALE]),
+                          negative])
+
+
+def _mish_onnx(emit, z, dtype):
+    """z tanh(softplus(z)) (ONNX's Mish is opset 18). In double onnxruntime
+    has no Softplus kernel: softplus(z) = max(z, 0) + log1p(exp(-|z|)), log1p(e)
+    as log(w) e / (w - 1) with w = 1 + e (e where w rounds to 1; Goldberg's
+    exact form, ONNX having no Log1p)."""
+    if dtype != np.float64:
+        return emit("Mul", [z, emit("Tanh", [emit("Softplus", [z])])])
+    e = emit("Exp", [emit("Neg", [emit("Abs", [z])])])
+    w = emit("Add", [e, 1.0])
+    w_minus_1 = emit("Sub", [w, 1.0])
+    log1p = emit("Where", [emit("Equal", [w_minus_1, 0.0]), e,
+                           emit("Div", [emit("Mul", [emit("Log", [w]), e]), w_minus_1])])
+    softplus = emit("Add", [emit("Max", [z, 0.0]), log1p])
+    return emit("Mul", [z, emit("Tanh", [softplus])])
+
+
 @dataclass(frozen=True)
 class HiddenActivation:
     name: str
@@ -145,6 +223,12 @@ HIDDEN_ACTIVATIONS = _registry(
     HiddenActivation("tanh", GlorotUniform(6.0), onnx_op("Tanh")),
     HiddenActivation("relu", GlorotUniform(6.0), onnx_op("Relu")),
     HiddenActivation("leaky_relu", GlorotUniform(6.0), _leaky_relu_onnx),
+    HiddenActivation("gelu", GlorotUniform(6.0), _gelu_onnx),
+    HiddenActivation("silu", GlorotUniform(6.0), _silu_onnx),
+    # LeCun normal, what self-normalisation needs (torch.nn.SELU's docs:
+    # kaiming_normal_ with nonlinearity='linear')
+    HiddenActivation("selu", LeCunNormal(), _selu_onnx),
+    HiddenActivation("mish", GlorotUniform(6.0), _mish_onnx),
 )
 
 OUTPUT_ACTIVATIONS = _registry(
@@ -308,6 +392,12 @@ SOLVERS = _registry(
            reads=_same("beta_1", "beta_2", "epsilon"),
            constraints={"beta_1": [_UNIT], "beta_2": [_UNIT],
                         "epsilon": [Interval(Real, 0, None, closed="neither")]},
+           state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
+                  State("t", "count")),
+           schedules=("constant", "cosine")),
+    Solver("adamw", stochastic=True, optimizer=AdamWOptimizer,
+           reads=_same("beta_1", "beta_2", "epsilon", "weight_decay"),
+           constraints={"weight_decay": [Interval(Real, 0, None, closed="left")]},
            state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
                   State("t", "count")),
            schedules=("constant", "cosine")),

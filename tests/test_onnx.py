@@ -22,7 +22,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 import cbp  # noqa: E402
 import cbp.onnx  # noqa: E402
 
-ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu"]
+# every hidden activation cbp has (its registry), so that a new one is exported and checked
+from cbp._options import HIDDEN_ACTIVATIONS  # noqa: E402
+
+ACTIVATIONS = list(HIDDEN_ACTIVATIONS)
 DTYPES = ["float32", "float64"]
 CLASSIFIER_TASKS = ["binary", "multiclass_str", "multilabel"]
 REGRESSOR_TASKS = ["regression", "multioutput", "poisson", "absolute_error", "huber"]
