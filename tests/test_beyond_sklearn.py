@@ -24,6 +24,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._network import glorot_uniform, unpack
+from cbp._options import STOCHASTIC
 from torch_layers import linear_from
 
 RTOL = 1e-9
@@ -181,7 +182,7 @@ def test_cosine_schedule_trains_as_pytorch_with_the_same_rates():
 # The cosine schedule
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop"])
+@pytest.mark.parametrize("solver", STOCHASTIC)
 def test_cosine_rates_follow_the_formula_epoch_by_epoch(solver, monkeypatch):
     from cbp._dispatch import kernel
 

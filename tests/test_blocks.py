@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel
+from cbp._options import STOCHASTIC
 from kernel_paths import blocks_on_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -46,7 +47,7 @@ Y_REG = np.sin(X[:, 0]) + X[:, 1]
 ESTIMATORS = [pytest.param(MLPClassifier, id="classifier"),
               pytest.param(MLPRegressor, id="regressor")]
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
-SOLVERS = ["sgd", "adam", "rmsprop"]
+SOLVERS = STOCHASTIC  # every stochastic solver cbp has (its registry)
 # 300 rows in batches of 64 (the last of 44), blocks of 16 rows: 4 blocks a
 # batch, the last batch's last block of 12
 PARAMS = dict(hidden_layer_sizes=(64, 32), batch_size=64, max_iter=4, random_state=0,

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel as K
+from cbp._options import SOLVERS as ALL_SOLVERS, STOCHASTIC
 
 import reference as ref
 from torch_layers import linear_from
@@ -371,7 +372,7 @@ def _same_model(a, b):
             assert_array_equal(x, y, err_msg=name)
 
 
-SOLVERS = ["sgd", "adam", "rmsprop", "lbfgs"]
+SOLVERS = list(ALL_SOLVERS)  # every solver cbp has (its registry)
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -398,7 +399,7 @@ def test_no_batch_norm_attributes_without_it():
 @pytest.mark.parametrize("params", [dict(dropout=0.3), dict(batch_norm=True),
                                     dict(dropout=[0.2, 0.4], batch_norm=True)],
                          ids=["dropout", "bn", "both"])
-@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop"])
+@pytest.mark.parametrize("solver", STOCHASTIC)
 def test_same_random_state_gives_bit_identical_models(solver, params):
     X, y = _digits_like()
     a, b = (_fit(MLPClassifier((12, 6), solver=solver, max_iter=8, random_state=3, **params),

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 import cbp
 from cbp import LossCurveDisplay, MLPClassifier, MLPRegressor
+from cbp._options import STOCHASTIC
 
 X, Y = make_classification(120, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
                            random_state=0)
@@ -23,7 +24,7 @@ XR, YR = make_regression(120, 6, noise=5.0, random_state=0)
 XR = StandardScaler().fit_transform(XR)
 YR = YR / YR.std()
 
-SOLVERS = ["sgd", "adam", "rmsprop"]
+SOLVERS = STOCHASTIC  # every stochastic solver cbp has (its registry)
 
 
 def _quiet(fit, *args, **kwargs):
