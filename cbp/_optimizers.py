@@ -6,13 +6,12 @@ hyper-parameters and the state vectors (the parameters' length and dtype).
 These classes own one and do what scikit-learn's ``_stochastic_optimizers``
 do between epochs.
 
-A new optimizer is a class here whose ``kind`` is the kernel's name for it,
-taking ``(params, learning_rate_init, <its hyper-parameters>, lr_schedule,
-max_iter)`` as keywords, and one entry in ``_options.SOLVERS`` (which of the
-estimator's parameters it reads, and the state it saves). AdamW, say, over
-Adam: ``class AdamWOptimizer(AdamOptimizer)`` with ``kind = "adamw"`` and a
-``weight_decay`` it passes on with ``super().__init__(..., weight_decay=
-weight_decay)`` (keywords beyond Adam's go to the kernel's Optimizer).
+Each class serves the kernel's optimizers of one family: ``kind`` names the
+kernel's (``_kernel.OPTIMIZER_CODES``), and keywords beyond the class's own
+hyper-parameters go to the kernel's Optimizer (AdamOptimizer with
+``kind="adamw", weight_decay=...`` is AdamW). A new optimizer is an entry in
+``_options.SOLVERS`` naming its class here, and a class only when no family
+here fits it.
 """
 
 import math
@@ -100,12 +99,10 @@ class SGDOptimizer(_Optimizer):
     training stalls, stopping once it is <= 1e-6) or 'cosine'.
     """
 
-    kind = "sgd"
-
     def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov,
-                 power_t, max_iter=200):
+                 power_t, max_iter=200, kind="sgd"):
         super().__init__(_kernel.Optimizer(
-            self.kind, params, learning_rate=float(learning_rate_init),
+            kind, params, learning_rate=float(learning_rate_init),
             momentum=momentum, nesterov=nesterov), learning_rate_init, lr_schedule,
             max_iter)
         self.power_t = power_t
@@ -133,20 +130,21 @@ class SGDOptimizer(_Optimizer):
 
 
 class AdamOptimizer(_Optimizer):
-    """Adam (Kingma & Ba), with epsilon added before the bias correction.
+    """Adam (Kingma & Ba), with epsilon added before the bias correction;
+    with kind='adamw' and weight_decay, AdamW as torch.optim.AdamW (every
+    trained value decays by lr * weight_decay before the step; epsilon after
+    the bias correction, PyTorch's placement).
 
     ms, vs: first and second moment estimates, (n_params,), starting at zero;
     t: the number of updates made so far; learning_rate: the last step size,
     lr_init sqrt(1 - beta_2^t) / (1 - beta_1^t) (scikit-learn's attribute).
     """
 
-    kind = "adam"
-
     def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon,
-                 lr_schedule="constant", max_iter=200, **kernel_options):
+                 lr_schedule="constant", max_iter=200, kind="adam", **hyper_parameters):
         super().__init__(_kernel.Optimizer(
-            self.kind, params, learning_rate=float(learning_rate_init),
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kernel_options),
+            kind, params, learning_rate=float(learning_rate_init),
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **hyper_parameters),
             learning_rate_init, lr_schedule, max_iter)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = beta_1
@@ -178,20 +176,6 @@ class AdamOptimizer(_Optimizer):
             )
 
 
-class AdamWOptimizer(AdamOptimizer):
-    """AdamW, as torch.optim.AdamW(lr, betas=(beta_1, beta_2), eps=epsilon,
-    weight_decay=weight_decay): every trained value decays by lr *
-    weight_decay before Adam's step, and epsilon is added after the bias
-    correction (PyTorch's placement). State as Adam's."""
-
-    kind = "adamw"
-
-    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon,
-                 weight_decay, lr_schedule="constant", max_iter=200):
-        super().__init__(params, learning_rate_init, beta_1, beta_2, epsilon,
-                         lr_schedule, max_iter, weight_decay=float(weight_decay))
-
-
 class RMSpropOptimizer(_Optimizer):
     """RMSprop, as torch.optim.RMSprop(lr, alpha=rho, eps=epsilon): no
     momentum, not centred.
@@ -200,12 +184,10 @@ class RMSpropOptimizer(_Optimizer):
     zero; learning_rate: the current rate.
     """
 
-    kind = "rmsprop"
-
     def __init__(self, params, learning_rate_init, rho, epsilon, lr_schedule="constant",
-                 max_iter=200):
+                 max_iter=200, kind="rmsprop"):
         super().__init__(_kernel.Optimizer(
-            self.kind, params, learning_rate=float(learning_rate_init), rho=rho,
+            kind, params, learning_rate=float(learning_rate_init), rho=rho,
             epsilon=epsilon), learning_rate_init, lr_schedule, max_iter)
 
     vs = _compiled("vs")

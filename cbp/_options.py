@@ -29,13 +29,14 @@ How to add
   name and a Python number among the inputs is a constant of the graph's
   dtype (see ``_leaky_relu_onnx``). Nothing else in cbp/ changes (the
   estimators' docstrings list the names for readers).
-* An optimizer (once the kernel has its kind): a class in _optimizers.py
-  (usually a few lines over AdamOptimizer or _Optimizer, with ``kind`` the
-  kernel's name), one ``Solver`` in SOLVERS naming it, the estimator
+* An optimizer (once the kernel has its kind): one ``Solver`` in SOLVERS,
+  naming the class of _optimizers.py of its family (AdamOptimizer serves
+  'adam' and 'adamw'; the entry's name is the kernel's kind), the estimator
   parameters it reads (``reads``: optimizer keyword -> estimator parameter),
   the constraints of any new parameter (``constraints``), the state it saves
-  and which schedules it applies; and the new constructor parameter in
-  MLPClassifier's and MLPRegressor's ``__init__`` (and the base class's).
+  and which schedules it applies; a new hyper-parameter is also a
+  constructor parameter of the estimators (the base class's ``__init__`` and
+  MLPClassifier's and MLPRegressor's, which list every parameter).
 * A loss (once the kernel has it): one ``Loss`` in LOSSES (its estimators,
   the constraints of its parameters, its target check); a parameter also
   becomes a constructor argument of the estimator.
@@ -52,7 +53,7 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._optimizers import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
+from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
 from ._sklearn_compat import Interval, StrOptions
 
 
@@ -358,7 +359,7 @@ class Solver:
         if schedule not in self.schedules:
             schedule = "constant"
         return self.optimizer(
-            params, learning_rate_init=estimator.learning_rate_init,
+            params, kind=self.name, learning_rate_init=estimator.learning_rate_init,
             lr_schedule=schedule, max_iter=estimator.max_iter,
             **{key: getattr(estimator, name) for key, name in self.reads.items()},
         )
@@ -395,7 +396,7 @@ SOLVERS = _registry(
            state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
                   State("t", "count")),
            schedules=("constant", "cosine")),
-    Solver("adamw", stochastic=True, optimizer=AdamWOptimizer,
+    Solver("adamw", stochastic=True, optimizer=AdamOptimizer,
            reads=_same("beta_1", "beta_2", "epsilon", "weight_decay"),
            constraints={"weight_decay": [Interval(Real, 0, None, closed="left")]},
            state=(State("ms", "vector"), State("vs", "vector", non_negative=True),

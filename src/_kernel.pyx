@@ -66,8 +66,9 @@ from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
                       loss_output_activations)
 from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
-from _optimizers cimport (OptimizerSpec, UpdateStep, update, update_step,
-                          update_tile, n_tiles, sgd_update, adam_update,
+from _optimizers cimport (OptimizerSpec, UpdateStep, hyper_parameter_defaults,
+                          update, update_step, update_tile, n_tiles, sgd_update,
+                          adam_update,
                           optimizer_codes, optimizer_states,
                           hyper_parameter_error, ADAMW)
 
@@ -642,23 +643,20 @@ cdef class Optimizer:
     cdef public object velocities, ms, vs
     cdef public Py_ssize_t t
 
-    def __cinit__(self, str kind, params, *, double learning_rate,
-                  double momentum=0.9, bint nesterov=True, double beta_1=0.9,
-                  double beta_2=0.999, double rho=0.9, double epsilon=1e-8,
-                  double weight_decay=0.0, Py_ssize_t t=0, state=None):
-        self.spec.kind = _name("optimizer", kind, OPTIMIZER_CODES)
+    def __cinit__(self, str kind, params, *, double learning_rate, Py_ssize_t t=0,
+                  state=None, **hyper_parameters):
+        unknown = set(hyper_parameters) - set(hyper_parameter_defaults())
+        if unknown:
+            raise TypeError(f"Optimizer got unexpected hyper-parameters {sorted(unknown)}; "
+                            f"it takes {sorted(hyper_parameter_defaults())}")
+        code = _name("optimizer", kind, OPTIMIZER_CODES)
         if not isinstance(params, np.ndarray) or params.dtype not in (np.float32,
                                                                       np.float64):
             raise ValueError("params must be a float32 or float64 ndarray")
         self.kind = kind
-        self.spec.learning_rate = learning_rate
-        self.spec.momentum = momentum
-        self.spec.nesterov = nesterov
-        self.spec.beta_1 = beta_1
-        self.spec.beta_2 = beta_2
-        self.spec.rho = rho
-        self.spec.epsilon = epsilon
-        self.spec.weight_decay = weight_decay
+        # (a dict with every field of the struct becomes the struct)
+        self.spec = {**hyper_parameter_defaults(), **hyper_parameters, "kind": code,
+                     "learning_rate": learning_rate}
         self.t = t
         if state is not None:  # (velocities, ms, vs), taken as they are
             self.velocities, self.ms, self.vs = state
@@ -678,11 +676,11 @@ cdef class Optimizer:
 
     @property
     def hyper_parameters(self):
-        return dict(learning_rate=self.spec.learning_rate,
-                    momentum=self.spec.momentum, nesterov=bool(self.spec.nesterov),
-                    beta_1=self.spec.beta_1, beta_2=self.spec.beta_2,
-                    rho=self.spec.rho, epsilon=self.spec.epsilon,
-                    weight_decay=self.spec.weight_decay)
+        """learning_rate and every hyper-parameter (hyper_parameter_defaults's
+        keys), as Python numbers."""
+        cdef dict spec = self.spec
+        return {name: type(default)(spec[name]) for name, default in
+                {"learning_rate": 0.0, **hyper_parameter_defaults()}.items()}
 
     def __reduce__(self):
         return (_rebuild_optimizer,

@@ -52,6 +52,14 @@ cdef struct OptimizerSpec:
     double weight_decay     # adamw: params *= 1 - lr weight_decay per update
 
 
+cdef inline dict hyper_parameter_defaults():
+    """Every hyper-parameter of OptimizerSpec but kind and learning_rate, with
+    its default: the keywords _kernel.Optimizer takes (a new hyper-parameter
+    is a field above and an entry here)."""
+    return dict(momentum=0.9, nesterov=True, beta_1=0.9, beta_2=0.999, rho=0.9,
+                epsilon=1e-8, weight_decay=0.0)
+
+
 cdef struct UpdateStep:
     # The scalars of one update (number t), the same for every value
     # (update_step).
