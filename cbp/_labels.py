@@ -12,25 +12,13 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
-from ._sklearn_compat import validate_data
 
 
 class LabelTargets:
     """MLPClassifier's handling of class labels."""
 
     def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            ensure_all_finite=ensure_all_finite,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._validate_X_y(X, y, reset, ensure_all_finite)
 
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()

@@ -220,6 +220,25 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         return predict_raw(X, params, units, self.activation, self.out_activation_,
                            batch_norm)
 
+    def _validate_X_y(self, X, y, reset, ensure_all_finite=True, y_numeric=False):
+        """validate_data for training: X dense or sparse, float64 or float32;
+        y 1-d, or 2-d with several outputs (a column becomes 1-d, with
+        scikit-learn's warning)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            ensure_all_finite=ensure_all_finite,
+            y_numeric=y_numeric,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
     def _check_is_fitted(self):
         if "coefs_" not in self.__dict__:
             check_is_fitted(self)
@@ -1032,20 +1051,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         return self.loss
 
     def _validate_input(self, X, y, incremental, reset, ensure_all_finite=True):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            ensure_all_finite=ensure_all_finite,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return X, y
+        return self._validate_X_y(X, y, reset, ensure_all_finite, y_numeric=True)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -18,13 +18,11 @@ from sklearn.preprocessing import StandardScaler
 
 import cbp
 from cbp import MLPClassifier, MLPRegressor
-from torch_layers import linear_from
+from torch_layers import full_batch_steps
 
 RTOL = 1e-9
 N = 60
 NEW_ACTIVATIONS = ["gelu", "silu", "selu", "mish"]
-TORCH_ACTIVATION = {"gelu": "GELU", "silu": "SiLU", "selu": "SELU", "mish": "Mish",
-                    "relu": "ReLU", "tanh": "Tanh"}
 
 
 def _regression(seed=0):
@@ -72,30 +70,10 @@ def _torch_steps(activation, X, y, coefs, intercepts, steps, optimizer, alpha=0.
     """PyTorch's weights after ``steps`` full-batch steps of the squared error
     0.5 sum (out - y)^2 / n (+ 0.5 alpha sum ||W||^2 / n, scikit-learn's L2)."""
     torch = pytest.importorskip("torch")
-    layers = []
-    for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
-        layers.append(linear_from(torch, coef, intercept))
-        if l < len(coefs) - 1:
-            layers.append(getattr(torch.nn, TORCH_ACTIVATION[activation])())
-    net = torch.nn.Sequential(*layers)
-    opt = optimizer(torch, net.parameters())
-    X_t = torch.from_numpy(X)
-    y_t = torch.from_numpy(y.reshape(len(y), -1).astype(np.float64))
-    n = len(X)
-    for step in range(steps):
-        if lr_of_step is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_of_step(step)
-        opt.zero_grad()
-        J = 0.5 * ((net(X_t) - y_t) ** 2).sum() / n
-        if alpha:
-            J = J + 0.5 * alpha * sum((m.weight ** 2).sum() for m in net
-                                      if isinstance(m, torch.nn.Linear)) / n
-        J.backward()
-        opt.step()
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    return ([m.weight.detach().numpy().T for m in linears],
-            [m.bias.detach().numpy() for m in linears])
+    return full_batch_steps(torch, activation, coefs, intercepts, X, y,
+                            lambda out, target: 0.5 * ((out - target) ** 2).sum(), steps,
+                            lambda parameters: optimizer(torch, parameters), alpha=alpha,
+                            lr_of_step=lr_of_step)
 
 
 def _assert_same(ours, coefs, intercepts, rtol=RTOL):

@@ -25,7 +25,7 @@ import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._network import glorot_uniform, unpack
 from cbp._options import STOCHASTIC
-from torch_layers import linear_from
+from torch_layers import full_batch_steps
 
 RTOL = 1e-9
 N = 60
@@ -61,39 +61,13 @@ def _assert_same_weights(a, b, rtol=RTOL, what="weights"):
 def _torch_run(units, activation, X, y, loss, steps, optimizer, lr, alpha=0.0,
                random_state=0, lr_of_step=None):
     """PyTorch's weights after ``steps`` full-batch steps from cbp's initial
-    weights. loss(out, target) -> summed loss (divided by n here); L2 as
-    0.5 alpha sum ||W||^2 / n, scikit-learn's scaling."""
+    weights (tests/torch_layers.full_batch_steps)."""
     torch = pytest.importorskip("torch")
     params = glorot_uniform(units, activation, check_random_state(random_state), np.float64)
     coefs, intercepts = unpack(params, units)
-    layers = []
-    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "identity": torch.nn.Identity,
-           "logistic": torch.nn.Sigmoid,
-           "leaky_relu": lambda: torch.nn.LeakyReLU(0.01)}[activation]
-    for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
-        linear = linear_from(torch, coef, intercept)
-        layers.append(linear)
-        if l < len(coefs) - 1:
-            layers.append(act())
-    net = torch.nn.Sequential(*layers)
-    opt = optimizer(net.parameters(), lr)
-    X_t = torch.from_numpy(X)
-    y_t = torch.from_numpy(y.reshape(len(y), -1).astype(np.float64))
-    n = len(X)
-    for step in range(steps):
-        if lr_of_step is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_of_step(step)
-        opt.zero_grad()
-        J = loss(net(X_t), y_t) / n
-        if alpha:
-            J = J + 0.5 * alpha * sum((m.weight ** 2).sum() for m in net
-                                      if isinstance(m, torch.nn.Linear)) / n
-        J.backward()
-        opt.step()
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    return ([m.weight.detach().numpy().T for m in linears],
-            [m.bias.detach().numpy() for m in linears])
+    return full_batch_steps(torch, activation, coefs, intercepts, X, y, loss, steps,
+                            lambda parameters: optimizer(parameters, lr), alpha=alpha,
+                            lr_of_step=lr_of_step)
 
 
 def _full_batch(**params):
