@@ -10,6 +10,7 @@ is what the kernel trains and predicts from.
 import contextlib
 import copy
 import functools
+import inspect
 
 from ._network import (
     BATCH_NORM_PARTS,
@@ -108,6 +109,11 @@ class FlatParameters:
         return state
 
     def __setstate__(self, state):
+        # a model pickled before a constructor parameter existed (weight_decay,
+        # say) has the parameter's default, as the model it was behaves
+        for name, parameter in _init_signature(type(self)).parameters.items():
+            if name not in state and parameter.default is not inspect.Parameter.empty:
+                state[name] = parameter.default
         super().__setstate__(state)
         if "coefs_" in self.__dict__:
             self._params()  # now, not lazily under concurrent predictions
@@ -118,6 +124,12 @@ _CALLBACK_KEYS = frozenset(
     {"_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_teardown",
      "_parent_callback_ctx"}
 )
+
+
+@functools.lru_cache(maxsize=None)
+def _init_signature(cls):
+    """The constructor's signature of an estimator class (inspect is slow)."""
+    return inspect.signature(cls.__init__)
 
 
 @functools.lru_cache(maxsize=None)

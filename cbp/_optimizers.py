@@ -56,6 +56,27 @@ class _Optimizer:
         self.max_iter = max_iter
         self.epoch = 0
 
+    def __getstate__(self):
+        # the compiled optimizer as plain values, rebuilt by the kernel build
+        # that unpickles it (a kernel object would name the build that wrote
+        # it, which another CPU or CBP_KERNEL may not run)
+        state = self.__dict__.copy()
+        compiled = state.pop("compiled")
+        state["compiled_state"] = (compiled.kind, compiled.hyper_parameters, compiled.t,
+                                   compiled.velocities, compiled.ms, compiled.vs)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        compiled = state.pop("compiled", None)
+        if compiled is not None:  # pickled by cbp before it pickled plain values
+            saved = (compiled.kind, compiled.hyper_parameters, compiled.t,
+                     compiled.velocities, compiled.ms, compiled.vs)
+        else:
+            saved = state.pop("compiled_state")
+        self.__dict__.update(state)
+        self.compiled = _kernel._rebuild_optimizer(*saved)
+
     def epoch_starts(self):
         """Set the coming epoch's learning rate (the cosine schedule)."""
         if self.lr_schedule == "cosine":
