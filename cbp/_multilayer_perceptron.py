@@ -618,7 +618,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         ``min(200, n_samples)``.
     learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
         Learning rate schedule for ``solver='sgd'``. 'cosine' (cbp addition;
-        also for 'adam' and 'rmsprop') uses ``learning_rate_init * (1 +
+        also for 'adam', 'adamw' and 'rmsprop') uses ``learning_rate_init * (1 +
         cos(pi * epoch / max_iter)) / 2`` in each epoch, counting from 0 (and
         on through ``partial_fit`` calls).
     learning_rate_init : float, default=0.001
@@ -648,9 +648,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     validation_fraction : float, default=0.1
         Proportion of the training data held out for early stopping.
     beta_1, beta_2 : float, default=0.9, 0.999
-        Adam's exponential decay rates of the moment estimates.
+        Adam's (and AdamW's) exponential decay rates of the moment estimates.
     epsilon : float, default=1e-8
-        Adam's numerical stability term.
+        The numerical stability term of Adam, AdamW and RMSprop.
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement before stopping (sgd, adam).
     max_fun : int, default=15000
@@ -668,14 +668,14 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         (cbp addition)
     dropout : float in [0, 1) or array-like of those, default=0.0
         Inverted dropout on the hidden activations in training: one rate for
-        every hidden layer, or one per hidden layer (sgd, adam, rmsprop;
+        every hidden layer, or one per hidden layer (the stochastic solvers;
         0 changes nothing). (cbp addition)
     batch_norm : bool, default=False
         Normalise every hidden layer's z by its batch statistics before the
         activation, as ``torch.nn.BatchNorm1d`` (momentum 0.1, eps 1e-5);
         prediction uses the running statistics. (cbp addition)
     block_rows : int >= 1 or None, default=None
-        Every core for one fit (sgd, adam, rmsprop; dense input, no
+        Every core for one fit (the stochastic solvers; dense input, no
         batch_norm): each mini-batch is split into fixed blocks of this many
         rows, whose gradients are computed in parallel on OpenMP threads
         (``OMP_NUM_THREADS``, or threadpoolctl's limit on "openmp") and summed

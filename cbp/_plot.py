@@ -1,6 +1,8 @@
 """LossCurveDisplay: a fitted MLP's training curves, in scikit-learn's Display style."""
 
 import numpy as np
+
+from ._options import STOCHASTIC, quoted
 from ._sklearn_compat import check_matplotlib_support
 
 
@@ -43,8 +45,8 @@ class LossCurveDisplay:
         Parameters
         ----------
         estimator : fitted MLPClassifier or MLPRegressor
-            Trained by a stochastic solver ('sgd', 'adam', 'rmsprop'): L-BFGS
-            records no curve.
+            Trained by a stochastic solver (any but 'lbfgs'): L-BFGS records
+            no curve.
         ax : matplotlib Axes, default=None
             Where to draw; a new figure when None.
         name : str, default=None
@@ -59,7 +61,7 @@ class LossCurveDisplay:
         if loss_curve is None:
             raise ValueError(
                 f"{type(estimator).__name__} has no loss_curve_: fit it first, with a "
-                "stochastic solver ('sgd', 'adam' or 'rmsprop'; L-BFGS records none)."
+                f"stochastic solver ({quoted(STOCHASTIC, ' or ')}; L-BFGS records none)."
             )
         scores = getattr(estimator, "validation_scores_", None)
         best_epoch = None

@@ -53,9 +53,12 @@ def test_the_classifier_loss_rule():
 
 
 def test_messages_name_the_stochastic_solvers_from_the_registry():
-    assert options.quoted(options.STOCHASTIC) == "'sgd', 'adam', 'adamw', 'rmsprop'"
-    assert (options.quoted(options.STOCHASTIC, " or ")
-            == "'sgd', 'adam', 'adamw' or 'rmsprop'")
+    assert options.quoted(["a", "b", "c"]) == "'a', 'b', 'c'"
+    assert options.quoted(["a", "b", "c"], " or ") == "'a', 'b' or 'c'"
+    X, y = np.random.RandomState(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError) as error:
+        MLPClassifier(solver="lbfgs", weight_tol=1e-3).fit(X, y)
+    assert options.quoted(options.STOCHASTIC) in str(error.value)
 
 
 @pytest.mark.parametrize("activation,factor", [("logistic", 2.0), ("relu", 6.0)])
