@@ -65,7 +65,8 @@ from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
 from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
                       loss_output_activations)
-from _network cimport NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH
+from _network cimport (NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH,
+                      OFFSETS_PER_LAYER, lay_out)
 from _optimizers cimport (OptimizerSpec, UpdateStep, hyper_parameter_defaults,
                           update, update_step, update_tile, n_tiles, sgd_update,
                           adam_update,
@@ -233,7 +234,7 @@ cdef class Network:
                   double batch_norm_momentum=0.1, double batch_norm_eps=1e-5,
                   dropout=None, unsigned long long dropout_seed=0,
                   Py_ssize_t block_rows=0):
-        cdef Py_ssize_t L, l, k, position, M = block_rows if block_rows > 0 else chunk_rows
+        cdef Py_ssize_t L, l, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
         self.spec.coef_offset = NULL
@@ -303,76 +304,12 @@ cdef class Network:
         self.spec.update_running = False
         self.spec.keep_z = False
 
-        self.spec.coef_offset = <Py_ssize_t *> malloc((13 * L + 1) * sizeof(Py_ssize_t))
+        self.spec.coef_offset = <Py_ssize_t *> malloc(OFFSETS_PER_LAYER * (L + 1)
+                                                      * sizeof(Py_ssize_t))
         if self.spec.coef_offset == NULL:
             raise MemoryError()
-        self.spec.intercept_offset = self.spec.coef_offset + L
-        self.spec.delta_offset = self.spec.coef_offset + 2 * L
-        self.spec.activation_offset = self.spec.coef_offset + 3 * L   # L + 1
-        self.spec.gamma_offset = self.spec.coef_offset + 4 * L + 1
-        self.spec.beta_offset = self.spec.coef_offset + 5 * L + 1
-        self.spec.running_mean_offset = self.spec.coef_offset + 6 * L + 1
-        self.spec.running_var_offset = self.spec.coef_offset + 7 * L + 1
-        self.spec.x_hat_offset = self.spec.coef_offset + 8 * L + 1
-        self.spec.stats_offset = self.spec.coef_offset + 9 * L + 1
-        self.spec.mask_offset = self.spec.coef_offset + 10 * L + 1
-        self.spec.dropped_offset = self.spec.coef_offset + 11 * L + 1
-        self.spec.z_offset = self.spec.coef_offset + 12 * L + 1
-        for k in range(9 * L):
-            self.spec.gamma_offset[k] = -1
-
-        position = 0
-        for l in range(L):
-            self.spec.coef_offset[l] = position
-            position += u[l] * u[l + 1]
-        self.spec.n_coefs = position
-        for l in range(L):
-            self.spec.intercept_offset[l] = position
-            position += u[l + 1]
-        if batch_norm:
-            for offsets in range(4):  # gamma, beta | running mean, running var
-                for k in range(L - 1):
-                    self.spec.gamma_offset[offsets * L + k] = position
-                    position += u[k + 1]
-                if offsets == 1:
-                    self.spec.n_params = position
-        else:
-            self.spec.n_params = position
-        self.spec.n_values = position
-
-        position = 0
-        self.spec.activation_offset[0] = -1
-        for l in range(1, L + 1):
-            self.spec.activation_offset[l] = position
-            position += M * u[l]
-        for k in range(L - 1):
-            if batch_norm:
-                self.spec.x_hat_offset[k] = position
-                position += M * u[k + 1]
-                self.spec.stats_offset[k] = position
-                position += 2 * u[k + 1]
-            if dropout[k] > 0:
-                self.spec.mask_offset[k] = position
-                position += M * u[k + 1]
-                self.spec.dropped_offset[k] = position
-                position += M * u[k + 1]
-        self.spec.work_size[FORWARD] = position
-        if needs_z(self.spec.activation):
-            for k in range(L - 1):
-                self.spec.z_offset[k] = position
-                position += M * u[k + 1]
-        for l in range(L):
-            self.spec.delta_offset[l] = position
-            position += M * u[l + 1]
-        self.spec.work_size[BACKWARD] = position
-        self.spec.x_offset = position
-        if not sparse_input:  # shuffled dense rows are gathered; CSR rows are not
-            position += M * u[0]
-        self.spec.y_offset = position
-        position += M * u[L]
-        self.spec.sw_offset = position
-        position += M
-        self.spec.work_size[EPOCH] = position
+        lay_out(&self.spec, &rates[0] if L > 1 else NULL,
+                needs_z(self.spec.activation))
 
     def __dealloc__(self):
         free(self.spec.coef_offset)

@@ -22,6 +22,9 @@
 #     deltas[0..L-1]      M * units[l + 1]   each, row-major      (BACKWARD)
 #     gathered chunk      M * units[0] (X, dense input only), M * units[L] (Y),
 #                         M (sample weights)                      (EPOCH)
+#
+# lay_out (below) computes both layouts' offsets; cbp/_network.py makes the
+# same parameter layout's views for Python (coefs_, intercepts_, ...).
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
@@ -81,6 +84,92 @@ cdef struct NetSpec:
     Py_ssize_t *delta_offset        # (L,)     into work
     Py_ssize_t x_offset, y_offset, sw_offset   # gathered chunk, into work
     Py_ssize_t work_size[3]         # FORWARD, BACKWARD, EPOCH
+
+
+# The offset tables of a NetSpec, one block of Py_ssize_t: OFFSETS_PER_LAYER
+# * (L + 1) values hold every table below (lay_out).
+cdef enum:
+    OFFSETS_PER_LAYER = 13
+
+
+cdef inline void lay_out(NetSpec *net, const double *dropout,
+                         bint keeps_z) noexcept:
+    """Fill net's offset tables (coef_offset: a block of OFFSETS_PER_LAYER *
+    (L + 1) values, allocated by the caller), n_coefs, n_params, n_values and
+    work_size, as the comment at the top of this file lays them out, from
+    its units, n_layers, chunk_rows, batch_norm and sparse_input; dropout:
+    the (L - 1,) rates (NULL for L = 1); keeps_z: the hidden activation
+    needs_z. Tables of options a layer does not have hold -1."""
+    cdef Py_ssize_t L = net.n_layers, M = net.chunk_rows, l, k, part, position
+    cdef const Py_ssize_t *u = net.units
+    net.intercept_offset = net.coef_offset + L
+    net.delta_offset = net.coef_offset + 2 * L
+    net.activation_offset = net.coef_offset + 3 * L   # L + 1
+    net.gamma_offset = net.coef_offset + 4 * L + 1
+    net.beta_offset = net.coef_offset + 5 * L + 1
+    net.running_mean_offset = net.coef_offset + 6 * L + 1
+    net.running_var_offset = net.coef_offset + 7 * L + 1
+    net.x_hat_offset = net.coef_offset + 8 * L + 1
+    net.stats_offset = net.coef_offset + 9 * L + 1
+    net.mask_offset = net.coef_offset + 10 * L + 1
+    net.dropped_offset = net.coef_offset + 11 * L + 1
+    net.z_offset = net.coef_offset + 12 * L + 1
+    for k in range(9 * L):
+        net.gamma_offset[k] = -1
+
+    # parameters
+    position = 0
+    for l in range(L):
+        net.coef_offset[l] = position
+        position += u[l] * u[l + 1]
+    net.n_coefs = position
+    for l in range(L):
+        net.intercept_offset[l] = position
+        position += u[l + 1]
+    net.n_params = position
+    if net.batch_norm:
+        for part in range(4):  # gamma, beta | running mean, running var
+            for k in range(L - 1):
+                net.gamma_offset[part * L + k] = position
+                position += u[k + 1]
+            if part == 1:
+                net.n_params = position
+    net.n_values = position
+
+    # scratch
+    position = 0
+    net.activation_offset[0] = -1
+    for l in range(1, L + 1):
+        net.activation_offset[l] = position
+        position += M * u[l]
+    for k in range(L - 1):
+        if net.batch_norm:
+            net.x_hat_offset[k] = position
+            position += M * u[k + 1]
+            net.stats_offset[k] = position
+            position += 2 * u[k + 1]
+        if dropout[k] > 0:
+            net.mask_offset[k] = position
+            position += M * u[k + 1]
+            net.dropped_offset[k] = position
+            position += M * u[k + 1]
+    net.work_size[FORWARD] = position
+    if keeps_z:
+        for k in range(L - 1):
+            net.z_offset[k] = position
+            position += M * u[k + 1]
+    for l in range(L):
+        net.delta_offset[l] = position
+        position += M * u[l + 1]
+    net.work_size[BACKWARD] = position
+    net.x_offset = position
+    if not net.sparse_input:  # shuffled dense rows are gathered; CSR rows are not
+        position += M * u[0]
+    net.y_offset = position
+    position += M * u[L]
+    net.sw_offset = position
+    position += M
+    net.work_size[EPOCH] = position
 
 
 cdef struct Rows:
