@@ -45,6 +45,7 @@ How to add
   (the estimator's ``_network``, _network.make_network).
 """
 
+import functools
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Callable, Optional
@@ -148,6 +149,7 @@ def _gelu_onnx(emit, z, dtype):
     return emit("Mul", [z, phi])
 
 
+@functools.lru_cache(maxsize=None)
 def _erfcx_chebyshev(degree=24, a_max=27.0):
     """Chebyshev coefficients of erfcx(a) = exp(a^2) erfc(a) in t = 2 / (2 +
     a), t in [t_min, 1] mapped to [-1, 1] (a in [0, a_max]), and t_min."""

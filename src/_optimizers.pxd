@@ -70,14 +70,13 @@ cdef struct UpdateStep:
 cdef inline str hyper_parameter_error(const OptimizerSpec *opt, Py_ssize_t t):
     """Why opt's hyper-parameters (at update count t) cannot be used, or
     None."""
-    if opt.kind == ADAM and not (t >= 0 and 0 <= opt.beta_1 < 1
-                                 and 0 <= opt.beta_2 < 1 and opt.epsilon > 0):
-        return "Adam needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0"
-    if opt.kind == ADAMW and not (t >= 0 and 0 <= opt.beta_1 < 1
-                                  and 0 <= opt.beta_2 < 1 and opt.epsilon > 0
-                                  and opt.weight_decay >= 0):
-        return ("AdamW needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0, "
-                "weight_decay >= 0")
+    if (opt.kind == ADAM or opt.kind == ADAMW) and not (
+            t >= 0 and 0 <= opt.beta_1 < 1 and 0 <= opt.beta_2 < 1
+            and opt.epsilon > 0):
+        return (("Adam" if opt.kind == ADAM else "AdamW")
+                + " needs t >= 0, beta_1 and beta_2 in [0, 1), epsilon > 0")
+    if opt.kind == ADAMW and not opt.weight_decay >= 0:
+        return "AdamW needs weight_decay >= 0"
     if opt.kind == RMSPROP and not (0 <= opt.rho < 1 and opt.epsilon > 0):
         return "RMSprop needs rho in [0, 1), epsilon > 0"
     return None

@@ -18,6 +18,8 @@ platform (``platform_key``): tests/guard/update.py records this machine's.
 
 import hashlib
 import itertools
+import json
+import os
 import warnings
 
 import numpy as np
@@ -161,3 +163,18 @@ def platform_key():
                    for i in threadpool_info() if i.get("user_api") == "blas"
                    and "scipy" in i.get("filepath", "")})
     return kernel.__name__.rsplit(".", 1)[-1] + " | " + "; ".join(blas)
+
+
+def record_for_this_platform(path, results):
+    """Write ``results`` into the JSON file ``path`` under this platform's
+    key, keeping the other platforms' entries; returns the key."""
+    recorded = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            recorded = json.load(f)
+    key = platform_key()
+    recorded[key] = results
+    with open(path, "w") as f:
+        json.dump(recorded, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return key

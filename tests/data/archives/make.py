@@ -19,7 +19,6 @@ archives, for a tolerance check on any platform.
 """
 
 import hashlib
-import json
 import os
 import sys
 import warnings
@@ -127,7 +126,7 @@ def results(name):
 
 
 def main():
-    from fits import platform_key
+    from fits import record_for_this_platform
 
     if "--archives" in sys.argv:
         for name, (_, task, dtype, _, _) in ARCHIVES.items():
@@ -135,13 +134,9 @@ def main():
             model.save(os.path.join(HERE, name + ".npz"))
             np.save(os.path.join(HERE, name + ".predict.npy"),
                     predictions(model, task, dtype)["predict"])
-    path = os.path.join(HERE, "expected.json")
-    recorded = json.load(open(path)) if os.path.exists(path) else {}
-    recorded[platform_key()] = {name: results(name) for name in ARCHIVES}
-    with open(path, "w") as f:
-        json.dump(recorded, f, indent=1, sort_keys=True)
-        f.write("\n")
-    print(f"recorded {len(ARCHIVES)} archives' results for {platform_key()}")
+    key = record_for_this_platform(os.path.join(HERE, "expected.json"),
+                                   {name: results(name) for name in ARCHIVES})
+    print(f"recorded {len(ARCHIVES)} archives' results for {key}")
 
 
 if __name__ == "__main__":
