@@ -137,7 +137,7 @@ cdef inline int _check_signals(double *work_since_check, double work,
 
 cdef inline double _work_per_row(const NetSpec *net) noexcept nogil:
     """Multiply-adds of one row's forward and backward pass, roughly."""
-    return 3.0 * net.n_params
+    return net.row_work
 
 
 # --------------------------------------------------------------------------
@@ -148,6 +148,19 @@ cdef enum ChunkAction:  # what _chunks does with each chunk of rows
     CHUNK_FORWARD = 0   # the output rows, into out (prediction)
     CHUNK_LOSS = 1      # the weighted loss (out unused)
     CHUNK_GRADIENT = 2  # the weighted loss and the raw gradient sums, into out
+
+
+cdef inline void _interleave_members(const NetSpec *net, Py_ssize_t n_rows,
+                                     const floating *stacked,
+                                     floating *out) noexcept nogil:
+    """out[i, m * u : (m + 1) * u] = stacked[m * n_rows + i] for the k members'
+    output rows (u = units[L]): in: stacked (k * n_rows, u), member-major;
+    out: (n_rows, k * u), each row's members side by side."""
+    cdef Py_ssize_t m, i, u = net.units[net.n_layers], K = net.members
+    for i in range(n_rows):
+        for m in range(K):
+            memcpy(out + (i * K + m) * u, stacked + (m * n_rows + i) * u,
+                   u * sizeof(floating))
 
 
 cdef inline double _chunk(const NetSpec *net, const Rows *rows, int action,
@@ -161,7 +174,9 @@ cdef inline double _chunk(const NetSpec *net, const Rows *rows, int action,
     gathered into work, checked, and through ``action``. Returns the chunk's
     weighted loss (0 for CHUNK_FORWARD). out: CHUNK_FORWARD: the chunk's
     output rows (n_rows, units[L]); CHUNK_GRADIENT: the raw sums (written,
-    or added to when accumulate; see chunk_gradient). bad[0] = 1, and
+    or added to when accumulate; see chunk_gradient). With k members
+    the forward output rows are (n_rows, k * units[L]), each row's members
+    side by side. bad[0] = 1, and
     nothing computed, if check_finite finds a NaN or an infinity in the
     chunk's (dense) input rows, else 0."""
     cdef Chunk chunk
@@ -172,7 +187,13 @@ cdef inline double _chunk(const NetSpec *net, const Rows *rows, int action,
     if bad[0]:
         return 0.0
     if action == CHUNK_FORWARD:
-        forward(net, rows, &chunk, params, work, out)
+        if net.members == 1:
+            forward(net, rows, &chunk, params, work, out)
+        else:
+            forward(net, rows, &chunk, params, work,
+                    work + net.activation_offset[net.n_layers])
+            _interleave_members(net, n_rows, work + net.activation_offset[net.n_layers],
+                                out)
         return 0.0
     if action == CHUNK_LOSS:
         return chunk_loss(net, rows, &chunk, params, work)
@@ -191,13 +212,13 @@ cdef inline int _chunks(const NetSpec *net, const Rows *rows, int action,
     chunks of at most net.chunk_rows, in order, each through ``action``
     (_chunk); row j of them is at position stream + first + j of the dropout
     stream. out: loss[0], the sum of the chunks' weighted losses; for
-    CHUNK_FORWARD, out's rows (n_rows, units[L]); for CHUNK_GRADIENT, out
+    CHUNK_FORWARD, out's rows (n_rows, k * units[L]); for CHUNK_GRADIENT, out
     (n_params,) the raw sums of all the rows (the first chunk writes them,
     the others add). bad[0] = 1 at the first chunk whose input is not
     finite (check_finite), which stops the loop. Ctrl-C (check_signals)
     raises KeyboardInterrupt between chunks."""
     cdef Py_ssize_t c = 0, m
-    cdef Py_ssize_t n_out = net.units[net.n_layers]
+    cdef Py_ssize_t n_out = net.members * net.units[net.n_layers]
     loss[0] = 0.0
     bad[0] = 0
     while c < n_rows:

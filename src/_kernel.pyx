@@ -217,6 +217,15 @@ cdef class Network:
         on train_epoch's n_threads -- and sums them in block order, so that
         the result does not depend on the number of threads. chunk_rows is
         then block_rows. Dense input only, no batch normalisation.
+    members : int >= 1
+        k: an ensemble of k networks trained as one (TabM's forms): every
+        member's rows go through the layers stacked, and the loss is the
+        mean of the members' losses (layout: src/_network.pxd). 1: a plain
+        network.
+    layer_kinds : None or (L, 4) array of 0/1
+        Per layer: its own weights per member, its own intercepts per
+        member, an input scaling r per member, an output scaling s per
+        member (cbp/_options.py's ENSEMBLES make them). None: all 0.
 
     Attribute ``stream_position`` (public): the rows trained on so far, the
     dropout stream's position; train_epoch advances it by the epoch's rows.
@@ -225,6 +234,7 @@ cdef class Network:
     cdef readonly object units          # (L + 1,) intp, read-only
     cdef readonly str activation, output, loss
     cdef readonly object dropout        # (L - 1,) float64, read-only
+    cdef readonly object layer_kinds    # (L, 4) intp, read-only
     cdef public unsigned long long stream_position
 
     def __cinit__(self, units, str activation="identity", str loss=None,
@@ -233,10 +243,12 @@ cdef class Network:
                   double huber_delta=1.0, bint batch_norm=False,
                   double batch_norm_momentum=0.1, double batch_norm_eps=1e-5,
                   dropout=None, unsigned long long dropout_seed=0,
-                  Py_ssize_t block_rows=0):
+                  Py_ssize_t block_rows=0, Py_ssize_t members=1,
+                  layer_kinds=None):
         cdef Py_ssize_t L, l, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
+        cdef const Py_ssize_t[:, ::1] kinds
         self.spec.coef_offset = NULL
         given = np.asarray(units)
         if given.dtype.kind not in "iu" and not (
@@ -304,12 +316,24 @@ cdef class Network:
         self.spec.update_running = False
         self.spec.keep_z = False
 
+        if members < 1:
+            raise ValueError(f"members must be >= 1, got {members}")
+        self.spec.members = members
+        layer_kinds = (np.zeros((L, 4), dtype=np.intp) if layer_kinds is None
+                       else np.array(layer_kinds, dtype=np.intp))
+        if layer_kinds.shape != (L, 4) or not np.all((layer_kinds == 0) | (layer_kinds == 1)):
+            raise ValueError(f"layer_kinds must be ({L}, 4) zeros and ones, got "
+                             f"{layer_kinds.tolist()}")
+        layer_kinds.setflags(write=False)
+        self.layer_kinds = layer_kinds
+        kinds = layer_kinds
+
         self.spec.coef_offset = <Py_ssize_t *> malloc(OFFSETS_PER_LAYER * (L + 1)
                                                       * sizeof(Py_ssize_t))
         if self.spec.coef_offset == NULL:
             raise MemoryError()
         lay_out(&self.spec, &rates[0] if L > 1 else NULL,
-                needs_z(self.spec.activation))
+                needs_z(self.spec.activation), &kinds[0, 0])
 
     def __dealloc__(self):
         free(self.spec.coef_offset)
@@ -329,6 +353,41 @@ cdef class Network:
         """Length of the flat parameter vector: n_params, then (batch_norm)
         the running statistics."""
         return self.spec.n_values
+
+    @property
+    def members(self):
+        return self.spec.members
+
+    def layout(self):
+        """{name: [(offset, shape) or None per layer]} of the flat vector:
+        'coefs', 'intercepts', 'input_scalings', 'output_scalings', and with
+        batch_norm 'gammas', 'betas', 'running_means', 'running_vars' (per
+        hidden layer) -- the layout lay_out computed (tests compare it with
+        cbp/_network.py's)."""
+        cdef Py_ssize_t l, L = self.spec.n_layers, K = self.spec.members
+        units = [int(v) for v in self.units]
+        def part(offset, count, *shape):
+            if offset < 0:
+                return None
+            return (offset, ((count,) if count > 1 else ()) + shape)
+        result = {
+            "coefs": [part(self.spec.coef_offset[l], self.spec.coef_count[l],
+                           units[l], units[l + 1]) for l in range(L)],
+            "intercepts": [part(self.spec.intercept_offset[l],
+                                self.spec.intercept_count[l], units[l + 1])
+                           for l in range(L)],
+            "input_scalings": [part(self.spec.r_offset[l], K, units[l])
+                               for l in range(L)],
+            "output_scalings": [part(self.spec.s_offset[l], K, units[l + 1])
+                                for l in range(L)],
+        }
+        if self.spec.batch_norm:
+            # (gamma, beta, running mean, running var tables: L values apart)
+            for i, name in enumerate(("gammas", "betas", "running_means",
+                                      "running_vars")):
+                result[name] = [part(self.spec.gamma_offset[i * L + l], K, units[l + 1])
+                                for l in range(L - 1)]
+        return result
 
     @property
     def alpha(self):
@@ -359,12 +418,14 @@ cdef class Network:
         return self.spec.work_size[part]
 
     def workspace_views(self, work, Py_ssize_t n_rows):
-        """(activations[1..L], deltas[0..L-1]) of the last chunk, n_rows rows,
-        as NumPy views of work (tests)."""
+        """(activations[1..L], deltas[0..L-1]) of the last chunk, n_rows rows
+        (k * n_rows with k members, member-major), as NumPy views of work
+        (tests)."""
         cdef Py_ssize_t l
         units = self.units
         if not 0 <= n_rows <= self.spec.chunk_rows:
             raise ValueError(f"n_rows must be in [0, {self.spec.chunk_rows}]")
+        n_rows *= self.spec.members
         base = np.asarray(work)
         activations = [
             base[self.spec.activation_offset[l]:
@@ -384,6 +445,7 @@ cdef class Network:
         cdef Py_ssize_t k
         if not 0 <= n_rows <= self.spec.chunk_rows:
             raise ValueError(f"n_rows must be in [0, {self.spec.chunk_rows}]")
+        n_rows *= self.spec.members
         base = np.asarray(work)
         views = {"x_hat": [], "mask": [], "dropped": []}
         for k in range(self.spec.n_layers - 1):
@@ -661,7 +723,9 @@ def forward(Network net, Data data, const floating[::1] params,
     """Prediction: out = the network's output for data's X, chunk_rows rows
     at a time.
 
-    out: (n, units[-1]), written; work: net.workspace_size(FORWARD_PART) values.
+    out: (n, units[-1]), written -- with k members (n, k * units[-1]), each
+    row's members' outputs side by side; work: net.workspace_size(
+    FORWARD_PART) values.
     check_finite: first look at every input value, and return False (out not
     written) if one is NaN or infinite -- the check a caller would otherwise
     make in a pass of its own. Returns True otherwise.
@@ -673,8 +737,8 @@ def forward(Network net, Data data, const floating[::1] params,
     cdef double unused, work_since_check = 0.0
     cdef int bad
     data.check(net, floating is double, False)
-    if out.shape[0] != n or out.shape[1] != spec.units[spec.n_layers]:
-        raise ValueError(f"out must be ({n}, {spec.units[spec.n_layers]})")
+    if out.shape[0] != n or out.shape[1] != spec.members * spec.units[spec.n_layers]:
+        raise ValueError(f"out must be ({n}, {spec.members * spec.units[spec.n_layers]})")
     if n == 0:
         return True
     # (prediction reads no targets or weights)
@@ -823,7 +887,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     if spec.sparse_input:
         # the first coef block of grads starts zero; after each update the
         # rows the batch touched are zeroed again (zero_touched_rows)
-        memset(&grads[0], 0, spec.units[0] * spec.units[1] * sizeof(floating))
+        memset(&grads[0], 0,
+               spec.coef_count[0] * spec.units[0] * spec.units[1] * sizeof(floating))
     state = OPTIMIZER_STATE[optimizer.kind]   # (state_1[, state_2])
     state_1_view = getattr(optimizer, state[0])
     state_1 = &state_1_view[0]

@@ -73,13 +73,17 @@ cdef inline uint32_t dropout_threshold(double p) noexcept nogil:
 
 
 cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
-                                 uint64_t first_row, Py_ssize_t n_rows,
-                                 const floating *A, floating *mask,
-                                 floating *dropped) noexcept nogil:
-    """Hidden layer k's inverted dropout, rows first_row, first_row + 1, ...
-    of the stream: mask := keep / (1 - p) (0 or 1 / (1 - p)), dropped := A *
-    mask. in: A (n_rows, units[k + 1]); out: mask, dropped (same shape)."""
+                                 Py_ssize_t member, uint64_t first_row,
+                                 Py_ssize_t n_rows, const floating *A,
+                                 floating *mask, floating *dropped) noexcept nogil:
+    """Hidden layer k's inverted dropout, for ensemble member ``member`` (0
+    in a plain network), rows first_row, first_row + 1, ... of the stream:
+    mask := keep / (1 - p) (0 or 1 / (1 - p)), dropped := A * mask. in: A
+    (n_rows, units[k + 1]); out: mask, dropped (same shape). Member m's
+    masks are those of hidden layer k + m (L - 1): every member draws its
+    own."""
     cdef Py_ssize_t r, j, u = net.units[k + 1]
+    cdef Py_ssize_t key_layer = k + member * (net.n_layers - 1)
     cdef uint32_t key, threshold = dropout_threshold(net.dropout[k])
     cdef floating scale = <floating> (1.0 / (1.0 - net.dropout[k]))
     cdef floating m
@@ -87,7 +91,7 @@ cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
     cdef floating *mask_row
     cdef floating *dropped_row
     for r in range(n_rows):
-        key = dropout_row_key(net.dropout_seed, first_row + <uint64_t> r, k)
+        key = dropout_row_key(net.dropout_seed, first_row + <uint64_t> r, key_layer)
         a_row = A + r * u
         mask_row = mask + r * u
         dropped_row = dropped + r * u
@@ -102,11 +106,14 @@ cdef inline void dropout_forward(const NetSpec *net, Py_ssize_t k,
 # --------------------------------------------------------------------------
 
 cdef inline void batch_norm_forward(const NetSpec *net, Py_ssize_t k,
-                                    Py_ssize_t n_rows, const floating *params,
-                                    floating *Z, floating *x_hat,
+                                    Py_ssize_t member, Py_ssize_t n_rows,
+                                    const floating *params, floating *Z,
+                                    floating *x_hat,
                                     floating *stats) noexcept nogil:
-    """Z := gamma * x_hat + beta for hidden layer k (in/out: Z (n_rows, u),
-    z on entry).
+    """Z := gamma * x_hat + beta for hidden layer k of ensemble member
+    ``member`` (0 in a plain network; each member has its own gamma, beta
+    and running statistics, as tabm's BatchNorm1dEnsemble) (in/out: Z
+    (n_rows, u), z on entry -- the member's rows).
 
     Training mode (net.training): x_hat = (z - mean) / sqrt(var + eps) with
     the rows' mean and biased variance; out: x_hat (n_rows, u), stats (2u,):
@@ -119,10 +126,12 @@ cdef inline void batch_norm_forward(const NetSpec *net, Py_ssize_t k,
     x_hat and stats are not written.
     """
     cdef Py_ssize_t i, j, u = net.units[k + 1]
-    cdef const floating *gamma = params + net.gamma_offset[k]
-    cdef const floating *beta = params + net.beta_offset[k]
-    cdef floating *running_mean = <floating *> params + net.running_mean_offset[k]
-    cdef floating *running_var = <floating *> params + net.running_var_offset[k]
+    cdef const floating *gamma = params + net.gamma_offset[k] + member * u
+    cdef const floating *beta = params + net.beta_offset[k] + member * u
+    cdef floating *running_mean = (<floating *> params + net.running_mean_offset[k]
+                                   + member * u)
+    cdef floating *running_var = (<floating *> params + net.running_var_offset[k]
+                                  + member * u)
     cdef floating *mean = stats
     cdef floating *inv_std = stats + u
     cdef floating *row
@@ -170,21 +179,23 @@ cdef inline void batch_norm_forward(const NetSpec *net, Py_ssize_t k,
 
 
 cdef inline void batch_norm_backward(const NetSpec *net, Py_ssize_t k,
-                                     Py_ssize_t n_rows, const floating *params,
+                                     Py_ssize_t member, Py_ssize_t n_rows,
+                                     const floating *params,
                                      const floating *x_hat,
                                      const floating *stats, floating *delta,
                                      floating *raw) noexcept nogil:
-    """Through hidden layer k's normalisation (training mode), one whole batch.
+    """Through hidden layer k's normalisation (training mode), one whole
+    batch of ensemble member ``member``'s rows (0 in a plain network).
 
     in: x_hat (n_rows, u) and stats (mean, inv_std) of the forward pass;
     in/out: delta (n_rows, u), dJ/dy on entry, dJ/dz on return;
     out: raw's gamma and beta blocks of layer k (the raw sums, written).
     """
     cdef Py_ssize_t i, j, u = net.units[k + 1]
-    cdef const floating *gamma = params + net.gamma_offset[k]
+    cdef const floating *gamma = params + net.gamma_offset[k] + member * u
     cdef const floating *inv_std = stats + u
-    cdef floating *gamma_grad = raw + net.gamma_offset[k]
-    cdef floating *beta_grad = raw + net.beta_offset[k]
+    cdef floating *gamma_grad = raw + net.gamma_offset[k] + member * u
+    cdef floating *beta_grad = raw + net.beta_offset[k] + member * u
     cdef floating *row
     cdef const floating *x_row
     cdef floating n = <floating> n_rows

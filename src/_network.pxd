@@ -23,8 +23,28 @@
 #     gathered chunk      M * units[0] (X, dense input only), M * units[L] (Y),
 #                         M (sample weights)                      (EPOCH)
 #
+# An ensemble of k = members networks (TabM's forms; cbp/_options.py's
+# ENSEMBLES says which layer has what) stacks its members' rows: every block
+# of work above holds k * M rows, member m's rows m * n, ..., m * n + n - 1
+# for a chunk of n rows (the gathered chunk and the stats of batch
+# normalisation stay per chunk: M rows; 2 * k * units stats). Layer l then
+#     has coef_count[l] = 1 (shared) or k weight matrices, member-major
+#     (k, units[l], units[l + 1]), and intercept_count[l] = 1 or k intercept
+#     vectors (k, units[l + 1]), in their blocks above;
+#     may scale its input per member, x * r[m] (r: (k, units[l]) at
+#     r_offset[l]), and its product per member, (x @ W) * s[m] (s: (k,
+#     units[l + 1]) at s_offset[l]): every r, then every s, after the
+#     intercepts, trained (no L2); batch normalisation's four blocks after
+#     them hold (k, units[k + 1]) each.
+#     Scratch: the scaled input (k * M * units[l], scaled_offset[l]) where r,
+#     the product before s (k * M * units[l + 1], product_offset[l]) where s;
+#     dJ/d(scaled input) of layer 0 (k * M * units[0], input_delta_offset)
+#     when layer 0 has r (BACKWARD).
+# With k = 1 and no scalings every size above is the plain network's.
+#
 # lay_out (below) computes both layouts' offsets; cbp/_network.py makes the
-# same parameter layout's views for Python (coefs_, intercepts_, ...).
+# same parameter layout's views for Python (coefs_, intercepts_, ...), and
+# tests/test_ensembles.py checks the two agree.
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
@@ -84,23 +104,37 @@ cdef struct NetSpec:
     Py_ssize_t *delta_offset        # (L,)     into work
     Py_ssize_t x_offset, y_offset, sw_offset   # gathered chunk, into work
     Py_ssize_t work_size[3]         # FORWARD, BACKWARD, EPOCH
+    # ensembles (see the top of this file); members 1: a plain network
+    Py_ssize_t members              # k
+    Py_ssize_t *coef_count          # (L,) 1 or k weight matrices
+    Py_ssize_t *intercept_count     # (L,) 1 or k intercept vectors
+    Py_ssize_t *r_offset            # (L,) into params, or -1
+    Py_ssize_t *s_offset            # (L,) into params, or -1
+    Py_ssize_t *scaled_offset       # (L,) into work, where r
+    Py_ssize_t *product_offset      # (L,) into work, where s
+    Py_ssize_t input_delta_offset   # into work, when layer 0 has r; else -1
+    double row_work                 # multiply-adds of one row's forward and
+                                    # backward pass, roughly
 
 
 # The offset tables of a NetSpec, one block of Py_ssize_t: OFFSETS_PER_LAYER
 # * (L + 1) values hold every table below (lay_out).
 cdef enum:
-    OFFSETS_PER_LAYER = 13
+    OFFSETS_PER_LAYER = 19
 
 
 cdef inline void lay_out(NetSpec *net, const double *dropout,
-                         bint keeps_z) noexcept:
+                         bint keeps_z, const Py_ssize_t *layer_kinds) noexcept:
     """Fill net's offset tables (coef_offset: a block of OFFSETS_PER_LAYER *
-    (L + 1) values, allocated by the caller), n_coefs, n_params, n_values and
-    work_size, as the comment at the top of this file lays them out, from
-    its units, n_layers, chunk_rows, batch_norm and sparse_input; dropout:
-    the (L - 1,) rates (NULL for L = 1); keeps_z: the hidden activation
-    needs_z. Tables of options a layer does not have hold -1."""
-    cdef Py_ssize_t L = net.n_layers, M = net.chunk_rows, l, k, part, position
+    (L + 1) values, allocated by the caller), n_coefs, n_params, n_values,
+    work_size and row_work, as the comment at the top of this file lays them
+    out, from its units, n_layers, members, chunk_rows, batch_norm and
+    sparse_input; dropout: the (L - 1,) rates (NULL for L = 1); keeps_z: the
+    hidden activation needs_z; layer_kinds: (L, 4) per layer: member
+    weights, member intercepts, r, s (0 or 1; NULL: a plain network).
+    Tables of options a layer does not have hold -1."""
+    cdef Py_ssize_t L = net.n_layers, K = net.members, l, k, part, position
+    cdef Py_ssize_t KM = K * net.chunk_rows
     cdef const Py_ssize_t *u = net.units
     net.intercept_offset = net.coef_offset + L
     net.delta_offset = net.coef_offset + 2 * L
@@ -114,61 +148,95 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
     net.mask_offset = net.coef_offset + 10 * L + 1
     net.dropped_offset = net.coef_offset + 11 * L + 1
     net.z_offset = net.coef_offset + 12 * L + 1
-    for k in range(9 * L):
+    net.r_offset = net.coef_offset + 13 * L + 1
+    net.s_offset = net.coef_offset + 14 * L + 1
+    net.scaled_offset = net.coef_offset + 15 * L + 1
+    net.product_offset = net.coef_offset + 16 * L + 1
+    net.coef_count = net.coef_offset + 17 * L + 1
+    net.intercept_count = net.coef_offset + 18 * L + 1
+    for k in range(13 * L):
         net.gamma_offset[k] = -1
+    for l in range(L):
+        net.coef_count[l] = K if layer_kinds != NULL and layer_kinds[4 * l] else 1
+        net.intercept_count[l] = (K if layer_kinds != NULL and layer_kinds[4 * l + 1]
+                                  else 1)
 
     # parameters
     position = 0
+    net.row_work = 0.0
     for l in range(L):
         net.coef_offset[l] = position
-        position += u[l] * u[l + 1]
+        position += net.coef_count[l] * u[l] * u[l + 1]
+        net.row_work += 3.0 * K * (u[l] * u[l + 1] + u[l + 1])
     net.n_coefs = position
     for l in range(L):
         net.intercept_offset[l] = position
-        position += u[l + 1]
+        position += net.intercept_count[l] * u[l + 1]
+    if layer_kinds != NULL:
+        for l in range(L):
+            if layer_kinds[4 * l + 2]:
+                net.r_offset[l] = position
+                position += K * u[l]
+        for l in range(L):
+            if layer_kinds[4 * l + 3]:
+                net.s_offset[l] = position
+                position += K * u[l + 1]
     net.n_params = position
     if net.batch_norm:
         for part in range(4):  # gamma, beta | running mean, running var
             for k in range(L - 1):
                 net.gamma_offset[part * L + k] = position
-                position += u[k + 1]
+                position += K * u[k + 1]
             if part == 1:
                 net.n_params = position
     net.n_values = position
+    if K == 1:
+        net.row_work = 3.0 * net.n_params
 
     # scratch
     position = 0
     net.activation_offset[0] = -1
     for l in range(1, L + 1):
         net.activation_offset[l] = position
-        position += M * u[l]
+        position += KM * u[l]
     for k in range(L - 1):
         if net.batch_norm:
             net.x_hat_offset[k] = position
-            position += M * u[k + 1]
+            position += KM * u[k + 1]
             net.stats_offset[k] = position
-            position += 2 * u[k + 1]
+            position += 2 * K * u[k + 1]
         if dropout[k] > 0:
             net.mask_offset[k] = position
-            position += M * u[k + 1]
+            position += KM * u[k + 1]
             net.dropped_offset[k] = position
-            position += M * u[k + 1]
+            position += KM * u[k + 1]
+    for l in range(L):
+        if net.r_offset[l] >= 0 and not (l == 0 and net.sparse_input):
+            net.scaled_offset[l] = position
+            position += KM * u[l]
+        if net.s_offset[l] >= 0:
+            net.product_offset[l] = position
+            position += KM * u[l + 1]
     net.work_size[FORWARD] = position
     if keeps_z:
         for k in range(L - 1):
             net.z_offset[k] = position
-            position += M * u[k + 1]
+            position += KM * u[k + 1]
     for l in range(L):
         net.delta_offset[l] = position
-        position += M * u[l + 1]
+        position += KM * u[l + 1]
+    net.input_delta_offset = -1
+    if net.r_offset[0] >= 0 and not net.sparse_input:
+        net.input_delta_offset = position
+        position += KM * u[0]
     net.work_size[BACKWARD] = position
     net.x_offset = position
     if not net.sparse_input:  # shuffled dense rows are gathered; CSR rows are not
-        position += M * u[0]
+        position += net.chunk_rows * u[0]
     net.y_offset = position
-    position += M * u[L]
+    position += net.chunk_rows * u[L]
     net.sw_offset = position
-    position += M
+    position += net.chunk_rows
     net.work_size[EPOCH] = position
 
 
@@ -250,7 +318,22 @@ cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
                                         Py_ssize_t l) noexcept nogil:
     """activations[l] as layer l reads them: the chunk's dense input for
     l == 0, else its block of work (after dropout, when hidden layer l - 1
-    drops units)."""
+    drops units); where layer l scales its input per member (r), the scaled
+    rows instead (k * n rows, written by the forward pass)."""
+    if net.r_offset[l] >= 0:
+        return work + net.scaled_offset[l]
+    if l == 0:
+        return <const floating *> chunk.X
+    if drops(net, l - 1):
+        return work + net.dropped_offset[l - 1]
+    return work + net.activation_offset[l]
+
+
+cdef inline const floating *unscaled_input(const NetSpec *net, const Chunk *chunk,
+                                           const floating *work,
+                                           Py_ssize_t l) noexcept nogil:
+    """activations[l] before layer l's input scaling: the chunk's dense input
+    (n rows, shared by the members) for l == 0, else k * n rows of work."""
     if l == 0:
         return <const floating *> chunk.X
     if drops(net, l - 1):
