@@ -8,6 +8,8 @@ none propagated from a meta-estimator -- nothing here runs beyond one
 attribute look-up per fit and a None check per epoch.
 """
 
+from ._network import unpack, unpack_batch_norm, unpack_scalings
+
 
 def has_callbacks(estimator):
     """Whether the estimator has callbacks of its own or from a meta-estimator."""
@@ -75,13 +77,15 @@ class FitTasks:
 def snapshot(estimator, params, units, extra=()):
     """A callable giving the reconstruction attributes of the model as it
     stands now: copies of its weights and of its per-epoch records."""
-    from ._network import unpack, unpack_batch_norm
+    ensemble = estimator._fitted_ensemble()
 
     def attributes():
         copied = params.copy()
-        coefs, intercepts = unpack(copied, list(units))
+        coefs, intercepts = unpack(copied, list(units), ensemble)
         attrs = {"coefs_": coefs, "intercepts_": intercepts}
-        batch_norm = unpack_batch_norm(copied, list(units))
+        for name, arrays in (unpack_scalings(copied, list(units), ensemble) or {}).items():
+            attrs[f"{name}_"] = arrays
+        batch_norm = unpack_batch_norm(copied, list(units), ensemble)
         for name, arrays in (batch_norm or {}).items():
             attrs[f"batch_norm_{name}_"] = arrays
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",

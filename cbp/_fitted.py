@@ -14,12 +14,15 @@ import inspect
 
 from ._network import (
     BATCH_NORM_PARTS,
+    SCALING_PARTS,
     as_units,
     batch_norm_arrays,
     is_packed,
     pack,
+    scaling_arrays,
     unpack,
     unpack_batch_norm,
+    unpack_scalings,
 )
 
 
@@ -28,9 +31,22 @@ class FlatParameters:
 
     @property
     def _units(self):
+        # (an ensemble's per-member coefs are (k, n_in, n_out))
         return as_units(
-            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            [self.coefs_[0].shape[-2]] + [c.shape[-1] for c in self.coefs_]
         )
+
+    def _fitted_ensemble(self):
+        """The fitted ensemble (members, form), or None: a plain network."""
+        return self.__dict__.get("_ensemble")
+
+    def _fitted_scalings(self):
+        """The fitted ensemble's scalings (a dict of the input_scalings_ and
+        output_scalings_ lists, None where a layer has none), or None."""
+        state = self.__dict__
+        if "input_scalings_" not in state:
+            return None
+        return {name: state[name + "_"] for name in SCALING_PARTS}
 
     def _fitted_batch_norm(self):
         """The fitted batch normalisation (a dict of the four lists of
@@ -41,20 +57,23 @@ class FlatParameters:
         return {name: state["batch_norm_" + name + "_"] for name in BATCH_NORM_PARTS}
 
     def _packed_or_none(self, dtype=None):
-        """(params, units, batch_norm) if coefs_, intercepts_ (and the
-        batch_norm_*_ arrays) are still the views of the flat vector cbp made
-        (and of ``dtype``), else None; batch_norm: whether the vector holds
-        batch normalisation's values."""
+        """(params, units, batch_norm, ensemble) if coefs_, intercepts_ (and
+        an ensemble's scalings, the batch_norm_*_ arrays) are still the views
+        of the flat vector cbp made (and of ``dtype``), else None; batch_norm:
+        whether the vector holds batch normalisation's values; ensemble: the
+        fitted (members, form) or None."""
         state = self.__dict__
-        packed = state.get("_packed")  # one read: (params, units, views, batch_norm)
+        # one read: (params, units, views, batch_norm, ensemble)
+        packed = state.get("_packed")
         if packed is None or not is_packed(
             packed[0], packed[2], state.get("coefs_"), state.get("intercepts_"),
             self._fitted_batch_norm() if packed[3] else None,
+            self._fitted_scalings() if packed[4] is not None else None,
         ):
             return None
         if dtype is not None and packed[0].dtype != dtype:
             return None
-        return packed[0], packed[1], packed[3]
+        return packed[0], packed[1], packed[3], packed[4]
 
     def _params(self, dtype=None):
         """The flat parameter vector; coefs_ and intercepts_ become its views.
@@ -68,12 +87,13 @@ class FlatParameters:
             return packed[0]
         if dtype is None:
             dtype = self.coefs_[0].dtype
-        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm())
+        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm(),
+                      self._fitted_scalings())
         self._set_params_vector(params, self._units)
         return params
 
     def _params_for_prediction(self):
-        """(params, units, batch_norm) without changing the estimator: the
+        """(params, units, batch_norm, ensemble) without changing the estimator: the
         flat vector, or a packed copy of coefs_ and intercepts_ if the user
         replaced them (so that their arrays stay theirs, as in scikit-learn,
         and concurrent predictions never write to the model)."""
@@ -81,20 +101,26 @@ class FlatParameters:
         if packed is not None:
             return packed
         batch_norm = self._fitted_batch_norm()
-        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm),
-                self._units, batch_norm is not None)
+        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm,
+                     self._fitted_scalings()),
+                self._units, batch_norm is not None, self._fitted_ensemble())
 
     def _set_params_vector(self, params, units):
-        coefs, intercepts = unpack(params, list(units))
-        batch_norm = unpack_batch_norm(params, list(units))
+        ensemble = self._fitted_ensemble()
+        coefs, intercepts = unpack(params, list(units), ensemble)
+        batch_norm = unpack_batch_norm(params, list(units), ensemble)
+        scalings = unpack_scalings(params, list(units), ensemble)
         attributes = dict(
             # (units as a tuple: the key of the cached one-sample network)
             _packed=(params, tuple(int(u) for u in units),
-                     tuple(coefs + intercepts + batch_norm_arrays(batch_norm)),
-                     batch_norm is not None),
+                     tuple(coefs + intercepts + scaling_arrays(scalings)
+                           + batch_norm_arrays(batch_norm)),
+                     batch_norm is not None, ensemble),
             coefs_=coefs,
             intercepts_=intercepts,
         )
+        if scalings is not None:
+            attributes.update({name + "_": arrays for name, arrays in scalings.items()})
         if batch_norm is not None:
             attributes.update({"batch_norm_" + name + "_": arrays
                                for name, arrays in batch_norm.items()})
@@ -154,7 +180,8 @@ def restored_on_error(estimator):
     # (the callbacks, their contexts: callback_management_context ends them)
     kept = _param_names(type(estimator)) | _CALLBACK_KEYS
     views = {"coefs_", "intercepts_", "_packed",
-             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS)}
+             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS),
+             *(name + "_" for name in SCALING_PARTS)}
     state = estimator.__dict__
     fitted = "coefs_" in state
     if fitted:

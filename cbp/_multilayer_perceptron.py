@@ -28,15 +28,15 @@ from ._fitted import FlatParameters, restored_on_error
 from ._labels import LabelTargets
 from ._network import (
     BATCH_NORM_PARTS,
+    SCALING_PARTS,
+    batch_norm_arrays,
     check_fits_in_memory,
     glorot_uniform,
     initial_batch_norm,
     kernel_input,
     make_network,
     n_trained,
-    pack,
     predict_raw,
-    unpack,
 )
 from ._options import (
     LOSSES,
@@ -46,6 +46,7 @@ from ._options import (
     classifier_loss,
     classifier_output,
     dropout_rates,
+    ensemble_of,
     loss_parameter_constraints,
     losses_of,
     parameter_constraints,
@@ -134,6 +135,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         dropout=0.0,
         batch_norm=False,
         block_rows=None,
+        ensemble_size=1,
+        ensemble="batch",
     ):
         self.activation = activation
         self.solver = solver
@@ -165,6 +168,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.block_rows = block_rows
+        self.ensemble_size = ensemble_size
+        self.ensemble = ensemble
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -195,9 +200,22 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             reset=False,
         )
 
-    def _forward_pass_fast(self, X, check_input=True):
-        """The output layer's activations for X: (n_samples, n_outputs_)."""
-        params, units, batch_norm = self._params_for_prediction()
+    def _forward_pass_fast(self, X, check_input=True, members=False):
+        """The output layer's activations for X: (n_samples, n_outputs_); for
+        an ensemble, the mean of its members' (their probabilities, for a
+        classifier), or with members=True every member's: (n_samples,
+        ensemble_size, n_outputs_) (for any model)."""
+        out = self._members_output(X, check_input)
+        if out.ndim == 3 and not members:
+            return out.mean(axis=1)
+        if out.ndim == 2 and members:
+            return out[:, None, :]
+        return out
+
+    def _members_output(self, X, check_input):
+        """The output layer's activations: (n_samples, n_outputs_), or
+        (n_samples, k, n_outputs_) for an ensemble of k members."""
+        params, units, batch_norm, ensemble = self._params_for_prediction()
         if check_input and (
             type(X) is np.ndarray
             and X.ndim == 2
@@ -211,14 +229,15 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             # if every value is finite -- which the kernel checks as it reads;
             # otherwise validate_data raises its own error.
             out = predict_raw(X, params, units, self.activation, self.out_activation_,
-                              batch_norm, check_finite=True, sparse_input=False)
+                              batch_norm, check_finite=True, sparse_input=False,
+                              ensemble=ensemble)
             if out is not None:
                 return out
         if check_input:
             X = self._validate_X_predict(X)
         X = kernel_input(X, params.dtype)
         return predict_raw(X, params, units, self.activation, self.out_activation_,
-                           batch_norm)
+                           batch_norm, ensemble=ensemble)
 
     def _validate_X_y(self, X, y, reset, ensure_all_finite=True, y_numeric=False):
         """validate_data for training: X dense or sparse, float64 or float32;
@@ -406,6 +425,13 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
                 f"batch_norm changed since the model was fitted: {fitted_batch_norm} "
                 f"-> {bool(self.batch_norm)}. Fit again with warm_start=False."
             )
+        if self._fitted_ensemble() != ensemble_of(self):
+            fitted = self._fitted_ensemble() or (1, self.ensemble)
+            raise ValueError(
+                "ensemble_size or ensemble changed since the model was fitted: "
+                f"{fitted[0]} {fitted[1]!r} -> {self.ensemble_size} "
+                f"{self.ensemble!r}. Fit again with warm_start=False."
+            )
 
     def _fit_description(self, X, Y, sample_weight, layer_units, incremental,
                          validation, check_finite):
@@ -493,12 +519,18 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         else:
             self.out_activation_ = LOSSES[self.loss].output
 
-        params = glorot_uniform(layer_units, self.activation, self._random_state, dtype)
+        ensemble = ensemble_of(self)
+        params = glorot_uniform(layer_units, self.activation, self._random_state, dtype,
+                                ensemble)
         if self.batch_norm:
-            params = pack(*unpack(params, layer_units), dtype,
-                          initial_batch_norm(layer_units, dtype))
+            members = 1 if ensemble is None else ensemble[0]
+            params = np.concatenate([params] + [np.ravel(a) for a in batch_norm_arrays(
+                initial_batch_norm(layer_units, dtype, members))])
         for name in BATCH_NORM_PARTS:
             self.__dict__.pop("batch_norm_" + name + "_", None)
+        for name in SCALING_PARTS:
+            self.__dict__.pop(name + "_", None)
+        self._ensemble = ensemble
         # (a new model: a new dropout stream, drawn when dropout first trains it)
         self.__dict__.pop("_dropout_seed", None)
         self.__dict__.pop("_dropout_stream", None)
@@ -532,7 +564,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         net = make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
             self.alpha, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            dropout=rates, dropout_seed=seed, **self._loss_parameters(), **options,
+            dropout=rates, dropout_seed=seed, ensemble=self._fitted_ensemble(),
+            **self._loss_parameters(), **options,
         )
         if rates is not None:
             net.stream_position = self._dropout_stream
@@ -544,7 +577,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         return make_network(
             layer_units, self.activation, self._training_loss(), self.out_activation_,
             0.0, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            training=False, **self._loss_parameters(),
+            training=False, ensemble=self._fitted_ensemble(), **self._loss_parameters(),
         )
 
     def _loss_parameters(self):
@@ -558,7 +591,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _make_optimizer(self, params):
         """A new optimizer of this solver for the flat vector params (the
         state of the trained values; the running statistics come after)."""
-        params = params[:n_trained(params, self._units)]
+        params = params[:n_trained(params, self._units, self._fitted_ensemble())]
         return SOLVERS[self.solver].make_optimizer(params, self)
 
     def _raise_if_not_finite(self, X):
@@ -684,6 +717,25 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         None: a batch in one piece, scikit-learn's arithmetic (the threads
         are BLAS's own). A block of ``batch_size / n_threads`` rows suits
         most networks (README, "Threads"). (cbp addition)
+    ensemble_size : int >= 1, default=1
+        Train this many networks as one, on the same mini-batches, and
+        predict with the mean of their probabilities (classifier) or
+        outputs (regressor): TabM's parameter-efficient ensembles (Gorishniy
+        et al., ICLR 2025; the ``tabm`` package). The loss minimised is the
+        mean of the members' losses, plus ``alpha``'s L2 term on every
+        weight matrix once (a shared one once). ``predict(X, members=True)``
+        gives every member's prediction. 1: a plain network. (cbp addition)
+    ensemble : {'batch', 'mini', 'packed'}, default='batch'
+        How the members share weights (``ensemble_size > 1``), as the
+        ``tabm`` package's ``arch_type`` 'tabm', 'tabm-mini' and
+        'tabm-packed': 'batch', every hidden layer y_i = ((x_i * r_i) W) *
+        s_i + b_i with W shared and r_i, s_i, b_i per member (the first
+        layer's r_i start at random signs, the others and s_i at 1); 'mini',
+        one per-member scaling r_i of the input (random signs), then shared
+        hidden layers; 'packed', k independent networks. Each member has its
+        own output layer. Weights a layer holds per member start from
+        draws of their own (``random_state``), a shared layer's intercepts
+        from one draw. (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -710,9 +762,15 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         Number of training samples seen by the solver.
     coefs_ : list of shape (n_layers - 1,)
         coefs_[i] is the (units[i], units[i + 1]) weight matrix of layer i,
-        of dtype float32 for float32 input, float64 otherwise.
+        of dtype float32 for float32 input, float64 otherwise; an ensemble's
+        layer with one per member holds (ensemble_size, units[i], units[i + 1]).
     intercepts_ : list of shape (n_layers - 1,)
-        intercepts_[i] is the (units[i + 1],) bias vector of layer i.
+        intercepts_[i] is the (units[i + 1],) bias vector of layer i
+        ((ensemble_size, units[i + 1]) for one per member).
+    input_scalings_, output_scalings_ : list of shape (n_layers - 1,)
+        An ensemble's per-member scalings r and s of each layer's input and
+        output, (ensemble_size, units[i]) and (ensemble_size, units[i + 1]),
+        or None where the layer has none (ensemble_size > 1 only).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -764,6 +822,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         dropout=0.0,
         batch_norm=False,
         block_rows=None,
+        ensemble_size=1,
+        ensemble="batch",
         class_weight=None,
     ):
         super().__init__(
@@ -797,6 +857,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             dropout=dropout,
             batch_norm=batch_norm,
             block_rows=block_rows,
+            ensemble_size=ensemble_size,
+            ensemble=ensemble,
         )
         self.class_weight = class_weight
 
@@ -806,24 +868,37 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     def _training_loss(self):
         return classifier_loss(self.out_activation_)
 
-    def predict(self, X):
+    def predict(self, X, *, members=False):
         """Predict using the multi-layer perceptron classifier.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
+        members : bool, default=False
+            Give each ensemble member's own prediction (from its
+            probabilities alone) instead of the ensemble's (from the mean of
+            the members' probabilities). (cbp addition)
 
         Returns
         -------
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
-            The predicted classes.
+            The predicted classes; with members=True, shape (n_samples,
+            ensemble_size) or (n_samples, ensemble_size, n_classes).
         """
         self._check_is_fitted()
+        if members:
+            y_prob = self._forward_pass_fast(X, members=True)
+            n, k = y_prob.shape[:2]
+            y_pred = self._labels(y_prob.reshape(n * k, -1))
+            return y_pred.reshape((n, k) + y_pred.shape[1:])
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._labels(self._forward_pass_fast(X, check_input=check_input))
+
+    def _labels(self, y_pred):
+        """The classes of the output layer's activations y_pred (n, n_outputs_)."""
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         # LabelBinarizer.inverse_transform's arithmetic, without its checks
@@ -887,26 +962,29 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, members=False):
         """Probability estimates.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
+        members : bool, default=False
+            Give each ensemble member's probabilities instead of their mean
+            (the ensemble's). (cbp addition)
 
         Returns
         -------
         y_prob : ndarray of shape (n_samples, n_classes)
             The predicted probability of each class, in the order of
-            ``classes_``.
+            ``classes_``; with members=True, shape (n_samples,
+            ensemble_size, n_classes).
         """
         self._check_is_fitted()
-        y_pred = self._forward_pass_fast(X)
+        y_pred = self._forward_pass_fast(X, members=members)
         if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        if y_pred.ndim == 1:
-            return np.vstack([1 - y_pred, y_pred]).T
+            y_pred = y_pred[..., 0]
+            return np.stack([1 - y_pred, y_pred], axis=-1)
         return y_pred
 
     def __sklearn_tags__(self):
@@ -981,6 +1059,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         dropout=0.0,
         batch_norm=False,
         block_rows=None,
+        ensemble_size=1,
+        ensemble="batch",
         huber_delta=1.0,
     ):
         super().__init__(
@@ -1014,23 +1094,32 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             dropout=dropout,
             batch_norm=batch_norm,
             block_rows=block_rows,
+            ensemble_size=ensemble_size,
+            ensemble=ensemble,
         )
         self.huber_delta = huber_delta
 
-    def predict(self, X):
+    def predict(self, X, *, members=False):
         """Predict using the multi-layer perceptron model.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
+        members : bool, default=False
+            Give each ensemble member's prediction instead of their mean (the
+            ensemble's). (cbp addition)
 
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            The predicted values.
+            The predicted values; with members=True, shape (n_samples,
+            ensemble_size) or (n_samples, ensemble_size, n_outputs).
         """
         self._check_is_fitted()
+        if members:
+            y_pred = self._forward_pass_fast(X, members=True)
+            return y_pred[..., 0] if y_pred.shape[2] == 1 else y_pred
         return self._predict(X)
 
     def _predict(self, X, check_input=True):

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._options import HIDDEN_ACTIVATIONS, SOLVERS
+from ._options import ENSEMBLES, HIDDEN_ACTIVATIONS, SOLVERS
 
 # Rows go through the layers in chunks (prediction and training alike), so
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
@@ -42,18 +42,20 @@ BATCH_NORM_EPS = 1e-5
 BATCH_NORM_MOMENTUM = 0.1
 
 
-def chunk_rows(units, n_rows, gathered_input):
+def chunk_rows(units, n_rows, gathered_input, ensemble=None):
     """Rows per chunk for batches of n_rows rows: at most _CHUNK_VALUES values
-    of activations, and of input rows when those are gathered (shuffled
-    dense training rows), per chunk."""
+    of activations (every member's, for an ensemble (members, form)), and of
+    input rows when those are gathered (shuffled dense training rows), per
+    chunk."""
     units = [int(u) for u in units]
-    per_row = sum(units[1:]) + (units[0] if gathered_input else 0)
+    members = 1 if ensemble is None else int(ensemble[0])
+    per_row = members * sum(units[1:]) + (units[0] if gathered_input else 0)
     return int(max(1, min(n_rows, max(_MIN_CHUNK_ROWS, _CHUNK_VALUES // per_row))))
 
 
 def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_input,
                  batch_norm=False, dropout=None, dropout_seed=0, training=True,
-                 block_rows=0, **loss_parameters):
+                 block_rows=0, ensemble=None, **loss_parameters):
     """The kernel's description of a network trained with ``loss`` on
     batches of up to n_rows rows (see _kernel.Network); out_activation must
     be the loss's (the kernel checks); loss_parameters: e.g. huber_delta,
@@ -64,7 +66,8 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
     0: training batches in blocks of that many rows, on threads (the
     kernel's Network)."""
     rows = (int(n_rows) if batch_norm and training
-            else chunk_rows(units, n_rows, gathered_input=not sparse_input))
+            else chunk_rows(units, n_rows, gathered_input=not sparse_input,
+                            ensemble=ensemble))
     loss_parameters.setdefault("batch_norm_momentum", BATCH_NORM_MOMENTUM)
     return _kernel.Network(
         units,
@@ -79,12 +82,13 @@ def make_network(units, activation, loss, out_activation, alpha, n_rows, sparse_
         dropout=dropout,
         dropout_seed=dropout_seed,
         block_rows=block_rows,
+        **ensemble_arguments(len(units) - 1, ensemble),
         **loss_parameters,
     )
 
 
 def prediction_network(units, activation, out_activation, n_rows, sparse_input,
-                       batch_norm=False):
+                       batch_norm=False, ensemble=None):
     """The kernel's description of a network that predicts for n_rows rows
     (evaluation mode: batch normalisation by the running statistics).
 
@@ -96,25 +100,34 @@ def prediction_network(units, activation, out_activation, n_rows, sparse_input,
     if n_rows <= _CACHED_PREDICTION_ROWS:
         return _small_prediction_network(
             units if type(units) is tuple else tuple(units.tolist()), activation,
-            out_activation, n_rows, sparse_input, batch_norm,
+            out_activation, n_rows, sparse_input, batch_norm, ensemble,
         )
     return _prediction_network(units, activation, out_activation, n_rows, sparse_input,
-                               batch_norm)
+                               batch_norm, ensemble)
 
 
 def _prediction_network(units, activation, out_activation, n_rows, sparse_input,
-                        batch_norm=False):
+                        batch_norm=False, ensemble=None):
     return _kernel.Network(
         units,
         activation,
         None,
         0.0,
         sparse_input,
-        chunk_rows(units, n_rows, gathered_input=False),
+        chunk_rows(units, n_rows, gathered_input=False, ensemble=ensemble),
         output=out_activation,
         batch_norm=batch_norm,
         batch_norm_eps=BATCH_NORM_EPS,
+        **ensemble_arguments(len(units) - 1, ensemble),
     )
+
+
+def ensemble_arguments(n_layers, ensemble):
+    """The kernel Network's members and layer_kinds of an ensemble (members,
+    form), or none for a plain network (None)."""
+    if ensemble is None:
+        return {}
+    return {"members": int(ensemble[0]), "layer_kinds": layer_kinds(n_layers, ensemble)}
 
 
 # Below this many rows, building the network would cost more than its forward pass.
@@ -163,71 +176,132 @@ def as_units(units):
 # The four per-hidden-layer arrays of batch normalisation, in the order the
 # flat vector holds them (and the estimator names them: batch_norm_<part>_)
 BATCH_NORM_PARTS = ("gammas", "betas", "running_means", "running_vars")
+# An ensemble's per-member scalings, per layer (None where a layer has none),
+# in the order the flat vector holds them (the estimator's <part>_)
+SCALING_PARTS = ("input_scalings", "output_scalings")
 
 
-def n_weights(units):
-    """Values of the coefs and intercepts of a network with these units."""
+def layer_kinds(n_layers, ensemble):
+    """The kernel's layer_kinds of an ensemble (members, form) -- (L, 4)
+    intp: member weights, member intercepts, input scaling r, output
+    scaling s per layer, from _options.ENSEMBLES -- or None (a plain
+    network: ensemble None)."""
+    if ensemble is None:
+        return None
+    return np.array(ENSEMBLES[ensemble[1]].layer_kinds(n_layers), dtype=np.intp)
+
+
+def layout(units, ensemble=None, batch_norm=False):
+    """Where each array lies in the flat vector: {part: [(offset, shape) or
+    None per layer]} for 'coefs', 'intercepts', 'input_scalings',
+    'output_scalings' (and with batch_norm the four BATCH_NORM_PARTS, per
+    hidden layer), and 'n_weights' (values before batch normalisation's),
+    'n_values'. An array a layer holds per member has the members first:
+    coefs (k, units[l], units[l + 1]). The kernel's Network.layout() is the
+    same (src/_network.pxd's lay_out; tests/test_ensembles.py compares)."""
     units = [int(u) for u in units]
-    return sum(a * b + b for a, b in zip(units[:-1], units[1:]))
+    L = len(units) - 1
+    members = 1 if ensemble is None else int(ensemble[0])
+    kinds = layer_kinds(L, ensemble)
+    if kinds is None:
+        kinds = np.zeros((L, 4), dtype=np.intp)
+    position = 0
+    result = {}
+
+    def place(count, *shape):
+        nonlocal position
+        shape = ((count,) if count > 1 else ()) + shape
+        entry = (position, shape)
+        position += int(np.prod(shape))
+        return entry
+
+    result["coefs"] = [place(members if kinds[l, 0] else 1, units[l], units[l + 1])
+                       for l in range(L)]
+    result["intercepts"] = [place(members if kinds[l, 1] else 1, units[l + 1])
+                            for l in range(L)]
+    result["input_scalings"] = [place(members, units[l]) if kinds[l, 2] else None
+                                for l in range(L)]
+    result["output_scalings"] = [place(members, units[l + 1]) if kinds[l, 3] else None
+                                 for l in range(L)]
+    result["n_weights"] = position
+    if batch_norm:
+        for name in BATCH_NORM_PARTS:
+            result[name] = [place(members, u) for u in units[1:-1]]
+    result["n_values"] = position
+    return result
 
 
-def has_batch_norm(params, units):
+def _views(params, entries):
+    return [None if entry is None else
+            params[entry[0]:entry[0] + int(np.prod(entry[1]))].reshape(entry[1])
+            for entry in entries]
+
+
+def n_weights(units, ensemble=None):
+    """Values of the coefs, intercepts (and an ensemble's scalings) of a
+    network with these units."""
+    return layout(units, ensemble)["n_weights"]
+
+
+def has_batch_norm(params, units, ensemble=None):
     """Whether the flat vector ``params`` holds batch normalisation's values
     after the weights (its length tells)."""
-    return params.shape[0] > n_weights(units)
+    return params.shape[0] > n_weights(units, ensemble)
 
 
-def n_trained(params, units):
-    """Values of params the optimizers train: the weights, and batch
-    normalisation's gammas and betas when params holds them."""
-    if not has_batch_norm(params, units):
-        return n_weights(units)
-    return n_weights(units) + 2 * sum(int(u) for u in units[1:-1])
+def n_trained(params, units, ensemble=None):
+    """Values of params the optimizers train: the weights (and scalings),
+    and batch normalisation's gammas and betas when params holds them."""
+    if not has_batch_norm(params, units, ensemble):
+        return n_weights(units, ensemble)
+    members = 1 if ensemble is None else int(ensemble[0])
+    return n_weights(units, ensemble) + 2 * members * sum(int(u) for u in units[1:-1])
 
 
-def unpack_batch_norm(params, units):
+def unpack_batch_norm(params, units, ensemble=None):
     """{'gammas', 'betas', 'running_means', 'running_vars'}: lists of views
-    into params, one per hidden layer; None when params holds weights only."""
-    if not has_batch_norm(params, units):
+    into params, one per hidden layer ((k, units) each for k members); None
+    when params holds weights only."""
+    if not has_batch_norm(params, units, ensemble):
         return None
-    hidden = [int(u) for u in units[1:-1]]
-    start = n_weights(units)
-    parts = {}
-    for name in BATCH_NORM_PARTS:
-        parts[name] = []
-        for width in hidden:
-            parts[name].append(params[start:start + width])
-            start += width
-    return parts
+    places = layout(units, ensemble, batch_norm=True)
+    return {name: _views(params, places[name]) for name in BATCH_NORM_PARTS}
 
 
-def initial_batch_norm(units, dtype):
+def unpack_scalings(params, units, ensemble=None):
+    """{'input_scalings', 'output_scalings'}: per layer, a view (k, units)
+    of an ensemble's per-member scalings, or None; None for a plain
+    network."""
+    if ensemble is None:
+        return None
+    places = layout(units, ensemble)
+    return {name: _views(params, places[name]) for name in SCALING_PARTS}
+
+
+def initial_batch_norm(units, dtype, members=1):
     """Batch normalisation's starting values, as torch.nn.BatchNorm1d's:
-    gamma 1, beta 0, running mean 0, running variance 1."""
+    gamma 1, beta 0, running mean 0, running variance 1 (per member: (k,
+    units) each, for k > 1 members)."""
     hidden = [int(u) for u in units[1:-1]]
     start = {"gammas": np.ones, "betas": np.zeros, "running_means": np.zeros,
              "running_vars": np.ones}
-    return {name: [start[name](u, dtype=dtype) for u in hidden]
+    shape = (lambda u: (members, u)) if members > 1 else (lambda u: u)
+    return {name: [start[name](shape(u), dtype=dtype) for u in hidden]
             for name in BATCH_NORM_PARTS}
 
 
-def unpack(params, units):
+def unpack(params, units, ensemble=None):
     """(coefs, intercepts): lists of views into the flat vector ``params``."""
-    coefs, intercepts = [], []
-    start = 0
-    for n_in, n_out in zip(units[:-1], units[1:]):
-        coefs.append(params[start:start + n_in * n_out].reshape(n_in, n_out))
-        start += n_in * n_out
-    for n_out in units[1:]:
-        intercepts.append(params[start:start + n_out])
-        start += n_out
-    return coefs, intercepts
+    places = layout(units, ensemble)
+    return _views(params, places["coefs"]), _views(params, places["intercepts"])
 
 
-def pack(coefs, intercepts, dtype, batch_norm=None):
+def pack(coefs, intercepts, dtype, batch_norm=None, scalings=None):
     """A new flat parameter vector of ``dtype`` holding coefs and intercepts
-    (and batch normalisation's values: a dict as unpack_batch_norm's)."""
-    arrays = list(coefs) + list(intercepts) + batch_norm_arrays(batch_norm)
+    (an ensemble's scalings: a dict as unpack_scalings's; batch
+    normalisation's values: a dict as unpack_batch_norm's)."""
+    arrays = (list(coefs) + list(intercepts) + scaling_arrays(scalings)
+              + batch_norm_arrays(batch_norm))
     return np.concatenate([np.ravel(a) for a in arrays]).astype(dtype, copy=False)
 
 
@@ -238,8 +312,16 @@ def batch_norm_arrays(batch_norm):
     return [v for name in BATCH_NORM_PARTS for v in batch_norm[name]]
 
 
-def is_packed(params, views, coefs, intercepts, batch_norm=None):
-    """Whether coefs, intercepts (and batch normalisation's arrays, a dict as
+def scaling_arrays(scalings):
+    """The arrays of a dict as unpack_scalings's, in the vector's order."""
+    if scalings is None:
+        return []
+    return [v for name in SCALING_PARTS for v in scalings[name] if v is not None]
+
+
+def is_packed(params, views, coefs, intercepts, batch_norm=None, scalings=None):
+    """Whether coefs, intercepts (an ensemble's scalings, batch
+    normalisation's arrays: dicts as unpack_scalings's and
     unpack_batch_norm's) are still the views unpack(params) made.
 
     ``views`` is the tuple of those views, kept when they were made: the same
@@ -250,23 +332,60 @@ def is_packed(params, views, coefs, intercepts, batch_norm=None):
         return False
     # (a plain loop: this runs on every predict, and builds no list)
     groups = [coefs, intercepts]
+    if scalings is not None:
+        groups += [scalings[name] for name in SCALING_PARTS]
     if batch_norm is not None:
         groups += [batch_norm[name] for name in BATCH_NORM_PARTS]
     i, n = 0, len(views)
     for group in groups:
         for array in group:
+            if array is None and scalings is not None:
+                continue
             if i == n or array is not views[i] or array.base is not params:
                 return False
             i += 1
     return i == n
 
 
-def glorot_uniform(units, activation, random_state, dtype):
+def glorot_uniform(units, activation, random_state, dtype, ensemble=None):
     """Flat parameters drawn as scikit-learn's MLP draws them for the hidden
     ``activation`` (its initialisation in _options.HIDDEN_ACTIVATIONS):
-    initial_weights with that scheme."""
-    return initial_weights(units, HIDDEN_ACTIVATIONS[activation].init, random_state,
-                           dtype)
+    initial_weights with that scheme (initial_ensemble for an ensemble)."""
+    init = HIDDEN_ACTIVATIONS[activation].init
+    if ensemble is None:
+        return initial_weights(units, init, random_state, dtype)
+    return initial_ensemble(units, init, random_state, dtype, ensemble)
+
+
+def initial_ensemble(units, init, random_state, dtype, ensemble):
+    """Flat parameters of an ensemble (members, form), drawn layer by layer
+    by ``init``: a layer with weights per member draws (coef, intercept)
+    for each member in turn; a shared layer draws once, and its intercepts
+    per member all start from that one draw (as the tabm package's
+    LinearBatchEnsemble). Then, as TabM: the first layer's input scaling r
+    starts at random signs (+-1, drawn from random_state), every other
+    scaling at 1."""
+    L = len(units) - 1
+    members = int(ensemble[0])
+    places = layout(units, ensemble)
+    params = np.empty(places["n_weights"], dtype=dtype)
+    coefs, intercepts = unpack(params, units, ensemble)
+    kinds = layer_kinds(L, ensemble)
+    for l, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
+        if kinds[l, 0]:
+            for m in range(members):
+                coefs[l][m], intercepts[l][m] = init.draw(random_state, fan_in, fan_out)
+        else:
+            coefs[l][...], intercepts[l][...] = init.draw(random_state, fan_in, fan_out)
+    scalings = unpack_scalings(params, units, ensemble)
+    for part in scalings.values():
+        for scaling in part:
+            if scaling is not None:
+                scaling[...] = 1
+    first = scalings["input_scalings"][0]
+    if first is not None:
+        first[...] = 2 * random_state.randint(0, 2, size=first.shape) - 1
+    return params
 
 
 def initial_weights(units, init, random_state, dtype):
@@ -292,8 +411,9 @@ def initial_weights(units, init, random_state, dtype):
 
 
 def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
-                check_finite=False, sparse_input=None):
-    """The network's output for X (n, units[0]), as (n, units[-1]).
+                check_finite=False, sparse_input=None, ensemble=None):
+    """The network's output for X (n, units[0]), as (n, units[-1]); for an
+    ensemble (members, form), every member's, as (n, members, units[-1]).
 
     X: kernel_input(X, params.dtype) (dense or CSR); units: an intp array;
     params: the flat vector (with batch normalisation's values, if any:
@@ -302,19 +422,22 @@ def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
     sparse_input: whether X is CSR, found out when None.
     """
     n = X.shape[0]
-    out = np.empty((n, units[-1]), dtype=params.dtype)
+    members = 1 if ensemble is None else int(ensemble[0])
+    out = np.empty((n, members * units[-1]), dtype=params.dtype)
+    if ensemble is not None:
+        out_shape = (n, members, units[-1])
     if n == 0:
-        return out
+        return out if ensemble is None else out.reshape(out_shape)
     if batch_norm is None:
-        batch_norm = has_batch_norm(params, units)
+        batch_norm = has_batch_norm(params, units, ensemble)
     if sparse_input is None:
         sparse_input = scipy.sparse.issparse(X)
     net = prediction_network(units, activation, out_activation, n, sparse_input,
-                             batch_norm)
+                             batch_norm, ensemble)
     work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=params.dtype)
     if not _kernel.forward(net, _kernel.Data(X), params, out, work, check_finite):
         return None
-    return out
+    return out if ensemble is None else out.reshape(out_shape)
 
 
 # BLAS (LP64) takes matrix dimensions as C ints.

@@ -16,7 +16,8 @@ The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
 per layer, each activation's ONNX form given by its entry in
 cbp._options), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
 alpha=0.01), batch normalisation (ONNX's BatchNormalization with the running
-statistics: evaluation mode), dropout (the identity at prediction) and the
+statistics: evaluation mode), ensembles (the members as a (k, n, units)
+tensor, averaged at the end), dropout (the identity at prediction) and the
 'exp' output of ``MLPRegressor(loss='poisson')``, and
 fixed for multi-output regressors and multilabel classifiers. It computes in
 the input's precision: double for a DoubleTensorType input, float otherwise.
@@ -30,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from ._network import BATCH_NORM_EPS
 from ._options import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 
 __all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
@@ -197,8 +199,6 @@ def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
     """Hidden layer k's batch normalisation in evaluation mode: ONNX's
     BatchNormalization with the running statistics, gamma and beta
     (gamma (z - running_mean) / sqrt(running_var + eps) + beta)."""
-    from ._network import BATCH_NORM_EPS
-
     inputs = [z] + [
         _constant(scope, container, f"batch_norm{k}_{name}", proto_dtype, np_dtype,
                   batch_norm[part][k])
@@ -231,12 +231,15 @@ def _emitter(scope, container, proto_dtype, np_dtype):
 
 
 def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
-    """The output layer's activations (n, n_outputs_), cbp's _forward_pass_fast."""
+    """The output layer's activations (n, n_outputs_), cbp's _forward_pass_fast
+    (for an ensemble: the mean of its members', _ensemble_forward)."""
     from skl2onnx.common._apply_operation import apply_cast
 
     x = scope.get_unique_variable_name("cast_input")
     apply_cast(scope, input_name, x, container, to=proto_dtype)
     emit = _emitter(scope, container, proto_dtype, np_dtype)
+    if model._fitted_ensemble() is not None:
+        return _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype)
     hidden = HIDDEN_ACTIVATIONS[model.activation].onnx
     last = model.n_layers_ - 2
     # dropout is the identity at prediction; batch normalisation normalises
@@ -261,6 +264,63 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
         else:
             return OUTPUT_ACTIVATIONS[model.out_activation_].onnx(emit, z, np_dtype)
     raise ValueError(f"{type(model).__name__} has no layers")  # pragma: no cover
+
+
+def _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype):
+    """An ensemble's prediction: the members' rows as a (k, n, units) tensor
+    (x (n, d) broadcast to them), each layer ((x * r) @ W) * s + b with
+    every per-member array shaped (k, 1, ...) or (k, in, out) and MatMul
+    broadcasting; batch normalisation by the running statistics per member;
+    the output activation on (n k, n_outputs_) rows; the mean over members."""
+    k = model._fitted_ensemble()[0]
+    hidden = HIDDEN_ACTIVATIONS[model.activation].onnx
+    last = model.n_layers_ - 2
+    batch_norm = model._fitted_batch_norm()
+    scalings = model._fitted_scalings()
+
+    def const(name, value):
+        return _constant(scope, container, name, proto_dtype, np_dtype, value)
+
+    def per_member(value):
+        """(k, u) -> (k, 1, u): one row per member, broadcast over n."""
+        value = np.asarray(value)
+        return value[:, None, :] if value.ndim == 2 else value
+
+    for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
+        r, s = scalings["input_scalings"][i], scalings["output_scalings"][i]
+        if r is not None:
+            x = emit("Mul", [x, const(f"input_scaling{i}", per_member(r))])
+        z = emit("MatMul", [x, const(f"coefficient{i}", coef)])
+        if s is not None:
+            z = emit("Mul", [z, const(f"output_scaling{i}", per_member(s))])
+        z = emit("Add", [z, const(f"intercepts{i}", per_member(intercept))])
+        if i < last and batch_norm is not None:
+            std = np.sqrt(np.asarray(batch_norm["running_vars"][i], dtype=np_dtype)
+                          + np_dtype(BATCH_NORM_EPS))
+            z = emit("Div", [emit("Sub", [z, const(f"batch_norm{i}_mean", per_member(
+                batch_norm["running_means"][i]))]), const(f"batch_norm{i}_std", per_member(std))])
+            z = emit("Add", [emit("Mul", [z, const(f"batch_norm{i}_scale", per_member(
+                batch_norm["gammas"][i]))]), const(f"batch_norm{i}_bias", per_member(
+                    batch_norm["betas"][i]))])
+        if i < last:
+            x = hidden(emit, z, np_dtype)
+    # z: (k, n, out), or (1, n, out) -- every member's rows -> (n k, out)
+    n_out = model.n_outputs_
+    rows = emit("Reshape", [emit("Transpose", [z], perm=[1, 0, 2]),
+                            _int64(scope, container, [-1, n_out])])
+    y = OUTPUT_ACTIVATIONS[model.out_activation_].onnx(emit, rows, np_dtype)
+    members = emit("Reshape", [y, _int64(scope, container, [-1, k, n_out])])
+    if container.target_opset >= 18:
+        return emit("ReduceMean", [members, _int64(scope, container, [1])], keepdims=0)
+    return emit("ReduceMean", [members], axes=[1], keepdims=0)
+
+
+def _int64(scope, container, values):
+    from skl2onnx.proto import onnx_proto
+
+    name = scope.get_unique_variable_name("shape")
+    container.add_initializer(name, onnx_proto.TensorProto.INT64, [len(values)], values)
+    return name
 
 
 def convert_classifier(scope, operator, container):

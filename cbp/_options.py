@@ -15,6 +15,8 @@ names a kernel option and says what Python does with it.
                         estimator parameters it reads, state it saves,
                         schedules it applies)
     SCHEDULES           name -> Schedule(state it needs saved)
+    ENSEMBLES           name -> Ensemble(what each layer holds per member:
+                        the kernel's layer_kinds; the tabm package's name)
     LAYER_OPTIONS       name -> LayerOption(constraints, the rule that
                         refuses it with some solver or input)
 
@@ -40,6 +42,10 @@ How to add
 * A loss (once the kernel has it): one ``Loss`` in LOSSES (its estimators,
   the constraints of its parameters, its target check); a parameter also
   becomes a constructor argument of the estimator.
+* An ensemble form: one ``Ensemble`` in ENSEMBLES, saying per layer which
+  of the kernel's four per-member arrays it holds (weights, intercepts,
+  input scaling r, output scaling s); the kernel, the initialisation, save
+  and load and the ONNX export read the layout from it.
 * A layer option: one ``LayerOption`` (its constraints and the combinations
   it refuses), the constructor parameter, and where the network is built
   (the estimator's ``_network``, _network.make_network).
@@ -431,6 +437,45 @@ def schedule_error(solver, learning_rate):
 
 
 # --------------------------------------------------------------------------
+# Ensembles: k networks trained as one (TabM, Gorishniy et al., ICLR 2025)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """How an ensemble's members share a network's layers.
+
+    ``hidden`` and ``output`` are what a hidden layer and the output layer
+    hold per member, as the kernel's layer_kinds rows: (weights, intercepts,
+    input scaling r, output scaling s), 1 = one per member. ``first`` is
+    the first layer's row when it differs from the other hidden layers'. A
+    network without hidden layers is k linear models in every form."""
+
+    name: str
+    tabm_arch_type: str  # the tabm package's name of the form
+    hidden: tuple
+    output: tuple = (1, 1, 0, 0)
+    first: Optional[tuple] = None
+
+    def layer_kinds(self, n_layers):
+        """(n_layers, 4) rows: what each layer holds per member."""
+        if n_layers == 1:
+            return [list(self.output)]
+        first = self.first if self.first is not None else self.hidden
+        return ([list(first)] + [list(self.hidden)] * (n_layers - 2)
+                + [list(self.output)])
+
+
+ENSEMBLES = _registry(
+    # BatchEnsemble layers: y_i = ((x_i * r_i) W) * s_i + b_i, W shared
+    Ensemble("batch", "tabm", hidden=(0, 1, 1, 1)),
+    # one per-member scaling of the input, then shared hidden layers
+    Ensemble("mini", "tabm-mini", hidden=(0, 0, 0, 0), first=(0, 0, 1, 0)),
+    # k independent networks side by side
+    Ensemble("packed", "tabm-packed", hidden=(1, 1, 0, 0)),
+)
+
+
+# --------------------------------------------------------------------------
 # Layer and stopping options: valid alone, refused with some solvers or inputs
 
 
@@ -485,6 +530,14 @@ def _weight_tol_refused(estimator, X, n_hidden):
             "max_fun.")
 
 
+def ensemble_of(estimator):
+    """The estimator's ensemble as the network functions take it: (members,
+    form), or None for ensemble_size=1 (a plain network)."""
+    if estimator.ensemble_size == 1:
+        return None
+    return (int(estimator.ensemble_size), estimator.ensemble)
+
+
 @dataclass(frozen=True)
 class LayerOption:
     name: str
@@ -501,6 +554,8 @@ LAYER_OPTIONS = _registry(
     LayerOption("batch_norm", ["boolean"]),
     LayerOption("weight_tol", [None, Interval(Real, 0, None, closed="neither")],
                 _weight_tol_refused),
+    LayerOption("ensemble_size", [Interval(Integral, 1, None, closed="left")]),
+    LayerOption("ensemble", [StrOptions(set(ENSEMBLES))]),
 )
 
 

@@ -13,6 +13,11 @@ Archive keys:
     __manifest__            every key of the archive (a damaged zip directory
                             can hide entries; the manifest shows them missing)
     coefs_/<l>, intercepts_/<l>
+                            ((k, ...) where an ensemble's layer holds one
+                            per member: _network.layout)
+    input_scalings_/<l>, output_scalings_/<l>
+                            an ensemble's scalings, for the layers that
+                            have them (ensemble_size > 1)
     batch_norm_<part>_/<k>  gammas, betas, running_means, running_vars of
                             hidden layer k (models fitted with batch_norm)
     attr/<name>             scalar and array fitted attributes
@@ -33,8 +38,8 @@ import numpy as np
 
 from sklearn.base import is_classifier
 
-from ._network import BATCH_NORM_PARTS, n_trained
-from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output
+from ._network import BATCH_NORM_PARTS, SCALING_PARTS, layout, n_trained
+from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
 
 FORMAT_VERSION = 1
 
@@ -91,6 +96,10 @@ def save(model, path):
     for l, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
         arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
+    for part, values in (model._fitted_scalings() or {}).items():
+        for l, value in enumerate(values):
+            if value is not None:
+                arrays[f"{part}_/{l}"] = np.ascontiguousarray(value)
     batch_norm = model._fitted_batch_norm()
     for part in BATCH_NORM_PARTS if batch_norm is not None else ():
         for k, value in enumerate(batch_norm[part]):
@@ -225,18 +234,23 @@ def _build(arrays):
     name = _scalar(arrays, "__class__", str)
     _require(name in ESTIMATORS, f"unknown estimator {name!r}")
     model = _model_with_params(ESTIMATORS[name], arrays)
-    coefs, intercepts = _weights(arrays, model)
+    ensemble = ensemble_of(model)
+    coefs, intercepts, places = _weights(arrays, model, ensemble)
     dtype = coefs[0].dtype
-    hidden = tuple(c.shape[1] for c in coefs[:-1])
-    batch_norm = _batch_norm(arrays, hidden, dtype)
+    scalings = _scalings(arrays, places, dtype)
+    batch_norm = _batch_norm(arrays, places, dtype)
     attrs = _attributes(arrays, model, coefs)
     if is_classifier(model):
         model._label_binarizer = _label_binarizer(arrays, attrs)
 
     for attr, value in attrs.items():
         setattr(model, attr, value)
+    model._ensemble = ensemble
     model.coefs_ = [np.array(c) for c in coefs]
     model.intercepts_ = [np.array(b) for b in intercepts]
+    if scalings is not None:
+        for part, values in scalings.items():
+            setattr(model, f"{part}_", [None if v is None else np.array(v) for v in values])
     if batch_norm is not None:
         for part, values in batch_norm.items():
             setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
@@ -289,9 +303,11 @@ def _model_with_params(Estimator, arrays):
     return model
 
 
-def _weights(arrays, model):
-    """(coefs, intercepts): shapes that chain, one float dtype, finite values,
-    the hidden layers the parameters say."""
+def _weights(arrays, model, ensemble):
+    """(coefs, intercepts, places): shapes that chain, one float dtype,
+    finite values, the hidden layers the parameters say, the shapes the
+    ensemble's layout gives (places: _network.layout's, with batch
+    normalisation's entries)."""
     n_layers = sum(1 for key in arrays if key.startswith("coefs_/"))
     _require(n_layers >= 1, "no weights")
     keys = [f"coefs_/{l}" for l in range(n_layers)] + [f"intercepts_/{l}" for l in range(n_layers)]
@@ -301,40 +317,68 @@ def _weights(arrays, model):
     intercepts = [arrays[f"intercepts_/{l}"] for l in range(n_layers)]
     dtype = coefs[0].dtype
     _require(dtype in (np.float32, np.float64), f"weights of dtype {dtype}")
+    for l, coef in enumerate(coefs):
+        _require(coef.ndim in (2, 3) and min(coef.shape) >= 1,
+                 f"coefs_[{l}] is not a matrix (or one per ensemble member)")
+        if l > 0:
+            _require(coef.shape[-2] == coefs[l - 1].shape[-1],
+                     f"coefs_[{l}] has {coef.shape[-2]} rows, the layer before has "
+                     f"{coefs[l - 1].shape[-1]} units")
+    units = [coefs[0].shape[-2]] + [c.shape[-1] for c in coefs]
+    _require(units[1:-1] == model._hidden_sizes(),
+             f"weights for hidden layers {tuple(units[1:-1])}, parameters say "
+             f"{model.hidden_layer_sizes}")
+    places = layout(units, ensemble, batch_norm=any(k.startswith("batch_norm_") for k in arrays))
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         _require(coef.dtype == dtype and intercept.dtype == dtype, "weights of mixed dtypes")
-        _require(coef.ndim == 2 and min(coef.shape) >= 1, f"coefs_[{l}] is not a matrix")
-        _require(intercept.shape == (coef.shape[1],),
-                 f"intercepts_[{l}] has shape {intercept.shape}, expected ({coef.shape[1]},)")
-        if l > 0:
-            _require(coef.shape[0] == coefs[l - 1].shape[1],
-                     f"coefs_[{l}] has {coef.shape[0]} rows, the layer before has "
-                     f"{coefs[l - 1].shape[1]} units")
+        expected = places["coefs"][l][1]
+        _require(coef.shape == expected,
+                 f"coefs_[{l}] has shape {coef.shape}, expected {expected} "
+                 f"(ensemble_size={model.ensemble_size}, ensemble={model.ensemble!r})")
+        expected = places["intercepts"][l][1]
+        _require(intercept.shape == expected,
+                 f"intercepts_[{l}] has shape {intercept.shape}, expected {expected}")
         _require(np.isfinite(coef).all() and np.isfinite(intercept).all(),
                  f"non-finite weights in layer {l}")
-    hidden = tuple(c.shape[1] for c in coefs[:-1])
-    _require(list(hidden) == model._hidden_sizes(),
-             f"weights for hidden layers {hidden}, parameters say {model.hidden_layer_sizes}")
-    return coefs, intercepts
+    return coefs, intercepts, places
 
 
-def _batch_norm(arrays, hidden, dtype):
+def _scalings(arrays, places, dtype):
+    """An ensemble's scalings (a dict of lists, None where a layer has
+    none), where the layout places them; None for a plain network."""
+    expected = {f"{part}_/{l}": entry[1] for part in SCALING_PARTS
+                for l, entry in enumerate(places[part]) if entry is not None}
+    _require({k for k in arrays if k.startswith(tuple(p + "_/" for p in SCALING_PARTS))}
+             == set(expected), "the ensemble's scalings are missing or numbered wrongly")
+    if not expected:
+        return None
+    for key, shape in expected.items():
+        value = arrays[key]
+        _require(value.dtype == dtype and value.shape == shape,
+                 f"{key} does not match the ensemble's layer")
+        _require(np.isfinite(value).all(), f"non-finite {key}")
+    return {part: [None if entry is None else arrays[f"{part}_/{l}"]
+                   for l, entry in enumerate(places[part])] for part in SCALING_PARTS}
+
+
+def _batch_norm(arrays, places, dtype):
     """The batch normalisation arrays (a dict of lists), or None."""
     if not any(key.startswith("batch_norm_") for key in arrays):
         return None
+    n_hidden = len(places["coefs"]) - 1
     batch_norm = {}
     for part in BATCH_NORM_PARTS:
-        keys = [f"batch_norm_{part}_/{k}" for k in range(len(hidden))]
+        keys = [f"batch_norm_{part}_/{k}" for k in range(n_hidden)]
         _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
         batch_norm[part] = [arrays[key] for key in keys]
         for k, value in enumerate(batch_norm[part]):
-            _require(value.dtype == dtype and value.shape == (hidden[k],),
+            _require(value.dtype == dtype and value.shape == places[part][k][1],
                      f"batch_norm_{part}_[{k}] does not match hidden layer {k}")
             _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
     _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
              "negative running variances")
     expected = {f"batch_norm_{part}_/{k}" for part in BATCH_NORM_PARTS
-                for k in range(len(hidden))}
+                for k in range(n_hidden)}
     _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
              "batch normalisation entries are numbered wrongly")
     return batch_norm
@@ -349,8 +393,8 @@ def _attributes(arrays, model, coefs):
     for attr in ("n_layers_", "n_outputs_", "n_iter_", "t_", "n_features_in_", "out_activation_"):
         _require(attr in attrs, f"missing {attr}")
     _require(attrs["n_layers_"] == len(coefs) + 1, "n_layers_ does not match the weights")
-    _require(attrs["n_features_in_"] == coefs[0].shape[0], "n_features_in_ does not match the weights")
-    _require(attrs["n_outputs_"] == coefs[-1].shape[1], "n_outputs_ does not match the weights")
+    _require(attrs["n_features_in_"] == coefs[0].shape[-2], "n_features_in_ does not match the weights")
+    _require(attrs["n_outputs_"] == coefs[-1].shape[-1], "n_outputs_ does not match the weights")
     out = attrs["out_activation_"]
     _require(out in OUTPUT_ACTIVATIONS, f"unknown output activation {out!r}")
     if not is_classifier(model):
@@ -366,7 +410,7 @@ def _attributes(arrays, model, coefs):
             _require(attrs[attr].dtype.kind == "f", f"{attr} must hold floats")
             attrs[attr] = attrs[attr].tolist()
     if "feature_names_in_" in attrs:
-        _require(attrs["feature_names_in_"].shape == (coefs[0].shape[0],),
+        _require(attrs["feature_names_in_"].shape == (coefs[0].shape[-2],),
                  "feature_names_in_ does not match the weights")
         attrs["feature_names_in_"] = attrs["feature_names_in_"].astype(object)
     return attrs
@@ -429,7 +473,8 @@ def _load_optimizer(arrays, model, dtype):
     _require(not missing, f"missing optimizer state {missing}")
 
     params = model._params()
-    optimizer = solver.make_optimizer(params[:n_trained(params, model._units)], model)
+    optimizer = solver.make_optimizer(
+        params[:n_trained(params, model._units, model._fitted_ensemble())], model)
     for entry in entries:
         setattr(optimizer, entry.name,
                 _state_value(entry, state[entry.name], optimizer, model, dtype))
