@@ -412,7 +412,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _check_same_network(self, hidden_layer_sizes):
         """warm_start and partial_fit train the fitted network: its layers
         and batch normalisation must not have changed."""
-        fitted_hidden = [c.shape[1] for c in self.coefs_[:-1]]
+        fitted_hidden = [c.shape[-1] for c in self.coefs_[:-1]]
         if fitted_hidden != hidden_layer_sizes:
             raise ValueError(
                 "hidden_layer_sizes changed since the model was fitted: "

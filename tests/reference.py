@@ -677,3 +677,144 @@ def running_statistics(batch_norm, means, variances, n_rows, momentum=0.1):
         new["running_vars"][k] = ((1 - m) * batch_norm["running_vars"][k]
                                   + m * var * n_rows / (n_rows - 1))
     return new
+
+
+# ---------------------------------------------------------------------------
+# Ensembles of k members (TabM's forms)
+# ---------------------------------------------------------------------------
+#
+# Member m's layer l, for the arrays the layer holds (``kinds[l]`` = (weights
+# per member, intercepts per member, input scaling r, output scaling s); an
+# array not held per member is shared by every member, a scaling not held is
+# 1):
+#
+#     z_m^(l) = ((a_m^(l) * r_m^(l)) @ W_m^(l)) * s_m^(l) + b_m^(l),
+#
+# a_m^(0) = X for every member. The loss is the mean of the members' losses,
+# plus the L2 term 0.5 alpha sum ||W||^2 / s over every weight matrix once
+# (a shared one once). Flat layout: every coefs[l] ((k, in, out) per member,
+# (in, out) shared), every intercepts[l] ((k, out) or (out,)), every r
+# (k, in), every s (k, out), layer by layer.
+
+def ensemble_split(params, units, k, kinds):
+    """{'coefs', 'intercepts', 'r', 's'}: per layer, a view of params (None
+    for a scaling the layer does not hold)."""
+    L = len(units) - 1
+    start = 0
+    parts = {"coefs": [], "intercepts": [], "r": [], "s": []}
+
+    def take(shape):
+        nonlocal start
+        size = int(np.prod(shape))
+        view = params[start:start + size].reshape(shape)
+        start += size
+        return view
+
+    for l in range(L):
+        parts["coefs"].append(take(((k,) if kinds[l][0] else ()) + (units[l], units[l + 1])))
+    for l in range(L):
+        parts["intercepts"].append(take(((k,) if kinds[l][1] else ()) + (units[l + 1],)))
+    for l in range(L):
+        parts["r"].append(take((k, units[l])) if kinds[l][2] else None)
+    for l in range(L):
+        parts["s"].append(take((k, units[l + 1])) if kinds[l][3] else None)
+    assert start == len(params), "params does not match the layout"
+    return parts
+
+
+def _member(array, m, per_member):
+    return array[m] if per_member else array
+
+
+def ensemble_forward(X, units, params, k, kinds, hidden, output):
+    """Per member m: (zs[m], activations[m], scaled[m], products[m]) with
+    zs[m][l] = z_m^(l), activations[m] = [X, a_m^(1), ..., a_m^(L)],
+    scaled[m][l] = a_m^(l) * r_m^(l) (or a_m^(l)), products[m][l] = scaled @ W."""
+    parts = ensemble_split(params, units, k, kinds)
+    L = len(units) - 1
+    result = []
+    for m in range(k):
+        zs, activations, scaled, products = [], [X], [], []
+        for l in range(L):
+            a = activations[-1]
+            u = a * parts["r"][l][m] if kinds[l][2] else a
+            p = u @ _member(parts["coefs"][l], m, kinds[l][0])
+            z = (p * parts["s"][l][m] if kinds[l][3] else p) \
+                + _member(parts["intercepts"][l], m, kinds[l][1])
+            scaled.append(u)
+            products.append(p)
+            zs.append(z)
+            activations.append(activation(output if l == L - 1 else hidden, z))
+        result.append((zs, activations, scaled, products))
+    return result
+
+
+def ensemble_predict(X, units, params, k, kinds, hidden, output):
+    """Every member's output: (n, k, units[-1])."""
+    members = ensemble_forward(X, units, params, k, kinds, hidden, output)
+    return np.stack([activations[-1] for _, activations, _, _ in members], axis=1)
+
+
+def ensemble_loss(X, Y, sample_weight, units, params, k, kinds, hidden, output,
+                  loss_name, alpha):
+    """J: the mean of the members' losses, plus the L2 term."""
+    y_pred = ensemble_predict(X, units, params, k, kinds, hidden, output)
+    s = weight_sum(len(X), sample_weight)
+    losses = [weighted_loss_sum(loss_name, y_pred[:, m], Y, sample_weight)
+              for m in range(k)]
+    penalty = sum(float(np.sum(c.astype(np.float64) ** 2))
+                  for c in ensemble_split(params, units, k, kinds)["coefs"])
+    return (sum(losses) / k + 0.5 * alpha * penalty) / s
+
+
+def ensemble_loss_grad(X, Y, sample_weight, units, params, k, kinds, hidden, output,
+                       loss_name, alpha):
+    """(J, dJ/dparams in the flat layout), from the equations: with
+    delta_m = dJ/dz_m (times s), for each layer
+
+        db_m = sum_rows(delta_m)            ds_m = sum_rows(delta_m * p_m)
+        dp_m = delta_m * s_m                dW_m = u_m.T @ dp_m
+        du_m = dp_m @ W_m.T                 dr_m = sum_rows(du_m * a_m)
+        da_m = du_m * r_m,  delta_m^(l-1) = da_m * g'(z_m^(l-1)),
+
+    a shared array's gradient the sum of its members' (and 1/k for the mean
+    of the members' losses)."""
+    dtype = params.dtype.type
+    L = len(units) - 1
+    parts = ensemble_split(params, units, k, kinds)
+    grads = np.zeros_like(params)
+    grad_parts = ensemble_split(grads, units, k, kinds)
+    s = weight_sum(len(X), sample_weight)
+    members = ensemble_forward(X, units, params, k, kinds, hidden, output)
+    scale = dtype(1.0 / (k * s))
+    for m, (zs, activations, scaled, products) in enumerate(members):
+        delta = output_delta(activations[-1], Y, sample_weight, loss_name) * scale
+        for l in range(L - 1, -1, -1):
+            if kinds[l][1]:
+                grad_parts["intercepts"][l][m] += delta.sum(axis=0)
+            else:
+                grad_parts["intercepts"][l] += delta.sum(axis=0)
+            dp = delta
+            if kinds[l][3]:
+                grad_parts["s"][l][m] += (delta * products[l]).sum(axis=0)
+                dp = delta * parts["s"][l][m]
+            W = _member(parts["coefs"][l], m, kinds[l][0])
+            dW = scaled[l].T @ dp
+            if kinds[l][0]:
+                grad_parts["coefs"][l][m] += dW
+            else:
+                grad_parts["coefs"][l] += dW
+            if l == 0:
+                if kinds[l][2]:
+                    grad_parts["r"][l][m] += ((dp @ W.T) * activations[0]).sum(axis=0)
+                break
+            du = dp @ W.T
+            if kinds[l][2]:
+                grad_parts["r"][l][m] += (du * activations[l]).sum(axis=0)
+                du = du * parts["r"][l][m]
+            delta = du * derivative(hidden, zs[l - 1])
+    for l in range(L):
+        grad_parts["coefs"][l] += dtype(alpha / s) * parts["coefs"][l]
+    J = ensemble_loss(X, Y, sample_weight, units, params, k, kinds, hidden, output,
+                      loss_name, alpha)
+    return J, grads
