@@ -716,7 +716,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         any number of threads, and differs from None's by rounding only.
         None: a batch in one piece, scikit-learn's arithmetic (the threads
         are BLAS's own). A block of ``batch_size / n_threads`` rows suits
-        most networks (README, "Threads"). (cbp addition)
+        most networks (README, "Threads"); an ensemble whose layers share
+        weights ('batch', 'mini') about ``1024 / ensemble_size`` rows, its
+        members' rows being stacked. (cbp addition)
     ensemble_size : int >= 1, default=1
         Train this many networks as one, on the same mini-batches, and
         predict with the mean of their probabilities (classifier) or
