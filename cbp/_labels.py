@@ -54,6 +54,19 @@ class LabelTargets:
             y[np.arange(index.shape[0]), index] = True
         return X, y
 
+    def _training_targets(self, Y):
+        """The 0/1 targets Y (n, n_outputs; floats or bytes) smoothed by
+        label_smoothing, in floats of the weights' dtype: toward 1 /
+        n_classes for multiclass targets (softmax), toward 1/2 for each
+        output of binary and multilabel ones (logistic). Y itself for
+        label_smoothing=0."""
+        epsilon = self.label_smoothing
+        if not epsilon:
+            return Y
+        share = 1.0 / Y.shape[1] if self._label_binarizer.y_type_ == "multiclass" else 0.5
+        smoothed = np.asarray(Y, dtype=np.float64) * (1.0 - epsilon) + epsilon * share
+        return np.ascontiguousarray(smoothed, dtype=self.coefs_[0].dtype)
+
     def _label_index(self, y):
         """Each label's position in classes_, or None.
 

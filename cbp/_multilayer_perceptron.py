@@ -445,6 +445,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             target_for_scoring=self._target_for_scoring,
             raise_if_not_finite=self._raise_if_not_finite,
             make_optimizer=self._make_optimizer,
+            training_targets=self._training_targets,
             stratify=is_classifier(self) and self.n_outputs_ == 1,
         )
 
@@ -495,6 +496,12 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _class_sample_weight(self, y, incremental):
         """Hook: the sample weights class_weight gives y's rows, or None."""
         return None
+
+    def _training_targets(self, Y):
+        """Hook: the targets the loss is minimised for, from the targets Y
+        (n, n_outputs) of the rows trained on (the classifier's label
+        smoothing); Y itself by default."""
+        return Y
 
     def _dropout_key(self, n_hidden):
         """(rates, seed) of this fit's dropout, or (None, 0) without it. The
@@ -745,6 +752,15 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         given). Not for multilabel targets (ValueError); 'balanced' is
         refused by ``partial_fit``, whose single call does not see the class
         frequencies of the data (pass a dict). (cbp addition)
+    label_smoothing : float in [0, 1), default=0.0
+        Train on smoothed targets: y (1 - label_smoothing) + label_smoothing
+        / n_classes for multiclass targets (the loss is then
+        ``torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)``'s),
+        y (1 - label_smoothing) + label_smoothing / 2 for binary and
+        multilabel ones (each output's 0/1 target). ``loss_`` and
+        ``loss_curve_`` are the smoothed loss (the one minimised),
+        ``validation_loss_curve_`` the log-loss of the true labels.
+        (cbp addition)
 
     Attributes
     ----------
@@ -790,6 +806,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -827,6 +844,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         ensemble_size=1,
         ensemble="batch",
         class_weight=None,
+        label_smoothing=0.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -863,6 +881,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             ensemble=ensemble,
         )
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
 
     def _target_for_scoring(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)

@@ -48,7 +48,9 @@ class Fit:
     L2 in evaluation mode (the validation loss); score(X, y, sample_weight):
     the estimator's score; target_for_scoring(Y): y as score expects it;
     raise_if_not_finite(X): validate_data's error for non-finite X;
-    make_optimizer(params): a new optimizer of the solver.
+    make_optimizer(params): a new optimizer of the solver;
+    training_targets(Y): the targets the loss is minimised for, from the
+    targets of the rows trained on (not of the validation rows).
     """
 
     X: object
@@ -66,6 +68,7 @@ class Fit:
     target_for_scoring: Optional[Callable] = None
     raise_if_not_finite: Optional[Callable] = None
     make_optimizer: Optional[Callable] = None
+    training_targets: Callable = lambda Y: Y
     stratify: bool = False  # whether the early-stopping split is stratified
 
 
@@ -84,7 +87,7 @@ def fit_lbfgs(model, fit):
     """Minimise the full-batch loss with scipy's L-BFGS-B; sets n_iter_, loss_."""
     X, params = fit.X, fit.params
     net = fit.network(X.shape[0], scipy.sparse.issparse(X))
-    data = _kernel.Data(X, fit.Y, fit.sample_weight)
+    data = _kernel.Data(X, fit.training_targets(fit.Y), fit.sample_weight)
     trained = params[:net.n_params]  # (batch normalisation's running
     grads = np.empty_like(trained)   # statistics come after: not trained)
     work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=params.dtype)
@@ -201,9 +204,9 @@ def _training_and_validation(model, fit):
     stopping's split of the training data (scikit-learn's, drawn from the
     model's _random_state), or none."""
     if fit.validation is not None:
-        return (fit.X, fit.Y, fit.sample_weight), fit.validation
+        return (fit.X, fit.training_targets(fit.Y), fit.sample_weight), fit.validation
     if not model.early_stopping:
-        return (fit.X, fit.Y, fit.sample_weight), None
+        return (fit.X, fit.training_targets(fit.Y), fit.sample_weight), None
     Y = fit.Y
     # (0/1 targets held as bytes are stratified as the bools they are, so
     # that scikit-learn's error names the classes True and False)
@@ -220,7 +223,7 @@ def _training_and_validation(model, fit):
         )
     dtype = fit.params.dtype
     X_train = kernel_input(X_train, dtype)
-    Y_train = np.ascontiguousarray(Y_train)
+    Y_train = np.ascontiguousarray(fit.training_targets(Y_train))
     if sw_train is not None:
         sw_train = np.ascontiguousarray(sw_train)
     y_val = fit.target_for_scoring(Y_val)
