@@ -9,9 +9,11 @@ same names, trained by a compiled Cython kernel.
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from ._persistence import load
 from ._plot import LossCurveDisplay
+from ._preprocessing import PiecewiseLinearEncoder
 from ._onnx import register_when_skl2onnx_is_imported as _onnx_hook
 
 _onnx_hook()  # registers cbp's ONNX converters once skl2onnx is imported
 
-__all__ = ["LossCurveDisplay", "MLPClassifier", "MLPRegressor", "load"]
+__all__ = ["LossCurveDisplay", "MLPClassifier", "MLPRegressor", "PiecewiseLinearEncoder",
+           "load"]
 __version__ = "0.1.0"
