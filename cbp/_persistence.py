@@ -38,7 +38,7 @@ import numpy as np
 
 from sklearn.base import is_classifier
 
-from ._network import BATCH_NORM_PARTS, SCALING_PARTS, layout, n_trained
+from ._network import BATCH_NORM_PARTS, SCALING_PARTS, layout
 from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
 
 FORMAT_VERSION = 1
@@ -472,9 +472,7 @@ def _load_optimizer(arrays, model, dtype):
     missing = sorted(set(expected) - set(state))
     _require(not missing, f"missing optimizer state {missing}")
 
-    params = model._params()
-    optimizer = solver.make_optimizer(
-        params[:n_trained(params, model._units, model._fitted_ensemble())], model)
+    optimizer = model._make_optimizer(model._params())
     for entry in entries:
         setattr(optimizer, entry.name,
                 _state_value(entry, state[entry.name], optimizer, model, dtype))
