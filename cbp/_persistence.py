@@ -85,14 +85,40 @@ _ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "
 
 def save(model, path):
     """Write a fitted cbp model to ``path`` (a .npz file; see module doc)."""
+    arrays = archive_arrays(model)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def archive_arrays(model):
+    """The archive of a fitted model: {key: array}, checked as load checks
+    it. A class with ``_archive_arrays`` (the tabular estimators) gives its
+    own entries, nesting a network's archive under a prefix."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
     arrays = {
         "__cbp_format__": np.array(FORMAT_VERSION),
         "__class__": np.array(type(model).__name__),
-        "__params__": np.array(json.dumps(_json_params(model))),
     }
+    if hasattr(model, "_archive_arrays"):
+        arrays["__params__"] = np.array(json.dumps(model._json_params()))
+        arrays.update(model._archive_arrays(archive_arrays))
+    else:
+        arrays["__params__"] = np.array(json.dumps(_json_params(model)))
+        arrays.update(_network_arrays(model))
+    arrays["__manifest__"] = np.array(sorted(arrays))
+    # what load would reject is not written (e.g. parameters changed by
+    # set_params since the fit, so that they no longer match the weights)
+    try:
+        _build(arrays)
+    except _Invalid as exc:
+        raise ValueError(f"cannot save this model: {exc}") from None
+    return arrays
+
+
+def _network_arrays(model):
+    arrays = {}
     for l, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
         arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
@@ -120,15 +146,7 @@ def save(model, path):
     if optimizer is not None and all(hasattr(optimizer, name) for name in state):
         for name in state:
             arrays[f"optimizer/{name}"] = np.asarray(getattr(optimizer, name))
-    arrays["__manifest__"] = np.array(sorted(arrays))
-    # what load would reject is not written (e.g. parameters changed by
-    # set_params since the fit, so that they no longer match the weights)
-    try:
-        _build(arrays)
-    except _Invalid as exc:
-        raise ValueError(f"cannot save this model: {exc}") from None
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    return arrays
 
 
 def load(path):
@@ -233,6 +251,14 @@ def _build(arrays):
              f"format version {version}; this cbp reads version {FORMAT_VERSION}")
     name = _scalar(arrays, "__class__", str)
     _require(name in ESTIMATORS, f"unknown estimator {name!r}")
+    if hasattr(ESTIMATORS[name], "_from_archive"):
+        _scalar(arrays, "__params__", str)
+        try:
+            model = ESTIMATORS[name]._from_archive(arrays, _build, _require)
+        except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
+            raise _Invalid(f"unreadable {name}: {exc!r}") from None
+        _check_manifest(arrays)
+        return model
     model = _model_with_params(ESTIMATORS[name], arrays)
     ensemble = ensemble_of(model)
     coefs, intercepts, places = _weights(arrays, model, ensemble)

@@ -1,0 +1,544 @@
+"""TabularMLPClassifier and TabularMLPRegressor: a table in, a tuned network
+out -- the recipe of the strong tabular MLPs (Gorishniy et al. 2022 and
+2025, TabM; Holzmueller et al. 2024, RealMLP) on cbp's kernel.
+
+fit(X, y):
+    1. TableEncoder: numeric columns quantile-transformed (missing values:
+       median plus an indicator column), optionally piecewise-linear
+       encoded; categorical columns one-hot (rare and unseen categories
+       share a column); float32.
+    2. A cbp network (MLPClassifier / MLPRegressor) trained on it with the
+       settings of ``size`` (SIZES), scaled with the rows: an ensemble of
+       ``ensemble_size`` members, AdamW, dropout, label smoothing (classes),
+       a cosine learning-rate decay, and early stopping on a stratified
+       ``validation_fraction`` of the rows that restores the best epoch.
+       Regression targets are standardised for training.
+"""
+
+import json
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from . import _persistence
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._sklearn_compat import CallbackSupportMixin, Interval, StrOptions, _fit_context
+from ._preprocessing import PiecewiseLinearEncoder
+from ._table_encoder import TableEncoder
+
+
+@dataclass(frozen=True)
+class Size:
+    """A network size: its hidden layers, and the piecewise-linear bins of
+    the numeric columns (None: none)."""
+
+    name: str
+    hidden_layer_sizes: tuple
+    n_bins: object = None
+
+
+def _registry(*entries):
+    return {entry.name: entry for entry in entries}
+
+
+SIZES = _registry(
+    Size("small", (128, 128)),
+    Size("medium", (256, 256)),
+    Size("large", (512, 512, 512)),
+)
+
+# The training settings every size shares (cbp network parameters)
+NETWORK = dict(
+    activation="relu",
+    solver="adamw",
+    learning_rate="cosine",
+    learning_rate_init=2e-3,
+    weight_decay=3e-4,
+    alpha=0.0,
+    dropout=0.1,
+    ensemble="batch",
+    early_stopping=True,
+    n_iter_no_change=16,
+    tol=1e-4,
+)
+
+# Fewer rows than this train without a validation split (too few to score)
+MIN_VALIDATION_ROWS = 20
+
+
+def batch_size_for(n_rows):
+    """Rows per mini-batch: about n/32, a power of two in [32, 256]."""
+    return int(2 ** np.clip(np.round(np.log2(max(n_rows, 1) / 32)), 5, 8))
+
+
+class _TabularBase(CallbackSupportMixin, BaseEstimator):
+    """What the two estimators share: parameters, encoding, the network."""
+
+    _parameter_constraints: dict = {
+        "size": [StrOptions(set(SIZES))],
+        "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "categorical_features": [StrOptions({"from_dtype"}), "array-like", None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "encoder_params": [dict, None],
+        "network_params": [dict, None],
+    }
+
+    def _encoder(self):
+        size = SIZES[self.size]
+        params = dict(categorical_features=self.categorical_features, n_bins=size.n_bins)
+        params.update(self.encoder_params or {})
+        return TableEncoder(**params)
+
+    def _network(self, n_rows):
+        size = SIZES[self.size]
+        validation = n_rows * self.validation_fraction >= MIN_VALIDATION_ROWS
+        n_train = n_rows - int(np.ceil(n_rows * self.validation_fraction)) * validation
+        batch_size = min(batch_size_for(n_train), max(n_train, 1))
+        params = dict(NETWORK, hidden_layer_sizes=size.hidden_layer_sizes,
+                      ensemble_size=self.ensemble_size, max_iter=self.max_iter,
+                      batch_size=batch_size,
+                      # two blocks a batch: both cores, the same bits on any number
+                      block_rows=max(batch_size // 2, 1),
+                      validation_fraction=self.validation_fraction,
+                      random_state=self.random_state, verbose=self.verbose)
+        if not validation:
+            params["early_stopping"] = False
+        params.update(self._task_network_params())
+        params.update(self.network_params or {})
+        network = self._Network()
+        unknown = set(params) - set(network.get_params())
+        if unknown:
+            raise ValueError(f"network_params has unknown parameter(s) {sorted(unknown)}; "
+                             f"see {self._Network.__name__}'s parameters.")
+        return network.set_params(**params)
+
+    def _task_network_params(self):
+        return {}
+
+    def _fit_network(self, X, y, sample_weight):
+        self.encoder_ = self._encoder().fit(X)
+        self.n_features_in_ = self.encoder_.n_features_in_
+        if hasattr(self.encoder_, "feature_names_in_"):
+            self.feature_names_in_ = self.encoder_.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        Z = self.encoder_.transform(X)
+        self.network_ = self._network(Z.shape[0])
+        callbacks = getattr(self, "_skl_callbacks", None)
+        if callbacks:
+            self.network_.set_callbacks(*callbacks)
+        self.network_.fit(Z, y, sample_weight=sample_weight)
+        return self
+
+    def _encoded(self, X):
+        check_is_fitted(self, "network_")
+        return self.encoder_.transform(X)
+
+    # attributes of the training, from the network
+    @property
+    def n_iter_(self):
+        return self.network_.n_iter_
+
+    @property
+    def loss_curve_(self):
+        return self.network_.loss_curve_
+
+    @property
+    def validation_scores_(self):
+        return self.network_.validation_scores_
+
+    @property
+    def best_validation_score_(self):
+        return self.network_.best_validation_score_
+
+    def save(self, path):
+        """Save the fitted model (encoder and network) to ``path`` without
+        pickle; ``cbp.load(path)`` reads it back and predicts exactly as
+        this model."""
+        _persistence.save(self, path)
+
+    # ---------------------------------------------------------- archives
+
+    def _archive_arrays(self, network_arrays):
+        """The archive entries of this model (see _persistence.save)."""
+        check_is_fitted(self, "network_")
+        arrays = {f"network/{key}": value for key, value in
+                  network_arrays(self.network_).items()}
+        for key, value in _encoder_arrays(self.encoder_).items():
+            arrays[f"encoder/{key}"] = value
+        for name in self._ARCHIVED:
+            arrays[f"attr/{name}"] = np.asarray(getattr(self, name))
+        return arrays
+
+    @classmethod
+    def _from_archive(cls, arrays, build_network, require):
+        params = json.loads(str(arrays["__params__"]))
+        require(isinstance(params, dict) and set(params) <= set(cls().get_params()),
+                "unknown parameters")
+        for name in ("encoder_params", "network_params"):
+            if isinstance(params.get(name), dict):
+                params[name] = {k: tuple(v) if isinstance(v, list) else v
+                                for k, v in params[name].items()}
+        model = cls(**params)
+        try:
+            model._validate_params()
+        except (ValueError, TypeError) as exc:
+            require(False, f"invalid parameters: {exc}")
+        network = build_network(_sub(arrays, "network/"))
+        require(isinstance(network, cls._Network), "the network is not a "
+                + cls._Network.__name__)
+        model.network_ = network
+        model.encoder_ = _encoder_from_arrays(_sub(arrays, "encoder/"), require)
+        require(model.encoder_.n_features_out_ == network.n_features_in_,
+                "the encoder's columns do not match the network's inputs")
+        model.n_features_in_ = model.encoder_.n_features_in_
+        if hasattr(model.encoder_, "feature_names_in_"):
+            model.feature_names_in_ = model.encoder_.feature_names_in_
+        for name in cls._ARCHIVED:
+            require(f"attr/{name}" in arrays, f"missing attr/{name}")
+            setattr(model, name, np.array(arrays[f"attr/{name}"]))
+        return model
+
+    def _json_params(self):
+        def plain(value):
+            if isinstance(value, np.generic):
+                return value.item()
+            if isinstance(value, (tuple, list, np.ndarray)):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {str(k): plain(v) for k, v in value.items()}
+            if value is None or isinstance(value, (bool, Integral, Real, str)):
+                return value
+            raise ValueError(f"cannot save the parameter value {value!r}: not plain data")
+        params = self.get_params(deep=False)
+        if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
+            params["random_state"] = None
+        return {name: plain(value) for name, value in params.items()}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _require_y(estimator, y):
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the "
+                         "target y is None.")
+
+
+def _sub(arrays, prefix):
+    return {key[len(prefix):]: value for key, value in arrays.items()
+            if key.startswith(prefix)}
+
+
+_ENCODER_ARRAYS = ("is_categorical_", "medians_", "has_indicator_", "has_infrequent_",
+                   "quantiles_", "references_", "centers_", "scales_", "feature_names_in_")
+
+
+def _encoder_arrays(encoder):
+    arrays = {"params": np.array(json.dumps(
+        {k: (list(v) if isinstance(v, (tuple, np.ndarray)) else v)
+         for k, v in encoder.get_params().items()}, default=str))}
+    for name in _ENCODER_ARRAYS:
+        if hasattr(encoder, name):
+            value = np.asarray(getattr(encoder, name))
+            arrays[name] = value.astype(str) if value.dtype == object else value
+    for j, categories in enumerate(encoder.categories_):
+        arrays[f"categories_/{j}"] = np.asarray(categories, dtype=str)
+    if encoder.bin_encoder_ is not None:
+        for j, edges in enumerate(encoder.bin_encoder_.bin_edges_):
+            arrays[f"bin_edges_/{j}"] = np.asarray(edges, dtype=np.float64)
+    return arrays
+
+
+def _encoder_from_arrays(arrays, require):
+    """A fitted TableEncoder from _encoder_arrays' entries, checked."""
+    require("params" in arrays and "is_categorical_" in arrays, "no encoder")
+    encoder = TableEncoder(**json.loads(str(arrays["params"])))
+    try:
+        encoder._validate_params()
+    except (ValueError, TypeError) as exc:
+        require(False, f"invalid encoder parameters: {exc}")
+    for name in _ENCODER_ARRAYS:
+        if name in arrays:
+            setattr(encoder, name, np.array(arrays[name]))
+    if hasattr(encoder, "feature_names_in_"):
+        encoder.feature_names_in_ = encoder.feature_names_in_.astype(object)
+    mask = encoder.is_categorical_
+    require(mask.dtype == bool and mask.ndim == 1, "is_categorical_ must be a bool vector")
+    n_numeric, n_categorical = int((~mask).sum()), int(mask.sum())
+    encoder.n_features_in_ = len(mask)
+    require(encoder.medians_.shape == (n_numeric,) and np.isfinite(encoder.medians_).all(),
+            "medians_ does not match the numeric columns")
+    require(encoder.has_indicator_.shape == (n_numeric,), "has_indicator_ has a wrong shape")
+    if encoder.numeric == "quantile":
+        require(encoder.quantiles_.ndim == 2 and encoder.quantiles_.shape[1] == n_numeric
+                and encoder.references_.shape == (encoder.quantiles_.shape[0],)
+                and (np.diff(encoder.quantiles_, axis=0) >= 0).all(),
+                "quantiles_ are not each column's increasing quantiles")
+    else:
+        require(encoder.scales_.shape == (n_numeric,) and (encoder.scales_ > 0).all(),
+                "scales_ must be positive, one per numeric column")
+    encoder.categories_ = []
+    for j in range(n_categorical):
+        require(f"categories_/{j}" in arrays, f"missing encoder categories_/{j}")
+        encoder.categories_.append(np.array(arrays[f"categories_/{j}"], dtype=str))
+    require(encoder.has_infrequent_.shape == (n_categorical,), "has_infrequent_ has a wrong shape")
+    encoder.bin_encoder_ = None
+    if "bin_edges_/0" in arrays:
+        edges = [np.array(arrays[f"bin_edges_/{j}"]) for j in range(n_numeric)
+                 if f"bin_edges_/{j}" in arrays]
+        require(len(edges) == n_numeric, "bin_edges_ do not match the numeric columns")
+        bins = PiecewiseLinearEncoder(n_bins=encoder.n_bins)
+        bins.bin_edges_ = edges
+        bins.n_bins_ = np.array([max(len(e) - 1, 1) for e in edges])
+        bins.n_features_in_ = n_numeric
+        encoder.bin_encoder_ = bins
+    encoder.n_features_out_ = len(encoder.get_feature_names_out())
+    return encoder
+
+
+@_persistence.register
+class TabularMLPClassifier(ClassifierMixin, _TabularBase):
+    """A network for a table's classes: encoding, ensemble and training
+    chosen for tabular data.
+
+    Takes what ``HistGradientBoostingClassifier`` takes -- a DataFrame with
+    numeric and categorical (category, object, string, bool) columns and
+    missing values, or an array -- and needs nothing else.
+
+    Parameters
+    ----------
+    size : {'small', 'medium', 'large'}, default='medium'
+        The network: hidden layers of 128, 128 / 256, 256 / 512, 512, 512
+        units (``SIZES``). Time grows with it.
+    ensemble_size : int >= 1, default=8
+        Members trained as one (TabM's BatchEnsemble: shared weights,
+        per-member scalings); predictions average their probabilities.
+        Time grows about linearly with it.
+    label_smoothing : float in [0, 1), default=0.1
+        Training targets y(1 - eps) + eps / n_classes (MLPClassifier's).
+    max_iter : int, default=100
+        At most this many epochs; the learning rate decays to 0 along a
+        cosine over them, and training stops after 16 epochs without a
+        better validation score, keeping the best epoch's weights.
+    validation_fraction : float in (0, 1), default=0.2
+        The rows (stratified) held out to choose the epoch. Fewer than
+        20 held-out rows: no split, all ``max_iter`` epochs are trained.
+    categorical_features : 'from_dtype', array-like or None, default='from_dtype'
+        The categorical columns (TableEncoder's parameter).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the split, the initial weights, shuffling and dropout.
+    verbose : bool, default=False
+        Print the network's progress.
+    encoder_params : dict or None, default=None
+        For experts: TableEncoder parameters that override the defaults
+        (e.g. ``{"numeric": "robust", "n_bins": 16}``).
+    network_params : dict or None, default=None
+        For experts: MLPClassifier parameters that override the settings
+        chosen here (e.g. ``{"hidden_layer_sizes": (64,), "dropout": 0.2}``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    encoder_ : TableEncoder
+        The fitted column encoder.
+    network_ : MLPClassifier
+        The fitted network, reading ``encoder_``'s output.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when fitted on a DataFrame
+    n_iter_, loss_curve_, validation_scores_, best_validation_score_
+        The network's.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cbp import TabularMLPClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = pd.DataFrame({"x": rng.normal(size=300),
+    ...                   "colour": rng.choice(["red", "blue", None], size=300)})
+    >>> y = (X["x"] > 0) ^ (X["colour"] == "red")
+    >>> model = TabularMLPClassifier(size="small", ensemble_size=4, random_state=0).fit(X, y)
+    >>> model.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_TabularBase._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+    _Network = MLPClassifier
+    _ARCHIVED = ("classes_",)
+
+    def __init__(self, size="medium", *, ensemble_size=8, label_smoothing=0.1, max_iter=100,
+                 validation_fraction=0.2, categorical_features="from_dtype",
+                 random_state=None, verbose=False, encoder_params=None, network_params=None):
+        self.size = size
+        self.ensemble_size = ensemble_size
+        self.label_smoothing = label_smoothing
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
+        self.random_state = random_state
+        self.verbose = verbose
+        self.encoder_params = encoder_params
+        self.network_params = network_params
+
+    def _task_network_params(self):
+        return {"label_smoothing": self.label_smoothing}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Encode X's columns and train the network on them.
+
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), class labels
+        sample_weight : array-like of shape (n_samples,) or None
+        """
+        _require_y(self, y)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim != 1:
+            raise ValueError(f"y must be one column of class labels, got shape {y.shape}.")
+        check_classification_targets(y)
+        self._fit_network(X, y, sample_weight)
+        self.classes_ = self.network_.classes_
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, (n_samples, n_classes), in ``classes_`` order."""
+        Z = self._encoded(X)
+        return self.network_.predict_proba(Z)
+
+    def predict_log_proba(self, X):
+        """Logarithms of ``predict_proba``."""
+        Z = self._encoded(X)
+        return self.network_.predict_log_proba(Z)
+
+    def predict(self, X):
+        """The most probable class of each row, (n_samples,)."""
+        Z = self._encoded(X)
+        return self.network_.predict(Z)
+
+
+@_persistence.register
+class TabularMLPRegressor(RegressorMixin, _TabularBase):
+    """A network for a table's real targets: encoding, ensemble and training
+    chosen for tabular data.
+
+    Takes what ``HistGradientBoostingRegressor`` takes -- a DataFrame with
+    numeric and categorical (category, object, string, bool) columns and
+    missing values, or an array -- and needs nothing else. The targets are
+    standardised for training; predictions are on their scale.
+
+    Parameters
+    ----------
+    size : {'small', 'medium', 'large'}, default='medium'
+        The network: hidden layers of 128, 128 / 256, 256 / 512, 512, 512
+        units (``SIZES``). Time grows with it.
+    ensemble_size : int >= 1, default=8
+        Members trained as one (TabM's BatchEnsemble); predictions average
+        their outputs. Time grows about linearly with it.
+    max_iter : int, default=100
+        At most this many epochs; the learning rate decays to 0 along a
+        cosine over them, and training stops after 16 epochs without a
+        better validation R^2, keeping the best epoch's weights.
+    validation_fraction : float in (0, 1), default=0.2
+        The rows held out to choose the epoch. Fewer than 20 held-out
+        rows: no split, all ``max_iter`` epochs are trained.
+    categorical_features : 'from_dtype', array-like or None, default='from_dtype'
+        The categorical columns (TableEncoder's parameter).
+    random_state : int, RandomState instance or None, default=None
+    verbose : bool, default=False
+    encoder_params : dict or None, default=None
+        For experts: TableEncoder parameters that override the defaults.
+    network_params : dict or None, default=None
+        For experts: MLPRegressor parameters that override the settings
+        chosen here.
+
+    Attributes
+    ----------
+    encoder_ : TableEncoder
+    network_ : MLPRegressor
+        Trained on the standardised targets (y - y_mean_) / y_scale_.
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when fitted on a DataFrame
+    n_iter_, loss_curve_, validation_scores_, best_validation_score_
+        The network's.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cbp import TabularMLPRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = pd.DataFrame({"x": rng.normal(size=300),
+    ...                   "colour": rng.choice(["red", "blue"], size=300)})
+    >>> y = np.sin(X["x"]) + (X["colour"] == "red")
+    >>> model = TabularMLPRegressor(size="small", ensemble_size=4, random_state=0).fit(X, y)
+    >>> model.score(X, y) > 0.9
+    True
+    """
+
+    _Network = MLPRegressor
+    _ARCHIVED = ("y_mean_", "y_scale_")
+
+    def __init__(self, size="medium", *, ensemble_size=8, max_iter=100,
+                 validation_fraction=0.2, categorical_features="from_dtype",
+                 random_state=None, verbose=False, encoder_params=None, network_params=None):
+        self.size = size
+        self.ensemble_size = ensemble_size
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
+        self.random_state = random_state
+        self.verbose = verbose
+        self.encoder_params = encoder_params
+        self.network_params = network_params
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Encode X's columns and train the network on the standardised y.
+
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,) or None
+        """
+        _require_y(self, y)
+        y = np.asarray(y)
+        if y.dtype.kind == "c":
+            raise ValueError("Complex data not supported.")
+        if y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("y must hold numbers for a regressor.") from None
+        y = y.astype(np.float64)
+        if not np.isfinite(y).all():
+            raise ValueError("y holds NaN or infinite values.")
+        y2 = y.reshape(len(y), -1)
+        self.y_mean_ = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        target = (y2 - self.y_mean_) / self.y_scale_
+        self._fit_network(X, target if y.ndim == 2 else target.ravel(), sample_weight)
+        return self
+
+    def predict(self, X):
+        """Predicted targets, (n_samples,) or (n_samples, n_outputs)."""
+        Z = self._encoded(X)
+        out = self.network_.predict(Z)
+        shape = (-1,) if out.ndim == 1 else (-1, out.shape[1])
+        return (out.reshape(len(out), -1) * self.y_scale_ + self.y_mean_).reshape(shape)
