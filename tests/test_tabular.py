@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone, is_regressor
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV
@@ -203,15 +203,11 @@ def test_table_encoder_passes_sklearn_estimator_checks(estimator, check):
 
 _NOT_REPETITIONS = ("mini-batches and a validation split drawn at random: a weight of 2 is "
                     "not a repeated row")
-_FLOAT32 = ("a float32 network: products over different row counts round differently "
-            "(~1e-7 relative), more than the check's float64 tolerance")
-
 
 @parametrize_with_checks(
     [TabularMLPClassifier(**FAST), TabularMLPRegressor(**FAST)],
     expected_failed_checks=lambda estimator: {
         "check_sample_weight_equivalence_on_dense_data": _NOT_REPETITIONS,
-        **({"check_methods_subset_invariance": _FLOAT32} if is_regressor(estimator) else {}),
     },
 )
 def test_tabular_estimators_pass_sklearn_estimator_checks(estimator, check):
