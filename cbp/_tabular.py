@@ -45,9 +45,10 @@ def _registry(*entries):
 
 
 # Measured on benchmarks/tabular.py's development suite (README, "Tables";
-# 19 tables, 8 members): "small" scored as high as the others (mean score
-# +0.0110 over HistGradientBoosting's, "medium" +0.0109; "large" no higher on
-# one split) in 0.64x "medium"'s median time -- it is the default; the
+# 19 tables, 8 members, one thread): "small" scored as high as the larger
+# ones (mean score over HistGradientBoosting's on 3 splits: +0.0107, "medium"
+# +0.0110; on one split +0.0131, "medium" +0.0116, "large" +0.0102) in 0.57x
+# "medium"'s median fit time and 0.15x "large"'s -- it is the default; the
 # larger ones are there for larger data
 SIZES = _registry(
     Size("small", (64, 64)),
@@ -337,14 +338,14 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     ----------
     size : {'small', 'medium', 'large'}, default='small'
         The network: two hidden layers of 64 / two of 128 / three of 256
-        units (``SIZES``); 'medium' takes about 1.6 times the time of
-        'small', 'large' about 5 times (they scored no higher on the
+        units (``SIZES``); 'medium' takes about 1.7 times the time of
+        'small', 'large' about 7 times (they scored no higher on the
         development suite).
     ensemble_size : int >= 1, default=4
         Members trained as one (TabM's BatchEnsemble: shared weights,
         per-member scalings); predictions average their probabilities.
-        Time grows about linearly with it (8: +0.001 mean score on the
-        development suite, in 1.8 times the time).
+        Time grows about linearly with it (8: +0.0003 mean score on the
+        development suite, in 2.1 times the time).
     label_smoothing : float in [0, 1), default=0.1
         Training targets y(1 - eps) + eps / n_classes (MLPClassifier's).
     max_iter : int, default=30
@@ -468,8 +469,8 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     ----------
     size : {'small', 'medium', 'large'}, default='small'
         The network: two hidden layers of 64 / two of 128 / three of 256
-        units (``SIZES``); 'medium' takes about 1.6 times the time of
-        'small', 'large' about 5 times (they scored no higher on the
+        units (``SIZES``); 'medium' takes about 1.7 times the time of
+        'small', 'large' about 7 times (they scored no higher on the
         development suite).
     ensemble_size : int >= 1, default=4
         Members trained as one (TabM's BatchEnsemble); predictions average
