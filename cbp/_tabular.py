@@ -102,6 +102,20 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         "network_params": [dict, None],
     }
 
+    # (TabularMLPRegressor's parameters; the classifier adds label_smoothing)
+    def __init__(self, size="small", *, ensemble_size=4, max_iter=30,
+                 validation_fraction=0.2, categorical_features="from_dtype",
+                 random_state=None, verbose=False, encoder_params=None, network_params=None):
+        self.size = size
+        self.ensemble_size = ensemble_size
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
+        self.random_state = random_state
+        self.verbose = verbose
+        self.encoder_params = encoder_params
+        self.network_params = network_params
+
     def _encoder(self):
         params = dict(ENCODING, categorical_features=self.categorical_features)
         params.update(self.encoder_params or {})
@@ -406,16 +420,12 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     def __init__(self, size="small", *, ensemble_size=4, label_smoothing=0.1, max_iter=30,
                  validation_fraction=0.2, categorical_features="from_dtype",
                  random_state=None, verbose=False, encoder_params=None, network_params=None):
-        self.size = size
-        self.ensemble_size = ensemble_size
+        super().__init__(size, ensemble_size=ensemble_size, max_iter=max_iter,
+                         validation_fraction=validation_fraction,
+                         categorical_features=categorical_features, random_state=random_state,
+                         verbose=verbose, encoder_params=encoder_params,
+                         network_params=network_params)
         self.label_smoothing = label_smoothing
-        self.max_iter = max_iter
-        self.validation_fraction = validation_fraction
-        self.categorical_features = categorical_features
-        self.random_state = random_state
-        self.verbose = verbose
-        self.encoder_params = encoder_params
-        self.network_params = network_params
 
     def _task_network_params(self):
         return {"label_smoothing": self.label_smoothing}
@@ -518,19 +528,6 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
 
     _Network = MLPRegressor
     _ARCHIVED = ("y_mean_", "y_scale_")
-
-    def __init__(self, size="small", *, ensemble_size=4, max_iter=30,
-                 validation_fraction=0.2, categorical_features="from_dtype",
-                 random_state=None, verbose=False, encoder_params=None, network_params=None):
-        self.size = size
-        self.ensemble_size = ensemble_size
-        self.max_iter = max_iter
-        self.validation_fraction = validation_fraction
-        self.categorical_features = categorical_features
-        self.random_state = random_state
-        self.verbose = verbose
-        self.encoder_params = encoder_params
-        self.network_params = network_params
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
