@@ -158,7 +158,7 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         if callbacks:
             self.network_.set_callbacks(*callbacks)
         # BLAS on one thread (unless network_params asks for blocks on
-        # threads): these products are small, BLAS's threads gain ~5 % on an
+        # threads): these products are small, BLAS's threads gained 5-12 % on an
         # idle 2-core machine and can cost many times that on a busy one,
         # and its results may depend on its thread count. (Blocks on two
         # OpenMP threads cost 1.5x here: the synchronisation per batch
