@@ -27,7 +27,6 @@ Categorical column: its values as strings; a missing value is the category
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -40,9 +39,21 @@ _BOUND = 1e-7  # scikit-learn's QuantileTransformer BOUNDS_THRESHOLD
 _CLIP = 3.0  # the smooth clip's scale
 
 
+def _pandas():
+    """pandas, imported when a table is first read: cbp does not require
+    it (nor does scikit-learn), so ``import cbp`` works without it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("TableEncoder and the tabular estimators read tables with "
+                          "pandas, which is not installed: pip install pandas") from None
+    return pandas
+
+
 def is_categorical_dtype(dtype):
     """Whether a pandas column of this dtype is categorical: category,
     object, string or bool."""
+    pd = _pandas()
     return (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
             or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
 
@@ -121,6 +132,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     def _frame(self, X, reset):
         """X as a DataFrame with string column names; checks the columns
         against the fitted ones."""
+        pd = _pandas()
         if not isinstance(X, pd.DataFrame) and hasattr(X, "to_pandas"):
             X = X.to_pandas()  # (polars, pyarrow tables)
         if isinstance(X, pd.DataFrame):

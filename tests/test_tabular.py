@@ -436,3 +436,25 @@ def test_the_readme_example_runs_and_learns(capsys):
     scores = example.main(size="small", ensemble_size=2)
     assert scores["TabularMLPClassifier()"] > 0.55
     assert "| TabularMLPClassifier() |" in capsys.readouterr().out
+
+
+def _run_python(code, tmp_path):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_without_pandas_cbp_imports_and_a_tabular_fit_says_to_install_it(tmp_path):
+    """pandas is not a dependency of cbp (nor of scikit-learn): the tabular
+    estimators import it when they first read a table."""
+    out = _run_python(
+        "import sys; sys.modules['pandas'] = None\n"
+        "import numpy as np, cbp\n"
+        "try:\n"
+        "    cbp.TabularMLPClassifier().fit(np.zeros((4, 2)), [0, 1, 0, 1])\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "pip install pandas" in out.stdout
