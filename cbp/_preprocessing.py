@@ -99,12 +99,17 @@ class PiecewiseLinearEncoder(TransformerMixin, BaseEstimator):
         """Find each column's bin edges (quantiles of X, or ``bins``)."""
         X = self._validated(X, reset=True)
         if self.bins is not None:
-            self.bin_edges_ = self._given_bins(X.shape[1])
-        else:
-            quantiles = np.quantile(X.astype(np.float64), np.linspace(0.0, 1.0, self.n_bins + 1),
-                                    axis=0)
-            self.bin_edges_ = [np.unique(q) for q in quantiles.T]
+            return self._set_edges(self._given_bins(X.shape[1]))
+        quantiles = np.quantile(X.astype(np.float64), np.linspace(0.0, 1.0, self.n_bins + 1),
+                                axis=0)
+        return self._set_edges([np.unique(q) for q in quantiles.T])
+
+    def _set_edges(self, bin_edges):
+        """Fitted from each column's increasing edges (one for a constant
+        column): what fit finds, and what a loaded archive holds."""
+        self.bin_edges_ = list(bin_edges)
         self.n_bins_ = np.array([max(len(e) - 1, 1) for e in self.bin_edges_])
+        self.n_features_in_ = len(self.bin_edges_)
         return self
 
     def _given_bins(self, n_features):

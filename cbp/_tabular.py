@@ -330,11 +330,10 @@ def _encoder_from_arrays(arrays, require):
         edges = [np.array(arrays[f"bin_edges_/{j}"]) for j in range(n_numeric)
                  if f"bin_edges_/{j}" in arrays]
         require(len(edges) == n_numeric, "bin_edges_ do not match the numeric columns")
-        bins = PiecewiseLinearEncoder(n_bins=encoder.n_bins)
-        bins.bin_edges_ = edges
-        bins.n_bins_ = np.array([max(len(e) - 1, 1) for e in edges])
-        bins.n_features_in_ = n_numeric
-        encoder.bin_encoder_ = bins
+        require(all(e.ndim == 1 and len(e) >= 1 and np.isfinite(e).all()
+                    and (np.diff(e) > 0).all() for e in edges),
+                "bin_edges_ must be finite and strictly increasing")
+        encoder.bin_encoder_ = PiecewiseLinearEncoder(n_bins=encoder.n_bins)._set_edges(edges)
     encoder.n_features_out_ = len(encoder.get_feature_names_out())
     return encoder
 

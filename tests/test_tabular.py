@@ -382,6 +382,17 @@ def test_load_refuses_an_archive_whose_encoder_was_tampered_with(tmp_path):
         cbp.load(tmp_path / "bad.npz")
 
 
+def test_load_refuses_bin_edges_that_do_not_increase(tmp_path):
+    X, y, _ = _table()
+    model = _quiet_fit(TabularMLPClassifier(**FAST), X, y)
+    model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    arrays["encoder/bin_edges_/0"] = arrays["encoder/bin_edges_/0"][::-1].copy()
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        cbp.load(tmp_path / "bad.npz")
+
+
 def test_onnx_exports_the_network_on_encoded_rows():
     ort = pytest.importorskip("onnxruntime")
     skl2onnx = pytest.importorskip("skl2onnx")
