@@ -1,13 +1,17 @@
 """Which build of the compiled kernel to use.
 
-The kernel is compiled twice from src/_kernel.pyx: ``_kernel`` for any x86-64
-CPU and ``_kernel_avx2`` (built with -mavx2 -mfma) for CPUs with AVX2 and
-FMA, where cbp's own loops run twice as wide. ``kernel`` is the fastest one this CPU runs. Set
-the environment variable ``CBP_KERNEL=baseline`` (before importing cbp) to
-force the portable build. The two agree to rounding (FMA rounds once where
-a multiply and an add round twice).
+The kernel is compiled three times from src/_kernel.pyx: ``_kernel`` for any
+x86-64 CPU, ``_kernel_avx2`` (built with -mavx2 -mfma) for CPUs with AVX2 and
+FMA, where cbp's own loops run twice as wide, and ``_kernel_avx512``
+(-mavx512f as well) for CPUs with AVX-512F, where the small products'
+micro-kernels (src/_small_gemm.h) run on 64-byte vectors. ``kernel`` is the
+widest one this CPU runs. Set the environment variable ``CBP_KERNEL`` to
+``avx2`` or ``baseline`` (before importing cbp) to use at most that build.
+They agree to rounding (FMA rounds once where a multiply and an add round
+twice; wider vectors sum in another order).
 """
 
+import importlib
 import os
 
 try:
@@ -23,14 +27,32 @@ except ImportError as exc:  # the source folder, or a package never built
     ) from exc
 
 
-def _select():
-    if os.environ.get("CBP_KERNEL", "").lower() != "baseline" and _baseline.cpu_has_avx2_fma():
+# The builds, widest first: (name for CBP_KERNEL, module, whether this CPU
+# runs it). Each is optional: a compiler or platform without it skips it.
+BUILDS = (
+    ("avx512", "_kernel_avx512", _baseline.cpu_has_avx512f),
+    ("avx2", "_kernel_avx2", _baseline.cpu_has_avx2_fma),
+    ("baseline", "_kernel", lambda: True),
+)
+
+
+def _select(request=None):
+    """The widest build this CPU runs, or at most the one CBP_KERNEL names."""
+    if request is None:
+        request = os.environ.get("CBP_KERNEL", "").lower()
+    names = [name for name, _, _ in BUILDS]
+    if request and request not in names:
+        raise ImportError(
+            f"CBP_KERNEL={request!r} names no kernel build; use one of {', '.join(names)}"
+        )
+    start = names.index(request) if request else 0
+    for _, module, cpu_runs_it in BUILDS[start:]:
+        if not cpu_runs_it():
+            continue
         try:
-            from . import _kernel_avx2
+            return importlib.import_module(f".{module}", __package__)
         except ImportError:  # built on a compiler or platform without it
-            pass
-        else:
-            return _kernel_avx2
+            continue
     return _baseline
 
 

@@ -4,7 +4,6 @@
 # C = op(A) @ op(B) is computed as C.T = op(B).T @ op(A).T, swapping the roles
 # of A and B (as sklearn/utils/_cython_blas.pyx does for RowMajor).
 from cython cimport floating
-from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sdot, ddot, sgemm, dgemm, sgemv, dgemv, sger, dger
 
 
@@ -104,53 +103,28 @@ cdef inline double dot(Py_ssize_t n, const floating *x) noexcept nogil:
         return ddot(&piece, <double *> x, &one, <double *> x, &one)
 
 
-cdef inline void gemm_loops(char trans_a, char trans_b, int m, int n, int k,
-                            floating alpha, const floating *A, int lda,
-                            const floating *B, int ldb, floating beta,
-                            floating *C, int ldc) noexcept nogil:
-    """gemm's result by direct loops, for matrices too small for BLAS to pay.
+cdef extern from "_small_gemm.h" nogil:
+    void small_gemm_s "cbp_small_gemm_s"(char trans_a, char trans_b, int m, int n,
+                                         int k, const float *A, int lda,
+                                         const float *B, int ldb, float beta,
+                                         float *C, int ldc)
+    void small_gemm_d "cbp_small_gemm_d"(char trans_a, char trans_b, int m, int n,
+                                         int k, const double *A, int lda,
+                                         const double *B, int ldb, double beta,
+                                         double *C, int ldc)
+    int SMALL_GEMM_VECTOR_BYTES "CBP_VECTOR_BYTES"
 
-    Same arguments as gemm; (trans_a, trans_b) is one of NN, TN, NT. The
-    innermost loop runs along contiguous rows wherever it can, so that it
-    vectorises.
+
+cdef inline void small_gemm(char trans_a, char trans_b, int m, int n, int k,
+                            const floating *A, int lda, const floating *B,
+                            int ldb, floating beta, floating *C,
+                            int ldc) noexcept nogil:
+    """C := op(A) @ op(B) + beta * C (row-major) by the register-blocked
+    micro-kernels of _small_gemm.h, for products too small for BLAS to pay:
+    nothing is packed or checked per call. Same arguments as gemm with
+    alpha 1; (trans_a, trans_b) is one of NN, TN, NT; beta 0 does not read C.
     """
-    cdef int i, j, p
-    cdef floating a, total
-    cdef floating *C_row
-    cdef const floating *B_row
-    cdef const floating *A_row
-    if beta == 0 and ldc == n:
-        memset(C, 0, m * n * sizeof(floating))  # one call for the whole block
-    elif beta != 1:
-        for i in range(m):
-            C_row = C + i * ldc
-            for j in range(n):
-                C_row[j] = 0 if beta == 0 else C_row[j] * beta
-    if trans_a == c'N' and trans_b == c'N':
-        # C[i, :] += A[i, p] * B[p, :]
-        for i in range(m):
-            C_row = C + i * ldc
-            for p in range(k):
-                a = alpha * A[i * lda + p]
-                B_row = B + p * ldb
-                for j in range(n):
-                    C_row[j] += a * B_row[j]
-    elif trans_a == c'T':
-        # C[i, :] += A[p, i] * B[p, :]
-        for p in range(k):
-            B_row = B + p * ldb
-            for i in range(m):
-                a = alpha * A[p * lda + i]
-                C_row = C + i * ldc
-                for j in range(n):
-                    C_row[j] += a * B_row[j]
+    if floating is float:
+        small_gemm_s(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc)
     else:
-        # C[i, j] += A[i, :] @ B[j, :]
-        for i in range(m):
-            A_row = A + i * lda
-            for j in range(n):
-                B_row = B + j * ldb
-                total = 0
-                for p in range(k):
-                    total = total + A_row[p] * B_row[p]
-                C[i * ldc + j] += alpha * total
+        small_gemm_d(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc)

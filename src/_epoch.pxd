@@ -264,6 +264,32 @@ cdef extern from *:
     void cbp_barrier() noexcept nogil
 
 
+# Training flushes denormal numbers (below 1.2e-38 in float32, 2.2e-308 in
+# float64) to zero, as torch.set_flush_denormal(True) does: arithmetic on
+# them takes a slow path in the CPU, ~25x (measured: Adam's update 0.52 ns a
+# parameter, 12.5 ns when g * g underflows), and tiny gradients reach them
+# in every epoch of a network with a few hundred thousand weights. Every
+# thread that trains sets the mode (SSE's FTZ and DAZ bits) and puts the
+# caller's back when it is done; elsewhere (other CPUs) nothing changes.
+cdef extern from *:
+    """
+    #if defined(__SSE2__) || defined(_M_X64)
+    #include <xmmintrin.h>
+    static inline unsigned int cbp_flush_denormals(void) {
+        unsigned int mode = _mm_getcsr();
+        _mm_setcsr(mode | 0x8040);  /* flush to zero (bit 15), denormals are zero (bit 6) */
+        return mode;
+    }
+    static inline void cbp_restore_float_mode(unsigned int mode) { _mm_setcsr(mode); }
+    #else
+    static inline unsigned int cbp_flush_denormals(void) { return 0; }
+    static inline void cbp_restore_float_mode(unsigned int mode) { (void) mode; }
+    #endif
+    """
+    unsigned int cbp_flush_denormals() noexcept nogil
+    void cbp_restore_float_mode(unsigned int mode) noexcept nogil
+
+
 cdef inline void _add_blocks(floating *grads, const floating *block_grads,
                              Py_ssize_t n_params, Py_ssize_t n_blocks,
                              Py_ssize_t tile, Py_ssize_t n_coefs) noexcept nogil:
@@ -304,11 +330,13 @@ cdef inline bint _train_batch_in_blocks(
     cdef Py_ssize_t n_blocks = (n_rows + B - 1) // B, tiles = n_tiles(n, n_coefs)
     cdef Py_ssize_t b, k, tile
     cdef int threads = <int> min(<Py_ssize_t> n_threads, n_blocks), any_bad
+    cdef unsigned int float_mode
     cdef floating alpha = <floating> net.alpha
     cdef UpdateStep step = update_step(opt, t)
     if _work_per_row(net) * B < net.min_block_work:
         threads = 1
     with parallel(num_threads=threads):
+        float_mode = cbp_flush_denormals()  # (each thread's own)
         for b in prange(n_blocks, schedule="static"):
             block_losses[b] = _chunk(
                 net, rows, CHUNK_GRADIENT,
@@ -328,6 +356,7 @@ cdef inline bint _train_batch_in_blocks(
                 tile_norms[tile] = update_tile(opt, params, grads, state_1,
                                                state_2, tile, n, n_coefs, alpha,
                                                s, &step)
+        cbp_restore_float_mode(float_mode)
     for b in range(n_blocks):
         if bad[b]:
             return False

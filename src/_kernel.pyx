@@ -58,9 +58,11 @@ import numpy as np
 
 from _activations cimport (activate, multiply_derivative, needs_z,
                            hidden_activation_codes, output_activation_codes)
+from _blas cimport SMALL_GEMM_VECTOR_BYTES, small_gemm
 from _backprop cimport scale_gradient, squared_norm_of_coefs, zero_touched_rows
 from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
                      _check_signals, _work_per_row, _train_batch_in_blocks,
+                     cbp_flush_denormals, cbp_restore_float_mode,
                      CHUNK_FORWARD, CHUNK_LOSS, CHUNK_GRADIENT)
 from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
@@ -86,10 +88,36 @@ cdef extern from *:
     """
     int cbp_cpu_has_avx2_fma() nogil
 
+cdef extern from *:
+    """
+    static int cbp_cpu_has_avx512f(void) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return cbp_cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int cbp_cpu_has_avx512f() nogil
+
 
 def cpu_has_avx2_fma():
     """Whether this CPU (and OS) run AVX2 and FMA code: _kernel_avx2 works."""
     return bool(cbp_cpu_has_avx2_fma())
+
+
+def cpu_has_avx512f():
+    """Whether this CPU (and OS) run AVX-512F code as well: _kernel_avx512
+    works."""
+    return bool(cbp_cpu_has_avx512f())
+
+
+def vector_bytes():
+    """The width of this build's vectors in the small products'
+    micro-kernels (src/_small_gemm.h): 16, 32 or 64 bytes; 0 without
+    vector extensions (plain loops)."""
+    return SMALL_GEMM_VECTOR_BYTES
 
 
 cdef extern from *:
@@ -128,10 +156,15 @@ FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
 # the nogil code reads them there. tests/kernel_paths.py moves them
 # (set_small_gemm_work, set_min_block_work in _testing.pxi).
 #
-# Matrix products of at most this many multiply-adds (m * n * k) run as direct
-# loops: below it, BLAS's per-call cost (argument checks, packing) outweighs
-# its faster inner kernel. Measured with benchmarks/ (see README).
-cdef long long _small_gemm_work = 1024
+# Matrix products of at most this many multiply-adds (m * n * k) run in the
+# micro-kernels of src/_small_gemm.h; larger ones in BLAS, which packs its
+# operands (per call) for a faster inner loop. Measured (benchmarks/
+# products.py; Intel Xeon, AVX-512 build, OpenBLAS SkylakeX, float32, one
+# thread): the micro-kernels were ahead on every product up to 1M, e.g.
+# (m, n, k) = (32, 128, 128) 102 against 98 GFLOP/s forward, 80 against 62
+# for delta @ W.T; from 4M up BLAS was ahead or even on most shapes, e.g.
+# (256, 256, 256) delta @ W.T 100 against 126, A.T @ delta 102 against 137.
+cdef long long _small_gemm_work = 1 << 20
 # Blocks of fewer multiply-adds than this run on one thread: below it, a
 # parallel region costs more than it saves. Measured (2 cores, an sgd epoch
 # of 20000 rows, blocks on 1 vs 2 threads, with set_min_block_work(0)):
@@ -861,6 +894,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef bint shuffled = order.shape[0] > 0
     cdef bint check_signals = _in_main_thread()
     cdef bint finite = True
+    cdef unsigned int float_mode
     cdef const Py_ssize_t *batch_ids
     cdef floating *state_1
     cdef floating *state_2 = NULL
@@ -906,6 +940,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         block_losses = np.empty(n_blocks)
         tile_norms = np.empty(n_tiles(spec.n_params, spec.n_coefs))
         bad = np.zeros(n_blocks, dtype=np.intc)
+    float_mode = cbp_flush_denormals()  # (_epoch.pxd: why; put back below)
     try:
         with nogil:
             start = 0
@@ -955,6 +990,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                                       rows_in_batch, &grads[0])
                 start += rows_in_batch
     finally:
+        cbp_restore_float_mode(float_mode)
         # the updates made, also when Ctrl-C stops the epoch
         optimizer.t = t
     if not finite:

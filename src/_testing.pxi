@@ -26,6 +26,35 @@ def set_min_block_work(double work):
 
 
 
+def small_product(str trans, const floating[:, ::1] A, const floating[:, ::1] B,
+                  floating[:, ::1] C, double beta=0.0, int repeat=1):
+    """C := op(A) @ op(B) + beta * C in place by the micro-kernels of
+    src/_small_gemm.h, whatever the size (tests). trans: "NN", "TN" or "NT";
+    A, B, C C-contiguous, shapes checked here (the kernel trusts them).
+    repeat: computed that many times in one call (for timing the kernel
+    without the call's cost; beta 1 then adds repeat times)."""
+    if trans not in ("NN", "TN", "NT"):
+        raise ValueError(f"trans must be NN, TN or NT, got {trans!r}")
+    cdef int m = A.shape[1] if trans[0] == "T" else A.shape[0]
+    cdef int k = A.shape[0] if trans[0] == "T" else A.shape[1]
+    cdef int n = B.shape[0] if trans[1] == "T" else B.shape[1]
+    cdef int k_b = B.shape[1] if trans[1] == "T" else B.shape[0]
+    if k_b != k or C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(f"shapes {(A.shape[0], A.shape[1])}, {(B.shape[0], B.shape[1])}, "
+                         f"{(C.shape[0], C.shape[1])} do not fit {trans}")
+    if m == 0 or n == 0:
+        return
+    cdef char trans_a = ord(trans[0]), trans_b = ord(trans[1])
+    cdef floating zero = 0
+    cdef const floating *a = &A[0, 0] if A.shape[0] * A.shape[1] > 0 else &zero
+    cdef const floating *b = &B[0, 0] if B.shape[0] * B.shape[1] > 0 else &zero
+    cdef int r
+    with nogil:
+        for r in range(repeat):
+            small_gemm(trans_a, trans_b, m, n, k, a, <int> A.shape[1], b,
+                       <int> B.shape[1], <floating> beta, &C[0, 0], <int> C.shape[1])
+
+
 def apply_activation(str activation, floating[:, ::1] Z):
     """Z := g(Z) in place, for any activation name (tests)."""
     cdef int code = _name("activation", activation, ACTIVATION_CODES)

@@ -1,7 +1,8 @@
 """The kernel's paths that depend on a threshold, forced for the tests.
 
-Products of at most a threshold of multiply-adds (m n k) run as direct loops,
-larger ones through BLAS; ``gemm_path`` sends every product down one path.
+Products of at most a threshold of multiply-adds (m n k) run in the kernel's
+micro-kernels (src/_small_gemm.h), larger ones through BLAS; ``gemm_path``
+sends every product down one path.
 A batch's blocks (block_rows) of less work than another threshold run on one
 thread; ``blocks_on_threads`` runs them on the threads asked for whatever
 their size (the result is the same either way).
@@ -14,13 +15,13 @@ from cbp._dispatch import kernel
 
 @contextlib.contextmanager
 def gemm_path(path):
-    """Send every matrix product to the direct loops ("loops") or to BLAS
+    """Send every matrix product to the micro-kernels ("micro") or to BLAS
     ("blas"), or leave the kernel's threshold as it is ("default"); the
     previous threshold is always put back."""
     if path == "default":
         yield
         return
-    previous = kernel.set_small_gemm_work(2 ** 62 if path == "loops" else 0)
+    previous = kernel.set_small_gemm_work(2 ** 62 if path == "micro" else 0)
     try:
         yield
     finally:

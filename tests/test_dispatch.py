@@ -1,9 +1,11 @@
-"""The kernel builds: the portable one and the AVX2/FMA one agree.
+"""The kernel builds: the portable one, the AVX2/FMA one and the AVX-512 one
+agree.
 
-cbp/_dispatch.py picks ``_kernel_avx2`` on CPUs with AVX2 and FMA, else
-``_kernel``. The rest of the suite tests whichever was picked (``.ci/run``
-runs the kernel tests a second time with ``CBP_KERNEL=baseline``); these
-tests compare the two builds directly.
+cbp/_dispatch.py picks the widest build the CPU runs (``_kernel_avx512``,
+``_kernel_avx2``, ``_kernel``), or at most the one ``CBP_KERNEL`` names. The
+rest of the suite tests whichever was picked (``.ci/run`` runs the kernel
+tests again with ``CBP_KERNEL=baseline`` and ``avx2``); these tests compare
+the builds directly.
 """
 
 import importlib
@@ -18,36 +20,63 @@ import scipy.sparse
 import cbp._kernel as baseline
 from cbp import _dispatch
 
-HAS_AVX2 = baseline.cpu_has_avx2_fma()
-
-
-def _avx2():
-    try:
-        return importlib.import_module("cbp._kernel_avx2")
-    except ImportError:
-        pytest.skip("this platform has no AVX2 build of the kernel")
-
-
-def test_dispatch_picks_the_avx2_build_where_the_cpu_runs_it():
-    expected = "cbp._kernel_avx2" if HAS_AVX2 and _has_module("cbp._kernel_avx2") else "cbp._kernel"
-    if os.environ.get("CBP_KERNEL", "").lower() == "baseline":
-        expected = "cbp._kernel"
-    assert _dispatch.kernel.__name__ == expected
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def _has_module(name):
     return importlib.util.find_spec(name) is not None
 
 
-def test_cbp_kernel_baseline_forces_the_portable_build():
+def _widest(request=""):
+    """The build _dispatch should pick: the first, from the one named, that
+    this CPU runs and that was built."""
+    names = [name for name, _, _ in _dispatch.BUILDS]
+    start = names.index(request) if request else 0
+    for _, module, cpu_runs_it in _dispatch.BUILDS[start:]:
+        if cpu_runs_it() and _has_module(f"cbp.{module}"):
+            return f"cbp.{module}"
+    return "cbp._kernel"
+
+
+def _picked(request):
     code = "from cbp._dispatch import kernel; print(kernel.__name__)"
-    env = dict(os.environ, CBP_KERNEL="baseline")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, cwd=os.path.dirname(os.path.abspath(__file__)), check=True)
-    assert out.stdout.strip() == "cbp._kernel"
+    env = dict(os.environ, CBP_KERNEL=request)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=TESTS)
 
 
-@pytest.mark.skipif(not HAS_AVX2, reason="this CPU does not run AVX2/FMA code")
+def test_dispatch_picks_the_widest_build_the_cpu_runs():
+    assert _dispatch.kernel.__name__ == _widest(os.environ.get("CBP_KERNEL", "").lower())
+
+
+@pytest.mark.parametrize("request_", ["baseline", "avx2", "avx512"])
+def test_cbp_kernel_picks_at_most_the_build_it_names(request_):
+    out = _picked(request_)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == _widest(request_)
+
+
+def test_cbp_kernel_baseline_forces_the_portable_build():
+    assert _picked("baseline").stdout.strip() == "cbp._kernel"
+
+
+def test_cbp_kernel_names_an_unknown_build():
+    out = _picked("sse9")
+    assert out.returncode != 0
+    assert "CBP_KERNEL='sse9' names no kernel build" in out.stderr
+
+
+def _wider_builds():
+    found = []
+    for name, module, cpu_runs_it in _dispatch.BUILDS:
+        if module == "_kernel" or not _has_module(f"cbp.{module}"):
+            continue
+        found.append(pytest.param(module, id=name, marks=pytest.mark.skipif(
+            not cpu_runs_it(), reason=f"this CPU does not run the {name} build")))
+    return found
+
+
+@pytest.mark.parametrize("wider", _wider_builds())
 @pytest.mark.parametrize("input, chunk_rows", [
     pytest.param("dense", 8, id="dense-batch-at-once"),
     pytest.param("dense", 3, id="dense-in-chunks-of-3"),
@@ -59,9 +88,9 @@ def test_cbp_kernel_baseline_forces_the_portable_build():
                                               ("tanh", "binary_log_loss"),
                                               ("relu", "squared_error"),
                                               ("identity", "poisson")])
-def test_both_builds_train_the_same_epoch(dtype, rtol, solver, activation, loss, input,
-                                          chunk_rows):
-    avx2 = _avx2()
+def test_both_builds_train_the_same_epoch(wider, dtype, rtol, solver, activation, loss,
+                                          input, chunk_rows):
+    wider = importlib.import_module(f"cbp.{wider}")
     rng = np.random.RandomState(0)
     n, units = 50, np.array([7, 40, 30, 3], dtype=np.intp)
     X = rng.normal(size=(n, 7)).astype(dtype)
@@ -73,7 +102,7 @@ def test_both_builds_train_the_same_epoch(dtype, rtol, solver, activation, loss,
         X = scipy.sparse.csr_matrix(X)
     order = rng.permutation(n).astype(np.intp)
     results = []
-    for kernel in (baseline, avx2):
+    for kernel in (baseline, wider):
         net = kernel.Network(units, activation, loss, 1e-3, input == "csr", chunk_rows)
         params = np.random.RandomState(1).normal(scale=0.3, size=net.n_params).astype(dtype)
         opt = kernel.Optimizer(solver, params, learning_rate=0.01, momentum=0.9,

@@ -246,9 +246,9 @@ class Problem:
                                state_2=state_2, weight_decay=WEIGHT_DECAY)
 
 
-# The kernel computes small matrix products (m n k <= a threshold) with direct
-# loops and larger ones with BLAS; both paths are tested on every network.
-GEMM_PATHS = [pytest.param("loops", id="loops"), pytest.param("blas", id="blas")]
+# The kernel computes small matrix products (m n k <= a threshold) in its
+# micro-kernels and larger ones with BLAS; both paths are tested on every network.
+GEMM_PATHS = [pytest.param("micro", id="micro"), pytest.param("blas", id="blas")]
 
 
 def shuffled_order(n=N_ROWS, seed=1):

@@ -18,7 +18,7 @@ optimizer state carried in from earlier epochs) are compared too:
     training  sgd with and without Nesterov momentum, or adam, any batch size
               in 1..n, rows in order or shuffled, starting from zero or from a
               random optimizer state and update count t
-    products  the kernel's direct loops, BLAS, or its default threshold
+    products  the kernel's micro-kernels, BLAS, or its default threshold
               between them (kernel.set_small_gemm_work), restored afterwards
 
 Tolerances start from test_kernel.py's: a single loss_grad is one step (float64 rtol
@@ -155,7 +155,7 @@ def problems(draw):
     )
 
 
-GEMM_PATHS = st.sampled_from(["default", "loops", "blas"])
+GEMM_PATHS = st.sampled_from(["default", "micro", "blas"])
 
 
 @SETTINGS
@@ -276,7 +276,7 @@ def test_gemm_path_puts_the_threshold_back():
         pytest.skip("this kernel has no set_small_gemm_work")
     before = set_threshold(1024)
     set_threshold(before)
-    for path in ("loops", "blas"):
+    for path in ("micro", "blas"):
         with gemm_path(path):
             pass
         with pytest.raises(RuntimeError), gemm_path(path):
