@@ -60,6 +60,20 @@ class SklearnAPICandidate:
         return self.model.predict(X)
 
 
+class BlasProductsCandidate(SklearnAPICandidate):
+    """cbp with every matrix product in BLAS, none in its micro-kernels
+    (src/_small_gemm.h): their contribution, side by side in one run."""
+
+    def epoch(self):
+        from cbp._dispatch import kernel
+
+        previous = kernel.set_small_gemm_work(0)
+        try:
+            super().epoch()
+        finally:
+            kernel.set_small_gemm_work(previous)
+
+
 class TorchCandidate:
     """A plain PyTorch CPU training loop over shuffled index batches."""
 
@@ -189,6 +203,24 @@ class GemmBound:
 
     def score(self):
         return None
+
+
+def large_product_rate(dtype, size=2048, rounds=5):
+    """The machine's large-product rate: GFLOP/s of one size^3 ``numpy.matmul``
+    (best of ``rounds``, after one warm-up), on the threads BLAS is allowed
+    (the callers limit it to one) -- the most a matrix product reaches here,
+    the bar every workload's GFLOP/s is a fraction of."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def _gemm_calls(units, batch, dtype, rng, forward_only):

@@ -33,6 +33,7 @@ def machine_info():
         "sklearn": sklearn.__version__,
         "cbp": getattr(cbp, "__version__", "?"),
         "cbp_path": os.path.dirname(cbp.__file__),
+        "cbp_kernel": _cbp_kernel(),
         "torch": None,
         "threadpoolctl": threadpool_info(),
         "env": {
@@ -49,6 +50,14 @@ def machine_info():
     except ImportError:
         pass
     return info
+
+
+def _cbp_kernel():
+    """The kernel build cbp runs here and its vectors' width, e.g.
+    "_kernel_avx512 (64-byte vectors)"."""
+    from cbp._dispatch import kernel
+
+    return f"{kernel.__name__.rsplit('.', 1)[-1]} ({kernel.vector_bytes()}-byte vectors)"
 
 
 def _cpu_model():
@@ -86,7 +95,8 @@ def describe_machine(info):
         f"CPU: {info['cpu_model']} ({info['cpu_count']} logical CPUs; "
         f"{', '.join(info['cpu_flags']) or 'no AVX2/AVX-512 flags found'})",
         f"numpy {info['numpy']}, scikit-learn {info['sklearn']}, cbp {info['cbp']} "
-        f"({info['cbp_path']}), torch {info['torch'] or 'not installed'}",
+        f"({info['cbp_path']}; kernel build {info.get('cbp_kernel', '?')}), "
+        f"torch {info['torch'] or 'not installed'}",
     ]
     for lib in info["threadpoolctl"]:
         if lib.get("user_api") == "blas":
@@ -154,6 +164,7 @@ def training_table(result):
     w = result["workload"]
     timed = {name: t["timed"] for name, t in result["times"].items()}
     flops = training_flops(w["units"], w["n_samples"])
+    rate = result.get("large_product_rate")
     rows = []
     for name, t in timed.items():
         rows.append([
@@ -161,6 +172,7 @@ def training_table(result):
             _seconds(t),
             f"{paired_ratio(timed['sklearn'], t):.2f}x",
             f"{flops / median(t) / 1e9:.1f}",
+            f"{100 * flops / median(t) / 1e9 / rate:.0f} %" if rate else "—",
             f"{100 * paired_ratio(timed['GEMM bound'], t):.0f} %",
             _score_cell(result["scores"].get(name), result["learned"].get(name)),
         ])
@@ -171,7 +183,8 @@ def training_table(result):
         f"{flops / 1e9:.2f} GFLOP per epoch"
     )
     header = ["candidate", "s/epoch median (min–max)", "vs sklearn", "GFLOP/s",
-              "of GEMM bound", "train R²" if w["regression"] else "train accuracy"]
+              "of the large-product rate", "of GEMM bound",
+              "train R²" if w["regression"] else "train accuracy"]
     return title + "\n\n" + _table(header, rows)
 
 
@@ -187,6 +200,7 @@ def predict_table(result):
     lat = {name: median(t) for name, t in result["latency"].items()}
     thr = {name: t["timed"] for name, t in result["throughput"].items()}
     n, flops = result["n_batch"], result["forward_flops"]
+    rate = result.get("large_product_rate")
     rows = []
     for name in result["latency"]:
         rows.append([
@@ -197,12 +211,14 @@ def predict_table(result):
             f"{n / median(thr[name]):,.0f}",
             f"{paired_ratio(thr['sklearn'], thr[name]):.2f}x",
             f"{flops / median(thr[name]) / 1e9:.1f}",
+            f"{100 * flops / median(thr[name]) / 1e9 / rate:.0f} %" if rate else "—",
             f"{100 * paired_ratio(thr['GEMM bound'], thr[name]):.0f} %",
             _fmt_optional(result["test_accuracy"].get(name)),
             _fmt_optional(result["agree_with_sklearn"].get(name)),
         ])
     header = ["candidate", "1 sample", "vs sklearn", f"{n} samples", "samples/s",
-              "vs sklearn", "GFLOP/s", "of GEMM bound", "test accuracy",
+              "vs sklearn", "GFLOP/s", "of the large-product rate", "of GEMM bound",
+              "test accuracy",
               "same labels as sklearn"]
     title = (f"### predict — {result['workload']} model: latency of one sample "
              f"(median of {len(result['latency']['sklearn'])} calls), "

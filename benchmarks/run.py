@@ -48,6 +48,9 @@ def parse_args(argv=None):
                         help="timed epochs per candidate after one warm-up "
                              "(default 5, or 3 with --quick; at least 3)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="directory for JSON, Markdown, PNG")
+    parser.add_argument("--blas-products", action="store_true",
+                        help="also train cbp with every matrix product in BLAS "
+                             "(none in its micro-kernels), as a candidate of its own")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
@@ -104,6 +107,9 @@ def run_workload(workload, solver, args, use_torch):
         name: candidates.SklearnAPICandidate(cls, workload, solver, X, y)
         for name, cls in estimator_classes(workload.regression).items()
     }
+    if args.blas_products:
+        entries["cbp, BLAS products"] = candidates.BlasProductsCandidate(
+            estimator_classes(workload.regression)["cbp"], workload, solver, X, y)
     if use_torch:
         entries["torch"] = candidates.TorchCandidate(workload, solver, X, y, args.dtype)
     entries["GEMM bound"] = candidates.GemmBound(
@@ -150,6 +156,8 @@ def run_extras(args, use_torch, tables, payload):
             mnist, classifiers, args.dtype, use_torch, n_calls=2000, n_batch=10000,
             repeats=5 if args.quick else 9,
         )
+        result["large_product_rate"] = payload["large_product_rate"][
+            np.dtype(args.dtype).name]
         _emit(tables, report.predict_table(result))
         payload["predict"] = result
     if "threads" in args.only:
@@ -223,11 +231,21 @@ def main(argv=None):
     }
     tables = []
     started = time.perf_counter()
+    # the bar of every GFLOP/s figure: one large product on one thread
+    with threadpool_limits(limits=1):
+        payload["large_product_rate"] = {
+            name: candidates.large_product_rate(np.dtype(name).type)
+            for name in ("float32", "float64")}
+    rates = ", ".join(f"{name} {rate:.0f} GFLOP/s"
+                      for name, rate in payload["large_product_rate"].items())
+    _emit(tables, f"Large-product rate (a 2048^3 numpy.matmul, 1 thread): {rates}")
     with threadpool_limits(limits=args.threads):
         for name in [n for n in WORKLOADS if n in args.only]:
             workload = WORKLOADS[name].shrunk(10) if args.quick else WORKLOADS[name]
             for solver in args.solvers:
                 result = run_workload(workload, solver, args, use_torch=torch is not None)
+                result["large_product_rate"] = payload["large_product_rate"][
+                    np.dtype(args.dtype).name]
                 _emit(tables, report.training_table(result))
                 payload["training"].append(result)
         run_extras(args, torch is not None, tables, payload)

@@ -58,7 +58,7 @@ import numpy as np
 
 from _activations cimport (activate, multiply_derivative, needs_z,
                            hidden_activation_codes, output_activation_codes)
-from _blas cimport SMALL_GEMM_VECTOR_BYTES, small_gemm
+from _blas cimport SMALL_GEMM_VECTOR_BYTES, gemm, small_gemm
 from _backprop cimport scale_gradient, squared_norm_of_coefs, zero_touched_rows
 from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
                      _check_signals, _work_per_row, _train_batch_in_blocks,
@@ -157,13 +157,22 @@ FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
 # (set_small_gemm_work, set_min_block_work in _testing.pxi).
 #
 # Matrix products of at most this many multiply-adds (m * n * k) run in the
-# micro-kernels of src/_small_gemm.h; larger ones in BLAS, which packs its
-# operands (per call) for a faster inner loop. Measured (benchmarks/
-# products.py; Intel Xeon, AVX-512 build, OpenBLAS SkylakeX, float32, one
-# thread): the micro-kernels were ahead on every product up to 1M, e.g.
-# (m, n, k) = (32, 128, 128) 102 against 98 GFLOP/s forward, 80 against 62
-# for delta @ W.T; from 4M up BLAS was ahead or even on most shapes, e.g.
-# (256, 256, 256) delta @ W.T 100 against 126, A.T @ delta 102 against 137.
+# micro-kernels of src/_small_gemm.h, delta @ W.T up to a quarter of it (it
+# copies W.T first); larger ones in BLAS, which packs its operands per call
+# for a faster inner loop. Measured with benchmarks/products.py (float32, one
+# thread, micro-kernels against GEMM through the same entry point), on an
+# Intel Xeon with AVX-512 in two set-ups:
+#   AVX2 build, OpenBLAS's Haswell kernels (what an AVX2-only CPU runs; set
+#   by OPENBLAS_CORETYPE for the measurement only): the micro-kernels ahead
+#   on forward and weight-gradient products from (32, 64, 64) (113 against
+#   66 GFLOP/s) to (1024, 128, 128) (112 against 108), behind on 256 x 1024
+#   x 1024; delta @ W.T ahead or even up to 2**18 ((64, 64, 32): 81 against
+#   74), behind from (32, 128, 128) (59 against 64) on.
+#   AVX-512 build, OpenBLAS's SkylakeX kernels (which have small-matrix
+#   kernels of their own): even within +-10 % up to 2**20 on either side,
+#   BLAS ahead beyond ((256, 256, 256) forward 144 against 162).
+# Up to 2**20 the micro-kernels then win where BLAS packs and tie where it
+# does not; the epochs of benchmarks/run.py's workloads agree (README).
 cdef long long _small_gemm_work = 1 << 20
 # Blocks of fewer multiply-adds than this run on one thread: below it, a
 # parallel region costs more than it saves. Measured (2 cores, an sgd epoch

@@ -362,7 +362,9 @@ cdef inline void matmul(const NetSpec *net, char trans_a, char trans_b,
         # one row: C.T = op(B).T @ A.T, a column
         gemv_column(c'T' if trans_b == c'N' else c'N', c'T', n, k, <floating> 1.0,
                     B, ldb, A, 1, beta, C, 1)
-    elif <long long> m * n * k <= net.small_gemm_work:
+    elif <long long> m * n * k <= (net.small_gemm_work if trans_b == c'N'
+                                   else net.small_gemm_work >> 2):
+        # (delta @ W.T copies W.T first: it pays on a quarter of the size)
         small_gemm(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc)
     elif n == 1:
         gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,

@@ -7,16 +7,14 @@
  *
  *     forward          Z += A @ W          ('N', 'N')   broadcast kernel
  *     weight gradient  G  = A.T @ delta    ('T', 'N')   broadcast kernel
- *     delta propagation D = delta @ W.T    ('N', 'T')   dot kernel
+ *     delta propagation D = delta @ W.T    ('N', 'T')   W.T copied, broadcast
  *
  * The broadcast kernel keeps a block of C (MR rows x 2 vectors) in registers
  * and adds, for each p, a(i, p) times row p of B (contiguous): A is read with
- * any row and column step, so A @ W and A.T @ delta are the same kernel. The
- * dot kernel (row p of B.T is a strided column of W) runs along p, which is
- * contiguous in both operands, with one vector of partial sums per element
- * of a DR x DC block of C, and sums each vector's lanes at the end (one
- * transposing tree for the whole block). When k is only a few vectors, it
- * copies B.T (k x n, small) and uses the broadcast kernel instead.
+ * any row and column step, so A @ W and A.T @ delta are the same kernel.
+ * For delta @ W.T, row p of B.T is a strided column of W: W.T is copied
+ * first (in tiles, a slice at a time), k x n values for a product of
+ * m x n x k, and goes through the same kernel.
  *
  * Vectors are GCC/Clang vector extensions, as wide as the build's
  * instruction set: 16 bytes (SSE2, the portable build), 32 (AVX2, FMA: the
@@ -58,12 +56,10 @@
 #define CBP_MR 6
 /* p runs in slices of at most KC, so that a panel of B stays in cache. */
 #define CBP_KC 256
-/* A @ B.T: the dot kernel sums each element's vector of partial sums once,
- * which costs about as much as a few vectors of products; below this many
- * vectors of k, B.T is copied (CBP_NP columns at a time) for the broadcast
- * kernel instead. */
-#define CBP_DOT_MIN_VECTORS 3
-#define CBP_NP 128
+/* A @ B.T: B.T is copied CBP_NP columns (by CBP_KC rows) at a time, in
+ * tiles of CBP_TILE x CBP_TILE. */
+#define CBP_NP 64
+#define CBP_TILE 16
 
 #define CBP_CAT_(a, b) a##b
 #define CBP_CAT(a, b) CBP_CAT_(a, b)

@@ -155,130 +155,30 @@ static void F(broadcast_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t rs,
     }
 }
 
-/* The dot kernel's block, DR rows of C by DC columns: DR * DC = LANES
- * vectors of partial sums, one transposing tree to one vector of sums. */
-#if LANES == 16
-#define DR 4
-#define DC 4
-#elif LANES == 8
-#define DR 4
-#define DC 2
-#elif LANES == 4
-#define DR 2
-#define DC 2
-#else
-#define DR 2
-#define DC 1
-#endif
-
-#define SHUF __builtin_shufflevector
-
-/* The lane sums of LANES vectors: s[t] = sum(v[t]), by adding pairs of lanes
- * of pairs of vectors, then pairs of pairs, ... (log2(LANES) levels). */
-CBP_INLINE VEC F(sum_lanes)(const VEC *v)
-{
-#if LANES == 2
-    return SHUF(v[0], v[1], 0, 2) + SHUF(v[0], v[1], 1, 3);
-#elif LANES == 4
-    VEC x0 = SHUF(v[0], v[1], 0, 4, 2, 6) + SHUF(v[0], v[1], 1, 5, 3, 7);
-    VEC x1 = SHUF(v[2], v[3], 0, 4, 2, 6) + SHUF(v[2], v[3], 1, 5, 3, 7);
-    return SHUF(x0, x1, 0, 1, 4, 5) + SHUF(x0, x1, 2, 3, 6, 7);
-#elif LANES == 8
-    VEC x[4], y[2];
-    int q;
-    for (q = 0; q < 4; q++)
-        x[q] = SHUF(v[2 * q], v[2 * q + 1], 0, 8, 2, 10, 4, 12, 6, 14)
-             + SHUF(v[2 * q], v[2 * q + 1], 1, 9, 3, 11, 5, 13, 7, 15);
-    for (q = 0; q < 2; q++)
-        y[q] = SHUF(x[2 * q], x[2 * q + 1], 0, 1, 8, 9, 4, 5, 12, 13)
-             + SHUF(x[2 * q], x[2 * q + 1], 2, 3, 10, 11, 6, 7, 14, 15);
-    return SHUF(y[0], y[1], 0, 1, 2, 3, 8, 9, 10, 11)
-         + SHUF(y[0], y[1], 4, 5, 6, 7, 12, 13, 14, 15);
-#else /* 16 */
-    VEC x[8], y[4], z[2];
-    int q;
-    for (q = 0; q < 8; q++)
-        x[q] = SHUF(v[2 * q], v[2 * q + 1],
-                    0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
-             + SHUF(v[2 * q], v[2 * q + 1],
-                    1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
-    for (q = 0; q < 4; q++)
-        y[q] = SHUF(x[2 * q], x[2 * q + 1],
-                    0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-             + SHUF(x[2 * q], x[2 * q + 1],
-                    2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
-    for (q = 0; q < 2; q++)
-        z[q] = SHUF(y[2 * q], y[2 * q + 1],
-                    0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
-             + SHUF(y[2 * q], y[2 * q + 1],
-                    4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
-    return SHUF(z[0], z[1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-         + SHUF(z[0], z[1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-#endif
-}
-
-/* C := A @ B.T + beta * C with k >= CBP_DOT_MIN_VECTORS * LANES: A (m, k), B (n, k), C (m, n).
- * Rows and columns past the last whole block are computed from a repeated
- * last row (column) and not stored. */
-static void F(dot_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t lda,
-                        const REAL *B, ptrdiff_t ldb, REAL beta, REAL *C,
-                        ptrdiff_t ldc)
-{
-    const REAL *a_rows[DR], *b_rows[DC];
-    VEC acc[DR * DC], a[DR], b[DC];
-    REAL sums[DR * DC];  /* = LANES */
-    int i, j, r, c, kv = k - k % LANES;
-    ptrdiff_t p;
-    for (i = 0; i < m; i += DR) {
-        for (r = 0; r < DR; r++)
-            a_rows[r] = A + (i + r < m ? i + r : m - 1) * lda;
-        for (j = 0; j < n; j += DC) {
-            for (c = 0; c < DC; c++)
-                b_rows[c] = B + (j + c < n ? j + c : n - 1) * ldb;
-            for (r = 0; r < DR * DC; r++)
-                acc[r] = (VEC){0};
-            for (p = 0; p < kv; p += LANES) {
-                for (r = 0; r < DR; r++)
-                    a[r] = F(load)(a_rows[r] + p);
-                for (c = 0; c < DC; c++)
-                    b[c] = F(load)(b_rows[c] + p);
-                for (r = 0; r < DR; r++)
-                    for (c = 0; c < DC; c++)
-                        acc[r * DC + c] += a[r] * b[c];
-            }
-            F(store)(sums, F(sum_lanes)(acc));
-            for (p = kv; p < k; p++)
-                for (r = 0; r < DR; r++)
-                    for (c = 0; c < DC; c++)
-                        sums[r * DC + c] += a_rows[r][p] * b_rows[c][p];
-            for (r = 0; r < DR && i + r < m; r++) {
-                REAL *out = C + (i + r) * ldc + j;
-                if (beta == 0 && j + DC <= n) {
-                    memcpy(out, sums + r * DC, sizeof(REAL) * DC);
-                    continue;
-                }
-                for (c = 0; c < DC && j + c < n; c++)
-                    out[c] = beta == 0 ? sums[r * DC + c]
-                                       : out[c] * beta + sums[r * DC + c];
-            }
-        }
-    }
-}
-
-/* C := A @ B.T + beta * C with k < CBP_DOT_MIN_VECTORS * LANES: B.T (k, n)
- * copied in slices of CBP_NP columns, then the broadcast kernel. */
+/* C := A @ B.T + beta * C: B.T copied, CBP_NP columns by CBP_KC rows at a
+ * time, then the broadcast kernel. (Summing along k, contiguous in both A
+ * and B, would need each element's vector of partial sums added up at the
+ * end: measured slower than the copy on AVX2, even on AVX-512.) */
 static void F(transposed_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t lda,
                                const REAL *B, ptrdiff_t ldb, REAL beta, REAL *C,
                                ptrdiff_t ldc)
 {
-    REAL panel[CBP_DOT_MIN_VECTORS * LANES * CBP_NP];
-    int j0, nj, j, p;
+    REAL panel[CBP_KC * CBP_NP];
+    int j0, nj, j, jt, p0, kc, p, pt;
     for (j0 = 0; j0 < n; j0 += CBP_NP) {
         nj = n - j0 < CBP_NP ? n - j0 : CBP_NP;
-        for (j = 0; j < nj; j++)
-            for (p = 0; p < k; p++)
-                panel[p * CBP_NP + j] = B[(j0 + j) * ldb + p];
-        F(broadcast_gemm)(m, nj, k, A, lda, 1, panel, CBP_NP, beta, C + j0, ldc);
+        for (p0 = 0; p0 < k || p0 == 0; p0 += CBP_KC) {
+            kc = k - p0 < CBP_KC ? k - p0 : CBP_KC;
+            /* in tiles of CBP_TILE x CBP_TILE, so that the lines read and
+             * the lines written stay in the first-level cache */
+            for (jt = 0; jt < nj; jt += CBP_TILE)
+                for (pt = 0; pt < kc; pt += CBP_TILE)
+                    for (j = jt; j < nj && j < jt + CBP_TILE; j++)
+                        for (p = pt; p < kc && p < pt + CBP_TILE; p++)
+                            panel[p * CBP_NP + j] = B[(j0 + j) * ldb + p0 + p];
+            F(broadcast_gemm)(m, nj, kc, A + p0, lda, 1, panel, CBP_NP,
+                              p0 == 0 ? beta : 1, C + j0, ldc);
+        }
     }
 }
 
@@ -288,21 +188,14 @@ static void F(cbp_small_gemm)(char trans_a, char trans_b, int m, int n, int k,
 {
     if (m <= 0 || n <= 0)
         return;
-    if (trans_b == 'T') {
-        if (k >= CBP_DOT_MIN_VECTORS * LANES)
-            F(dot_gemm)(m, n, k, A, lda, B, ldb, beta, C, ldc);
-        else
-            F(transposed_gemm)(m, n, k, A, lda, B, ldb, beta, C, ldc);
-    } else if (trans_a == 'T') {
+    if (trans_b == 'T')
+        F(transposed_gemm)(m, n, k, A, lda, B, ldb, beta, C, ldc);
+    else if (trans_a == 'T')
         F(broadcast_gemm)(m, n, k, A, 1, lda, B, ldb, beta, C, ldc);
-    } else {
+    else
         F(broadcast_gemm)(m, n, k, A, lda, 1, B, ldb, beta, C, ldc);
-    }
 }
 
-#undef SHUF
-#undef DR
-#undef DC
 #undef VEC
 
 #else /* no vector extensions: plain loops */

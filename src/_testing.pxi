@@ -26,15 +26,18 @@ def set_min_block_work(double work):
 
 
 
-def small_product(str trans, const floating[:, ::1] A, const floating[:, ::1] B,
-                  floating[:, ::1] C, double beta=0.0, int repeat=1):
-    """C := op(A) @ op(B) + beta * C in place by the micro-kernels of
-    src/_small_gemm.h, whatever the size (tests). trans: "NN", "TN" or "NT";
-    A, B, C C-contiguous, shapes checked here (the kernel trusts them).
-    repeat: computed that many times in one call (for timing the kernel
-    without the call's cost; beta 1 then adds repeat times)."""
+def product(str trans, const floating[:, ::1] A, const floating[:, ::1] B,
+            floating[:, ::1] C, double beta=0.0, int repeat=1, str path="micro"):
+    """C := op(A) @ op(B) + beta * C in place (tests, benchmarks/products.py):
+    by the micro-kernels of src/_small_gemm.h (path "micro"), whatever the
+    size, or by BLAS's GEMM ("blas"). trans: "NN", "TN" or "NT"; A, B, C
+    C-contiguous, shapes checked here (the kernel trusts them). repeat:
+    computed that many times in one call, to time a product without the
+    call's cost (beta 1 then adds repeat times)."""
     if trans not in ("NN", "TN", "NT"):
         raise ValueError(f"trans must be NN, TN or NT, got {trans!r}")
+    if path not in ("micro", "blas"):
+        raise ValueError(f"path must be micro or blas, got {path!r}")
     cdef int m = A.shape[1] if trans[0] == "T" else A.shape[0]
     cdef int k = A.shape[0] if trans[0] == "T" else A.shape[1]
     cdef int n = B.shape[0] if trans[1] == "T" else B.shape[1]
@@ -45,14 +48,19 @@ def small_product(str trans, const floating[:, ::1] A, const floating[:, ::1] B,
     if m == 0 or n == 0:
         return
     cdef char trans_a = ord(trans[0]), trans_b = ord(trans[1])
+    cdef bint micro = path == "micro"
     cdef floating zero = 0
     cdef const floating *a = &A[0, 0] if A.shape[0] * A.shape[1] > 0 else &zero
     cdef const floating *b = &B[0, 0] if B.shape[0] * B.shape[1] > 0 else &zero
-    cdef int r
+    cdef int r, lda = max(1, A.shape[1]), ldb = max(1, B.shape[1])
     with nogil:
         for r in range(repeat):
-            small_gemm(trans_a, trans_b, m, n, k, a, <int> A.shape[1], b,
-                       <int> B.shape[1], <floating> beta, &C[0, 0], <int> C.shape[1])
+            if micro:
+                small_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb,
+                           <floating> beta, &C[0, 0], <int> C.shape[1])
+            else:
+                gemm(trans_a, trans_b, m, n, k, <floating> 1.0, a, lda, b, ldb,
+                     <floating> beta, &C[0, 0], <int> C.shape[1])
 
 
 def apply_activation(str activation, floating[:, ::1] Z):

@@ -6,8 +6,8 @@ of a layer -- forward A @ W ('NN'), weight gradient A.T @ delta ('TN'), delta
 propagation delta @ W.T ('NT') -- on shapes on both sides of every switch
 inside the kernels: the block of rows (6), whole blocks of two and one
 vectors of columns and the columns left over, a single row (four vectors at
-a time), the slices of k (256), the dot kernel's minimum k (3 vectors) and
-B.T's copied slices (128 columns). Then the switches between the
+a time), the slices of k (256), and B.T's copied slices (64 columns, in
+tiles of 16). Then the switches between the
 micro-kernels and BLAS in the kernel's products (matmul): m n k at the
 threshold and one above it, and one row times a matrix at GEMV's threshold
 and one above it.
@@ -22,7 +22,7 @@ import cbp._kernel as baseline
 from cbp._dispatch import BUILDS, kernel
 import reference
 
-MR, KC, DOT_MIN_VECTORS, NP = 6, 256, 3, 128   # src/_small_gemm.h
+MR, KC, NP, TILE = 6, 256, 64, 16            # src/_small_gemm.h
 SMALL_GEMM_WORK = 1 << 20                      # src/_kernel.pyx, the default
 SMALL_GEMV_WORK = 16384                        # src/_network.pxd
 
@@ -58,11 +58,11 @@ SHAPES = [
     ("k-below-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC - 1),
     ("k-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC),
     ("k-above-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC + 1),
-    ("k-below-dot", lambda L: 9, lambda L: 5, lambda L: DOT_MIN_VECTORS * L - 1),
-    ("k-at-dot", lambda L: 9, lambda L: 5, lambda L: DOT_MIN_VECTORS * L),
-    ("k-above-dot", lambda L: 9, lambda L: 5, lambda L: DOT_MIN_VECTORS * L + 1),
+    ("k-below-a-tile", lambda L: 9, lambda L: 5, lambda L: TILE - 1),
+    ("k-above-a-tile", lambda L: 9, lambda L: TILE + 1, lambda L: TILE + 1),
     ("copied-columns-below-a-slice", lambda L: 3, lambda L: NP - 1, lambda L: 2),
     ("copied-columns-above-a-slice", lambda L: 3, lambda L: NP + 1, lambda L: 2),
+    ("copied-slices-of-both", lambda L: 3, lambda L: 2 * NP + 5, lambda L: KC + 3),
     ("layer-32x64x64", lambda L: 32, lambda L: 64, lambda L: 64),
     ("odd-everything", lambda L: 17, lambda L: 23, lambda L: 29),
 ]
@@ -92,7 +92,7 @@ def test_product_equals_numpy(build, dtype, trans, shape):
     m, n, k = (f(lanes) for f in shape[1:])
     A, B, expected = _operands(trans, m, n, k, dtype)
     C = np.full((m, n), np.nan, dtype=dtype)   # beta 0 must not read C
-    build.small_product(trans, A, B, C)
+    build.product(trans, A, B, C)
     np.testing.assert_allclose(C, expected, **_tolerance(dtype, k),
                                err_msg=f"{trans} (m, n, k) = {(m, n, k)}")
 
@@ -103,11 +103,11 @@ def test_product_equals_numpy(build, dtype, trans, shape):
 @pytest.mark.parametrize("beta", [1.0, 0.5])
 def test_product_adds_beta_times_c(build, dtype, trans, beta):
     lanes = build.vector_bytes() // np.dtype(dtype).itemsize or 1
-    m, n, k = 7, 2 * lanes + 3, DOT_MIN_VECTORS * lanes + 2
+    m, n, k = 7, 2 * lanes + 3, 3 * lanes + 2
     A, B, product = _operands(trans, m, n, k, dtype)
     C0 = np.random.default_rng(1).normal(size=(m, n)).astype(dtype)
     C = C0.copy()
-    build.small_product(trans, A, B, C, beta)
+    build.product(trans, A, B, C, beta)
     np.testing.assert_allclose(C, product + beta * C0.astype(np.float64),
                                **_tolerance(dtype, k))
 
@@ -118,8 +118,8 @@ def test_product_is_the_same_every_time(build, trans):
     """Summation order depends on the shapes only: the bits repeat."""
     A, B, _ = _operands(trans, 33, 70, 300, np.float32)
     first, again = np.empty((33, 70), np.float32), np.empty((33, 70), np.float32)
-    build.small_product(trans, A, B, first)
-    build.small_product(trans, A, B, again)
+    build.product(trans, A, B, first)
+    build.product(trans, A, B, again)
     np.testing.assert_array_equal(first, again)
 
 
@@ -127,12 +127,12 @@ def test_product_is_the_same_every_time(build, trans):
 def test_product_names_an_unknown_transpose(trans):
     A = np.ones((2, 2))
     with pytest.raises(ValueError, match="trans must be NN, TN or NT"):
-        kernel.small_product(trans, A, A, np.empty((2, 2)))
+        kernel.product(trans, A, A, np.empty((2, 2)))
 
 
 def test_product_names_shapes_that_do_not_fit():
     with pytest.raises(ValueError, match="do not fit NN"):
-        kernel.small_product("NN", np.ones((2, 3)), np.ones((4, 2)), np.empty((2, 2)))
+        kernel.product("NN", np.ones((2, 3)), np.ones((4, 2)), np.empty((2, 2)))
 
 
 def test_the_builds_report_their_vector_width():
@@ -164,11 +164,14 @@ def test_the_default_threshold_is_the_one_tested(build):
 
 
 @pytest.mark.parametrize("build", _builds())
-@pytest.mark.parametrize("n_rows, side", [(64, "at"), (65, "above")])
+@pytest.mark.parametrize("n_rows, side", [(16, "at NT's"), (17, "above NT's"),
+                                          (64, "at"), (65, "above")])
 def test_gradient_on_both_sides_of_the_blas_threshold(build, n_rows, side):
     """(64, 128, 128) is m n k = 2**20, the threshold: the micro-kernels;
-    65 rows are one above it: BLAS. Both give the NumPy reference's gradient."""
-    assert (n_rows * 128 * 128 <= SMALL_GEMM_WORK) == (side == "at")
+    65 rows are one above it: BLAS. delta @ W.T switches at a quarter of it,
+    16 rows. Every side gives the NumPy reference's gradient."""
+    limit = SMALL_GEMM_WORK >> 2 if "NT" in side else SMALL_GEMM_WORK
+    assert (n_rows * 128 * 128 <= limit) == side.startswith("at")
     loss, grads, want = _network_gradient(build, (128, 128, 3), n_rows, np.float64)
     np.testing.assert_allclose(loss, want["loss"], rtol=1e-12)
     np.testing.assert_allclose(grads, want["grads"], rtol=1e-12, atol=1e-14)
@@ -190,3 +193,18 @@ def test_one_row_on_both_sides_of_the_gemv_threshold(build, n_out, side):
     build.forward(net, build.Data(X), params, out, work)
     want = reference.predict(X, units, params, "relu", "identity")
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("trans", ["NN", "TN", "NT"])
+def test_the_blas_path_of_the_hook_equals_numpy(trans):
+    """benchmarks/products.py times BLAS through the same hook."""
+    A, B, expected = _operands(trans, 9, 21, 37, np.float64)
+    C = np.full((9, 21), np.nan)
+    kernel.product(trans, A, B, C, path="blas")
+    np.testing.assert_allclose(C, expected, **_tolerance(np.float64, 37))
+
+
+def test_product_names_an_unknown_path():
+    A = np.ones((2, 2))
+    with pytest.raises(ValueError, match="path must be micro or blas"):
+        kernel.product("NN", A, A, np.empty((2, 2)), path="loops")
