@@ -56,4 +56,38 @@ def _select(request=None):
     return _baseline
 
 
+# Products of at most this many multiply-adds go to the kernel's micro-kernels
+# (src/_small_gemm.h), larger ones to BLAS (the kernel's matmul). It depends
+# on the BLAS: OpenBLAS's SkylakeX family of kernels has small-matrix
+# kernels of its own that pack nothing, the others (Haswell, Zen, ...) pack
+# both operands on every call. Measured (benchmarks/run.py --blas-products,
+# Intel Xeon, float32, one thread, one run): with SkylakeX kernels cbp's
+# micro-kernels took 30.7 ms a deep epoch against 26.9 ms in BLAS, 17.8
+# against 16.9 ms a regress one; with Haswell kernels (OPENBLAS_CORETYPE,
+# for the measurement only) and the AVX2 build, 32.6 against 40.4 ms and
+# 18.0 against 22.4 ms. Below 4096 a BLAS call costs more than the product.
+BLAS_WITH_SMALL_MATRIX_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+SMALL_GEMM_WORK = {"small-matrix BLAS": 4096, "other BLAS": 1 << 20}
+
+
+def blas_architecture():
+    """The OpenBLAS core type of SciPy's BLAS, which the kernel calls (from
+    threadpoolctl), or None for another BLAS."""
+    from threadpoolctl import threadpool_info
+
+    found = [lib.get("architecture") for lib in threadpool_info()
+             if lib.get("internal_api") == "openblas"
+             and "scipy_openblas" in lib.get("filepath", "")
+             and "openblas64_" not in lib.get("filepath", "")]
+    return found[0] if found else None
+
+
+def small_gemm_work(architecture):
+    """The micro-kernels' threshold (m n k) for BLAS ``architecture``."""
+    if architecture in BLAS_WITH_SMALL_MATRIX_KERNELS:
+        return SMALL_GEMM_WORK["small-matrix BLAS"]
+    return SMALL_GEMM_WORK["other BLAS"]
+
+
 kernel = _select()
+kernel.set_small_gemm_work(small_gemm_work(blas_architecture()))

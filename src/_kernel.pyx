@@ -154,26 +154,35 @@ FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
 
 # Tuning knobs, copied into the NetSpec of each entry call (Network.for_call):
 # the nogil code reads them there. tests/kernel_paths.py moves them
-# (set_small_gemm_work, set_min_block_work in _testing.pxi).
+# (set_small_gemm_work below, set_min_block_work in _testing.pxi).
 #
 # Matrix products of at most this many multiply-adds (m * n * k) run in the
 # micro-kernels of src/_small_gemm.h, delta @ W.T up to a quarter of it (it
 # copies W.T first); larger ones in BLAS, which packs its operands per call
-# for a faster inner loop. Measured with benchmarks/products.py (float32, one
-# thread, micro-kernels against GEMM through the same entry point), on an
-# Intel Xeon with AVX-512 in two set-ups:
-#   AVX2 build, OpenBLAS's Haswell kernels (what an AVX2-only CPU runs; set
-#   by OPENBLAS_CORETYPE for the measurement only): the micro-kernels ahead
-#   on forward and weight-gradient products from (32, 64, 64) (113 against
-#   66 GFLOP/s) to (1024, 128, 128) (112 against 108), behind on 256 x 1024
-#   x 1024; delta @ W.T ahead or even up to 2**18 ((64, 64, 32): 81 against
-#   74), behind from (32, 128, 128) (59 against 64) on.
-#   AVX-512 build, OpenBLAS's SkylakeX kernels (which have small-matrix
-#   kernels of their own): even within +-10 % up to 2**20 on either side,
-#   BLAS ahead beyond ((256, 256, 256) forward 144 against 162).
-# Up to 2**20 the micro-kernels then win where BLAS packs and tie where it
-# does not; the epochs of benchmarks/run.py's workloads agree (README).
+# for a faster inner loop. cbp/_dispatch.py sets it for the BLAS in use
+# (set_small_gemm_work) when it picks a build; this default is for a BLAS
+# that packs. Measured with benchmarks/products.py (float32, one thread,
+# micro-kernels against GEMM through the same entry point), on an Intel Xeon
+# with AVX-512, AVX2 build, OpenBLAS's Haswell kernels (what an AVX2-only CPU
+# runs; set by OPENBLAS_CORETYPE for the measurement only): the micro-kernels
+# ahead on forward and weight-gradient products from (32, 64, 64) (113
+# against 66 GFLOP/s) to (1024, 128, 128) (112 against 108), behind on 256 x
+# 1024 x 1024; delta @ W.T ahead or even up to 2**18 ((64, 64, 32): 81
+# against 74), behind from (32, 128, 128) (59 against 64) on.
 cdef long long _small_gemm_work = 1 << 20
+
+
+def set_small_gemm_work(long long work):
+    """Set the micro-kernels' threshold (m * n * k) of the matrix products;
+    returns the previous one. cbp/_dispatch.py sets it for the BLAS in use;
+    tests and benchmarks move it (0 sends every product to BLAS). Read by
+    each entry point when it is called (Network.for_call)."""
+    global _small_gemm_work
+    previous = _small_gemm_work
+    _small_gemm_work = work
+    return previous
+
+
 # Blocks of fewer multiply-adds than this run on one thread: below it, a
 # parallel region costs more than it saves. Measured (2 cores, an sgd epoch
 # of 20000 rows, blocks on 1 vs 2 threads, with set_min_block_work(0)):

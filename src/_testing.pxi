@@ -4,16 +4,6 @@
 # reference, and hooks that move the tuning knobs (tests/kernel_paths.py).
 
 
-def set_small_gemm_work(long long work):
-    """Set the direct-loop threshold (m * n * k) of the matrix products;
-    returns the previous one. For measuring; 0 sends every product to BLAS.
-    Read by each entry point when it is called (Network.for_call)."""
-    global _small_gemm_work
-    previous = _small_gemm_work
-    _small_gemm_work = work
-    return previous
-
-
 def set_min_block_work(double work):
     """Set the work (multiply-adds) per block below which a batch's blocks
     run on one thread; returns the previous one. For measuring (the result

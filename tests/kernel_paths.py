@@ -29,6 +29,17 @@ def gemm_path(path):
 
 
 @contextlib.contextmanager
+def small_gemm_work(build, work):
+    """The micro-kernels' threshold of ``build`` (a kernel module) set to
+    ``work`` (m n k); the previous one is always put back."""
+    previous = build.set_small_gemm_work(work)
+    try:
+        yield
+    finally:
+        build.set_small_gemm_work(previous)
+
+
+@contextlib.contextmanager
 def blocks_on_threads():
     """Run every batch's blocks on the threads asked for, however little work
     each holds; the previous threshold is always put back."""

@@ -9,9 +9,11 @@ classifier with block_rows. Each kernel build has its own pickles (a pickle
 names the kernel module that built its optimizer).
 
 Today's code must unpickle each as the same class at the same import path,
-predict exactly what the old code predicted, and train it on (one partial_fit,
-or a warm-started fit for lbfgs and early stopping) to exactly the weights the
-old code reached. Exact results depend on the kernel build and the OpenBLAS
+predict exactly what was recorded, and train it on (one partial_fit, or a
+warm-started fit for lbfgs and early stopping) to exactly the recorded
+weights. The records were the old code's results until the small products'
+micro-kernels (issue 21) changed the order of sums on purpose; they were
+recorded again then, from the same pickles (make.py without --pickles). Exact results depend on the kernel build and the OpenBLAS
 kernels, so they are compared bit for bit on a platform the old code's
 results were recorded on (tests/guard/fits.py's ``platform_key``), and
 elsewhere to rtol 1e-6 (float32) or 1e-12 (float64) of the results of the

@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 
 import cbp._kernel as baseline
+from cbp import _dispatch
 from cbp._dispatch import BUILDS, kernel
+from kernel_paths import small_gemm_work
 import reference
 
 MR, KC, NP, TILE = 6, 256, 64, 16            # src/_small_gemm.h
-SMALL_GEMM_WORK = 1 << 20                      # src/_kernel.pyx, the default
+SMALL_GEMM_WORK = 1 << 20                      # src/_kernel.pyx, for a BLAS that packs
 SMALL_GEMV_WORK = 16384                        # src/_network.pxd
 
 
@@ -156,11 +158,20 @@ def _network_gradient(build, units, n_rows, dtype):
     return loss, grads, want
 
 
-@pytest.mark.parametrize("build", _builds())
-def test_the_default_threshold_is_the_one_tested(build):
-    previous = build.set_small_gemm_work(0)
-    build.set_small_gemm_work(previous)
-    assert previous == SMALL_GEMM_WORK
+def test_the_picked_build_switches_where_its_blas_needs():
+    """A BLAS with small-matrix kernels (OpenBLAS SkylakeX family) keeps the
+    products above 4096 multiply-adds; one that packs leaves up to 2**20 to
+    the micro-kernels."""
+    previous = kernel.set_small_gemm_work(0)
+    kernel.set_small_gemm_work(previous)
+    assert previous == _dispatch.small_gemm_work(_dispatch.blas_architecture())
+
+
+@pytest.mark.parametrize("architecture, work", [
+    ("SkylakeX", 4096), ("Cooperlake", 4096), ("SapphireRapids", 4096),
+    ("Haswell", 1 << 20), ("Zen", 1 << 20), (None, 1 << 20)])
+def test_small_gemm_work_of_a_blas(architecture, work):
+    assert _dispatch.small_gemm_work(architecture) == work
 
 
 @pytest.mark.parametrize("build", _builds())
@@ -172,7 +183,8 @@ def test_gradient_on_both_sides_of_the_blas_threshold(build, n_rows, side):
     16 rows. Every side gives the NumPy reference's gradient."""
     limit = SMALL_GEMM_WORK >> 2 if "NT" in side else SMALL_GEMM_WORK
     assert (n_rows * 128 * 128 <= limit) == side.startswith("at")
-    loss, grads, want = _network_gradient(build, (128, 128, 3), n_rows, np.float64)
+    with small_gemm_work(build, SMALL_GEMM_WORK):
+        loss, grads, want = _network_gradient(build, (128, 128, 3), n_rows, np.float64)
     np.testing.assert_allclose(loss, want["loss"], rtol=1e-12)
     np.testing.assert_allclose(grads, want["grads"], rtol=1e-12, atol=1e-14)
 
