@@ -71,7 +71,7 @@ class BlasProductsCandidate(SklearnAPICandidate):
         try:
             super().epoch()
         finally:
-            kernel.set_small_gemm_work(previous)
+            kernel.set_small_gemm_work(*previous)
 
 
 class TorchCandidate:

@@ -57,17 +57,23 @@ def _select(request=None):
 
 
 # Products of at most this many multiply-adds go to the kernel's micro-kernels
-# (src/_small_gemm.h), larger ones to BLAS (the kernel's matmul). It depends
-# on the BLAS: OpenBLAS's SkylakeX family of kernels has small-matrix
-# kernels of its own that pack nothing, the others (Haswell, Zen, ...) pack
-# both operands on every call. Measured (benchmarks/run.py --blas-products,
-# Intel Xeon, float32, one thread, one run): with SkylakeX kernels cbp's
-# micro-kernels took 30.7 ms a deep epoch against 26.9 ms in BLAS, 17.8
-# against 16.9 ms a regress one; with Haswell kernels (OPENBLAS_CORETYPE,
-# for the measurement only) and the AVX2 build, 32.6 against 40.4 ms and
-# 18.0 against 22.4 ms. Below 4096 a BLAS call costs more than the product.
+# (src/_small_gemm.h), larger ones to BLAS (the kernel's matmul): (A @ B and
+# A.T @ B, A @ B.T). It depends on the BLAS. OpenBLAS's SkylakeX family of
+# kernels has small-matrix kernels of its own that pack nothing; the others
+# (Haswell, Zen, ...) pack both operands on every call. Measured with
+# benchmarks/products.py (Intel Xeon, float32, one thread; GFLOP/s,
+# micro-kernels against BLAS):
+#   SkylakeX kernels, AVX-512 build: A @ B and A.T @ B even (32 x 64 x 64:
+#   164 against 175; 1024 x 64 x 64: 174 against 126; 256 x 256 x 256: 132
+#   against 149), so BLAS keeps them above 4096 (below it a call costs more
+#   than the product); A @ B.T ahead up to 2**24 (32 x 64 x 64: 146 against
+#   89; 1024 x 128 x 128: 183 against 149), behind at 256 x 1024 x 1024.
+#   Haswell kernels (what AVX2-only CPUs run; OPENBLAS_CORETYPE for the
+#   measurement only), AVX2 build: A @ B and A.T @ B ahead from 32 x 64 x 64
+#   (113 against 66) to 2**20 and mostly beyond, A @ B.T up to 2**24 (32 x
+#   64 x 64: 85 against 65; 1024 x 128 x 128: 118 against 106).
 BLAS_WITH_SMALL_MATRIX_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
-SMALL_GEMM_WORK = {"small-matrix BLAS": 4096, "other BLAS": 1 << 20}
+SMALL_GEMM_WORK = {"small-matrix BLAS": (4096, 1 << 24), "other BLAS": (1 << 20, 1 << 24)}
 
 
 def blas_architecture():
@@ -83,11 +89,12 @@ def blas_architecture():
 
 
 def small_gemm_work(architecture):
-    """The micro-kernels' threshold (m n k) for BLAS ``architecture``."""
+    """The micro-kernels' thresholds (m n k) for BLAS ``architecture``: (A @ B
+    and A.T @ B, A @ B.T)."""
     if architecture in BLAS_WITH_SMALL_MATRIX_KERNELS:
         return SMALL_GEMM_WORK["small-matrix BLAS"]
     return SMALL_GEMM_WORK["other BLAS"]
 
 
 kernel = _select()
-kernel.set_small_gemm_work(small_gemm_work(blas_architecture()))
+kernel.set_small_gemm_work(*small_gemm_work(blas_architecture()))

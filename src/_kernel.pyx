@@ -156,30 +156,28 @@ FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH
 # the nogil code reads them there. tests/kernel_paths.py moves them
 # (set_small_gemm_work below, set_min_block_work in _testing.pxi).
 #
-# Matrix products of at most this many multiply-adds (m * n * k) run in the
-# micro-kernels of src/_small_gemm.h, delta @ W.T up to a quarter of it (it
-# copies W.T first); larger ones in BLAS, which packs its operands per call
-# for a faster inner loop. cbp/_dispatch.py sets it for the BLAS in use
-# (set_small_gemm_work) when it picks a build; this default is for a BLAS
-# that packs. Measured with benchmarks/products.py (float32, one thread,
-# micro-kernels against GEMM through the same entry point), on an Intel Xeon
-# with AVX-512, AVX2 build, OpenBLAS's Haswell kernels (what an AVX2-only CPU
-# runs; set by OPENBLAS_CORETYPE for the measurement only): the micro-kernels
-# ahead on forward and weight-gradient products from (32, 64, 64) (113
-# against 66 GFLOP/s) to (1024, 128, 128) (112 against 108), behind on 256 x
-# 1024 x 1024; delta @ W.T ahead or even up to 2**18 ((64, 64, 32): 81
-# against 74), behind from (32, 128, 128) (59 against 64) on.
+# Matrix products of at most these many multiply-adds (m * n * k) run in the
+# micro-kernels of src/_small_gemm.h: A @ B and A.T @ B up to the first,
+# A @ B.T up to the second; larger ones in BLAS, which packs its operands
+# per call for a faster inner loop. cbp/_dispatch.py sets both for the BLAS
+# in use when it picks a build (set_small_gemm_work), with the measurements
+# that chose them; these defaults are those for a BLAS that packs.
 cdef long long _small_gemm_work = 1 << 20
+cdef long long _small_gemm_work_transposed = 1 << 24
 
 
-def set_small_gemm_work(long long work):
-    """Set the micro-kernels' threshold (m * n * k) of the matrix products;
-    returns the previous one. cbp/_dispatch.py sets it for the BLAS in use;
-    tests and benchmarks move it (0 sends every product to BLAS). Read by
-    each entry point when it is called (Network.for_call)."""
-    global _small_gemm_work
-    previous = _small_gemm_work
+def set_small_gemm_work(long long work, transposed=None):
+    """Set the micro-kernels' thresholds (m * n * k): products A @ B and
+    A.T @ B of at most ``work`` multiply-adds, A @ B.T of at most
+    ``transposed`` (default: ``work`` as well) run in the micro-kernels,
+    larger ones in BLAS. Returns the previous (work, transposed).
+    cbp/_dispatch.py sets them for the BLAS in use; tests and benchmarks
+    move them (0 sends every product to BLAS). Read by each entry point when
+    it is called (Network.for_call)."""
+    global _small_gemm_work, _small_gemm_work_transposed
+    previous = (_small_gemm_work, _small_gemm_work_transposed)
     _small_gemm_work = work
+    _small_gemm_work_transposed = work if transposed is None else transposed
     return previous
 
 
@@ -345,6 +343,7 @@ cdef class Network:
         self.spec.chunk_rows = M
         self.spec.block_rows = block_rows
         self.spec.small_gemm_work = _small_gemm_work
+        self.spec.small_gemm_work_transposed = _small_gemm_work_transposed
         self.spec.min_block_work = _min_block_work
         if not (0 < batch_norm_momentum <= 1 and batch_norm_eps > 0):
             raise ValueError("batch normalisation needs 0 < momentum <= 1 and eps > 0, "
@@ -522,6 +521,7 @@ cdef class Network:
         if n_work < spec.work_size[part]:
             raise ValueError(f"work has {n_work} values, needs {spec.work_size[part]}")
         spec.small_gemm_work = _small_gemm_work
+        spec.small_gemm_work_transposed = _small_gemm_work_transposed
         spec.min_block_work = _min_block_work
         spec.training = training
         spec.update_running = update_running

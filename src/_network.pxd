@@ -104,7 +104,9 @@ cdef struct NetSpec:
                                     # in order; else in fixed blocks of this many
                                     # rows (= M), on threads (_kernel.pyx, "A
                                     # batch in fixed blocks of rows")
-    long long small_gemm_work       # products of at most this m*n*k: loops
+    long long small_gemm_work       # A @ B, A.T @ B of at most this m*n*k:
+                                    # the micro-kernels (_small_gemm.h)
+    long long small_gemm_work_transposed  # A @ B.T: the same, its own
     double min_block_work           # blocks of less work (multiply-adds) run
                                     # on one thread (_epoch.pxd)
     Py_ssize_t *coef_offset         # (L,)     into params
@@ -363,8 +365,7 @@ cdef inline void matmul(const NetSpec *net, char trans_a, char trans_b,
         gemv_column(c'T' if trans_b == c'N' else c'N', c'T', n, k, <floating> 1.0,
                     B, ldb, A, 1, beta, C, 1)
     elif <long long> m * n * k <= (net.small_gemm_work if trans_b == c'N'
-                                   else net.small_gemm_work >> 2):
-        # (delta @ W.T copies W.T first: it pays on a quarter of the size)
+                                   else net.small_gemm_work_transposed):
         small_gemm(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc)
     elif n == 1:
         gemv_column(trans_a, trans_b, m, k, <floating> 1.0, A, lda, B, ldb, beta,

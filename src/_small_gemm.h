@@ -13,8 +13,9 @@
  * and adds, for each p, a(i, p) times row p of B (contiguous): A is read with
  * any row and column step, so A @ W and A.T @ delta are the same kernel.
  * For delta @ W.T, row p of B.T is a strided column of W: W.T is copied
- * first (in tiles, a slice at a time), k x n values for a product of
- * m x n x k, and goes through the same kernel.
+ * first (vector by vector tiles transposed in registers, a slice at a
+ * time), k x n values for a product of m x n x k, and goes through the same
+ * kernel.
  *
  * Vectors are GCC/Clang vector extensions, as wide as the build's
  * instruction set: 16 bytes (SSE2, the portable build), 32 (AVX2, FMA: the
@@ -57,9 +58,8 @@
 /* p runs in slices of at most KC, so that a panel of B stays in cache. */
 #define CBP_KC 256
 /* A @ B.T: B.T is copied CBP_NP columns (by CBP_KC rows) at a time, in
- * tiles of CBP_TILE x CBP_TILE. */
+ * tiles of one vector by one vector, transposed in registers. */
 #define CBP_NP 64
-#define CBP_TILE 16
 
 #define CBP_CAT_(a, b) a##b
 #define CBP_CAT(a, b) CBP_CAT_(a, b)

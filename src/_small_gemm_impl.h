@@ -155,10 +155,81 @@ static void F(broadcast_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t rs,
     }
 }
 
+#define SHUF __builtin_shufflevector
+
+/* dst[p * ldd + j] = src[j * lds + p] for p, j < LANES: a tile of LANES
+ * rows, transposed in registers (log2(LANES) stages; stage h swaps the
+ * h-lane blocks of rows i and i + h). */
+CBP_INLINE void F(transpose_tile)(const REAL *src, ptrdiff_t lds, REAL *dst,
+                                  ptrdiff_t ldd)
+{
+    VEC v[LANES], x, y;
+    int i;
+    for (i = 0; i < LANES; i++)
+        v[i] = F(load)(src + i * lds);
+#if LANES == 16
+    for (i = 0; i < 16; i += 2) {
+        x = v[i], y = v[i + 1];
+        v[i] = SHUF(x, y, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        v[i + 1] = SHUF(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+    for (i = 0; i < 16; i++) if (!(i & 2)) {
+        x = v[i], y = v[i + 2];
+        v[i] = SHUF(x, y, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        v[i + 2] = SHUF(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+    for (i = 0; i < 16; i++) if (!(i & 4)) {
+        x = v[i], y = v[i + 4];
+        v[i] = SHUF(x, y, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        v[i + 4] = SHUF(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+    for (i = 0; i < 8; i++) {
+        x = v[i], y = v[i + 8];
+        v[i] = SHUF(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        v[i + 8] = SHUF(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+#elif LANES == 8
+    for (i = 0; i < 8; i += 2) {
+        x = v[i], y = v[i + 1];
+        v[i] = SHUF(x, y, 0, 8, 2, 10, 4, 12, 6, 14);
+        v[i + 1] = SHUF(x, y, 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    for (i = 0; i < 8; i++) if (!(i & 2)) {
+        x = v[i], y = v[i + 2];
+        v[i] = SHUF(x, y, 0, 1, 8, 9, 4, 5, 12, 13);
+        v[i + 2] = SHUF(x, y, 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (i = 0; i < 4; i++) {
+        x = v[i], y = v[i + 4];
+        v[i] = SHUF(x, y, 0, 1, 2, 3, 8, 9, 10, 11);
+        v[i + 4] = SHUF(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+#elif LANES == 4
+    for (i = 0; i < 4; i += 2) {
+        x = v[i], y = v[i + 1];
+        v[i] = SHUF(x, y, 0, 4, 2, 6);
+        v[i + 1] = SHUF(x, y, 1, 5, 3, 7);
+    }
+    for (i = 0; i < 2; i++) {
+        x = v[i], y = v[i + 2];
+        v[i] = SHUF(x, y, 0, 1, 4, 5);
+        v[i + 2] = SHUF(x, y, 2, 3, 6, 7);
+    }
+#else /* 2 */
+    x = v[0], y = v[1];
+    v[0] = SHUF(x, y, 0, 2);
+    v[1] = SHUF(x, y, 1, 3);
+#endif
+    for (i = 0; i < LANES; i++)
+        F(store)(dst + i * ldd, v[i]);
+}
+
 /* C := A @ B.T + beta * C: B.T copied, CBP_NP columns by CBP_KC rows at a
- * time, then the broadcast kernel. (Summing along k, contiguous in both A
- * and B, would need each element's vector of partial sums added up at the
- * end: measured slower than the copy on AVX2, even on AVX-512.) */
+ * time, then the broadcast kernel. The copy goes LANES x LANES tiles at a
+ * time through registers (the edges value by value). (Summing along k,
+ * contiguous in both A and B, needs each element's vector of partial sums
+ * added up at the end: measured slower than the copy on AVX2, even on
+ * AVX-512.) */
 static void F(transposed_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t lda,
                                const REAL *B, ptrdiff_t ldb, REAL beta, REAL *C,
                                ptrdiff_t ldc)
@@ -169,18 +240,25 @@ static void F(transposed_gemm)(int m, int n, int k, const REAL *A, ptrdiff_t lda
         nj = n - j0 < CBP_NP ? n - j0 : CBP_NP;
         for (p0 = 0; p0 < k || p0 == 0; p0 += CBP_KC) {
             kc = k - p0 < CBP_KC ? k - p0 : CBP_KC;
-            /* in tiles of CBP_TILE x CBP_TILE, so that the lines read and
-             * the lines written stay in the first-level cache */
-            for (jt = 0; jt < nj; jt += CBP_TILE)
-                for (pt = 0; pt < kc; pt += CBP_TILE)
-                    for (j = jt; j < nj && j < jt + CBP_TILE; j++)
-                        for (p = pt; p < kc && p < pt + CBP_TILE; p++)
-                            panel[p * CBP_NP + j] = B[(j0 + j) * ldb + p0 + p];
+            const REAL *Bp = B + j0 * ldb + p0;
+            for (jt = 0; jt < nj; jt += LANES)
+                for (pt = 0; pt < kc; pt += LANES) {
+                    if (jt + LANES <= nj && pt + LANES <= kc) {
+                        F(transpose_tile)(Bp + jt * ldb + pt, ldb,
+                                          panel + pt * CBP_NP + jt, CBP_NP);
+                        continue;
+                    }
+                    for (j = jt; j < nj && j < jt + LANES; j++)
+                        for (p = pt; p < kc && p < pt + LANES; p++)
+                            panel[p * CBP_NP + j] = Bp[j * ldb + p];
+                }
             F(broadcast_gemm)(m, nj, kc, A + p0, lda, 1, panel, CBP_NP,
                               p0 == 0 ? beta : 1, C + j0, ldc);
         }
     }
 }
+
+#undef SHUF
 
 static void F(cbp_small_gemm)(char trans_a, char trans_b, int m, int n, int k,
                               const REAL *A, int lda, const REAL *B, int ldb,

@@ -25,18 +25,18 @@ def gemm_path(path):
     try:
         yield
     finally:
-        kernel.set_small_gemm_work(previous)
+        kernel.set_small_gemm_work(*previous)
 
 
 @contextlib.contextmanager
 def small_gemm_work(build, work):
-    """The micro-kernels' threshold of ``build`` (a kernel module) set to
-    ``work`` (m n k); the previous one is always put back."""
+    """The micro-kernels' thresholds of ``build`` (a kernel module), both set
+    to ``work`` (m n k); the previous ones are always put back."""
     previous = build.set_small_gemm_work(work)
     try:
         yield
     finally:
-        build.set_small_gemm_work(previous)
+        build.set_small_gemm_work(*previous)
 
 
 @contextlib.contextmanager

@@ -118,7 +118,7 @@ def test_both_builds_train_the_same_epoch(wider, dtype, rtol, solver, activation
             total = kernel.train_epoch(net, opt, kernel.Data(X, Y), order, 8, params,
                                        grads, work)
         finally:
-            kernel.set_small_gemm_work(previous)
+            kernel.set_small_gemm_work(*previous)
         results.append((total, params))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=rtol)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=rtol, atol=rtol * 1e-2)

@@ -275,10 +275,10 @@ def test_gemm_path_puts_the_threshold_back():
     if set_threshold is None:
         pytest.skip("this kernel has no set_small_gemm_work")
     before = set_threshold(1024)
-    set_threshold(before)
+    set_threshold(*before)
     for path in ("micro", "blas"):
         with gemm_path(path):
             pass
         with pytest.raises(RuntimeError), gemm_path(path):
             raise RuntimeError
-    assert set_threshold(before) == before
+    assert set_threshold(*before) == before

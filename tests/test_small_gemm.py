@@ -7,7 +7,7 @@ propagation delta @ W.T ('NT') -- on shapes on both sides of every switch
 inside the kernels: the block of rows (6), whole blocks of two and one
 vectors of columns and the columns left over, a single row (four vectors at
 a time), the slices of k (256), and B.T's copied slices (64 columns, in
-tiles of 16). Then the switches between the
+tiles of a vector by a vector, and the edges). Then the switches between the
 micro-kernels and BLAS in the kernel's products (matmul): m n k at the
 threshold and one above it, and one row times a matrix at GEMV's threshold
 and one above it.
@@ -24,7 +24,7 @@ from cbp._dispatch import BUILDS, kernel
 from kernel_paths import small_gemm_work
 import reference
 
-MR, KC, NP, TILE = 6, 256, 64, 16            # src/_small_gemm.h
+MR, KC, NP = 6, 256, 64                       # src/_small_gemm.h
 SMALL_GEMM_WORK = 1 << 20                      # src/_kernel.pyx, for a BLAS that packs
 SMALL_GEMV_WORK = 16384                        # src/_network.pxd
 
@@ -60,8 +60,10 @@ SHAPES = [
     ("k-below-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC - 1),
     ("k-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC),
     ("k-above-a-slice", lambda L: 7, lambda L: 2 * L + 3, lambda L: KC + 1),
-    ("k-below-a-tile", lambda L: 9, lambda L: 5, lambda L: TILE - 1),
-    ("k-above-a-tile", lambda L: 9, lambda L: TILE + 1, lambda L: TILE + 1),
+    ("k-below-a-tile", lambda L: 9, lambda L: L + 3, lambda L: L - 1),
+    ("k-a-tile", lambda L: 9, lambda L: 2 * L, lambda L: L),
+    ("k-above-a-tile", lambda L: 9, lambda L: L + 1, lambda L: L + 1),
+    ("tiles-of-both", lambda L: 5, lambda L: 3 * L, lambda L: 2 * L),
     ("copied-columns-below-a-slice", lambda L: 3, lambda L: NP - 1, lambda L: 2),
     ("copied-columns-above-a-slice", lambda L: 3, lambda L: NP + 1, lambda L: 2),
     ("copied-slices-of-both", lambda L: 3, lambda L: 2 * NP + 5, lambda L: KC + 3),
@@ -159,30 +161,29 @@ def _network_gradient(build, units, n_rows, dtype):
 
 
 def test_the_picked_build_switches_where_its_blas_needs():
-    """A BLAS with small-matrix kernels (OpenBLAS SkylakeX family) keeps the
-    products above 4096 multiply-adds; one that packs leaves up to 2**20 to
-    the micro-kernels."""
+    """A BLAS with small-matrix kernels (OpenBLAS SkylakeX family) keeps
+    A @ B and A.T @ B above 4096 multiply-adds; one that packs leaves up to
+    2**20 to the micro-kernels; A @ B.T goes to them up to 2**24 with both."""
     previous = kernel.set_small_gemm_work(0)
-    kernel.set_small_gemm_work(previous)
+    kernel.set_small_gemm_work(*previous)
     assert previous == _dispatch.small_gemm_work(_dispatch.blas_architecture())
 
 
 @pytest.mark.parametrize("architecture, work", [
-    ("SkylakeX", 4096), ("Cooperlake", 4096), ("SapphireRapids", 4096),
-    ("Haswell", 1 << 20), ("Zen", 1 << 20), (None, 1 << 20)])
+    ("SkylakeX", (4096, 1 << 24)), ("Cooperlake", (4096, 1 << 24)),
+    ("SapphireRapids", (4096, 1 << 24)), ("Haswell", (1 << 20, 1 << 24)),
+    ("Zen", (1 << 20, 1 << 24)), (None, (1 << 20, 1 << 24))])
 def test_small_gemm_work_of_a_blas(architecture, work):
     assert _dispatch.small_gemm_work(architecture) == work
 
 
 @pytest.mark.parametrize("build", _builds())
-@pytest.mark.parametrize("n_rows, side", [(16, "at NT's"), (17, "above NT's"),
-                                          (64, "at"), (65, "above")])
+@pytest.mark.parametrize("n_rows, side", [(64, "at"), (65, "above")])
 def test_gradient_on_both_sides_of_the_blas_threshold(build, n_rows, side):
-    """(64, 128, 128) is m n k = 2**20, the threshold: the micro-kernels;
-    65 rows are one above it: BLAS. delta @ W.T switches at a quarter of it,
-    16 rows. Every side gives the NumPy reference's gradient."""
-    limit = SMALL_GEMM_WORK >> 2 if "NT" in side else SMALL_GEMM_WORK
-    assert (n_rows * 128 * 128 <= limit) == side.startswith("at")
+    """With both thresholds at 2**20, (64, 128, 128) is at them: every
+    product in the micro-kernels; 65 rows are one above: every product in
+    BLAS. Both give the NumPy reference's gradient."""
+    assert (n_rows * 128 * 128 <= SMALL_GEMM_WORK) == (side == "at")
     with small_gemm_work(build, SMALL_GEMM_WORK):
         loss, grads, want = _network_gradient(build, (128, 128, 3), n_rows, np.float64)
     np.testing.assert_allclose(loss, want["loss"], rtol=1e-12)
