@@ -13,9 +13,10 @@ predict exactly what was recorded, and train it on (one partial_fit, or a
 warm-started fit for lbfgs and early stopping) to exactly the recorded
 weights. The records were the old code's results until the small products'
 micro-kernels (issue 21) changed the order of sums on purpose; they were
-recorded again then, from the same pickles (make.py without --pickles). Exact results depend on the kernel build and the OpenBLAS
-kernels, so they are compared bit for bit on a platform the old code's
-results were recorded on (tests/guard/fits.py's ``platform_key``), and
+recorded again then, from the same pickles (make.py without --pickles).
+Exact results depend on the kernel build and the OpenBLAS kernels, so they
+are compared bit for bit on a platform the results were recorded on
+(tests/guard/fits.py's ``platform_key``), and
 elsewhere to rtol 1e-6 (float32) or 1e-12 (float64) of the results of the
 platform that wrote the pickles.
 """
