@@ -770,20 +770,20 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         The current loss computed with the loss function.
     best_loss_ : float or None
         Minimum loss reached by the solver (None with early stopping).
-    loss_curve_ : list of shape (n_iter_,)
+    loss_curve_ : list of shape (``n_iter_``,)
         The loss at the end of each epoch (sgd, adam).
-    validation_scores_ : list of shape (n_iter_,) or None
+    validation_scores_ : list of shape (``n_iter_``,) or None
         Accuracy on the validation set per epoch (early stopping only).
     best_validation_score_ : float or None
         Best validation accuracy (early stopping only).
     t_ : int
         Number of training samples seen by the solver.
     coefs_ : list of shape (n_layers - 1,)
-        coefs_[i] is the (units[i], units[i + 1]) weight matrix of layer i,
+        ``coefs_[i]`` is the (units[i], units[i + 1]) weight matrix of layer i,
         of dtype float32 for float32 input, float64 otherwise; an ensemble's
         layer with one per member holds (ensemble_size, units[i], units[i + 1]).
     intercepts_ : list of shape (n_layers - 1,)
-        intercepts_[i] is the (units[i + 1],) bias vector of layer i
+        ``intercepts_[i]`` is the (units[i + 1],) bias vector of layer i
         ((ensemble_size, units[i + 1]) for one per member).
     input_scalings_, output_scalings_ : list of shape (n_layers - 1,)
         An ensemble's per-member scalings r and s of each layer's input and
@@ -791,7 +791,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         or None where the layer has none (ensemble_size > 1 only).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, for input with string column names.
     n_iter_ : int
         Number of epochs (sgd, adam) or iterations (lbfgs) run.
@@ -1028,12 +1028,13 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     ----------
     loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, default='squared_error'
         The loss to minimize; 'poisson' uses an exp output and needs y >= 0.
-        'absolute_error' (cbp addition): J = (1/n) sum_i sum_outputs |y - y_pred|
+        'absolute_error' (cbp addition): ``J = (1/n) sum_i sum_outputs |y - y_pred|``
         (+ the L2 term), subgradient 0 at a zero residual, as torch.nn.L1Loss.
-        'huber' (cbp addition): J = (1/n) sum_i sum_outputs h(y - y_pred),
-        h(r) = r^2 / 2 for |r| <= huber_delta, huber_delta (|r| - huber_delta / 2)
-        beyond, as torch.nn.HuberLoss(delta=huber_delta); with delta 1 it is
-        the smooth L1 loss.
+        'huber' (cbp addition): ``J = (1/n) sum_i sum_outputs h(y - y_pred)``,
+        ``h(r) = r^2 / 2`` for ``|r| <= huber_delta``,
+        ``huber_delta (|r| - huber_delta / 2)`` beyond, as
+        torch.nn.HuberLoss(delta=huber_delta); with delta 1 it is the smooth
+        L1 loss.
     huber_delta : float > 0, default=1.0
         Where the Huber loss turns from quadratic to linear. (cbp addition)
 

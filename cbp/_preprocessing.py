@@ -41,17 +41,17 @@ class PiecewiseLinearEncoder(TransformerMixin, BaseEstimator):
     bin_edges_ : list of ndarray
         The edges of each column; a column constant in the training data
         has one edge (its value).
-    n_bins_ : ndarray of shape (n_features_in_,)
+    n_bins_ : ndarray of shape (``n_features_in_``,)
         The columns each input column becomes (1 for a constant column,
         which encodes as zeros: it carries no information).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
 
     Notes
     -----
     NaN is refused with a ValueError naming the columns (impute first, e.g.
     with ``sklearn.impute.SimpleImputer``). Output: float64, or float32 for
-    float32 input, (n_samples, n_bins_.sum()), each column's encodings
+    float32 input, (n_samples, ``n_bins_``.sum()), each column's encodings
     side by side in column order.
 
     Examples
@@ -129,7 +129,7 @@ class PiecewiseLinearEncoder(TransformerMixin, BaseEstimator):
         return edges
 
     def transform(self, X):
-        """The encodings: (n_samples, n_bins_.sum())."""
+        """The encodings: (n_samples, ``n_bins_``.sum())."""
         check_is_fitted(self)
         X = self._validated(X, reset=False)
         out = np.zeros((X.shape[0], int(self.n_bins_.sum())), dtype=X.dtype)

@@ -84,16 +84,16 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
-    is_categorical_ : ndarray of bool, shape (n_features_in_,)
+    is_categorical_ : ndarray of bool, shape (``n_features_in_``,)
     medians_ : ndarray of float64, shape (n_numeric,)
         The imputed value of each numeric column.
     has_indicator_ : ndarray of bool, shape (n_numeric,)
         The numeric columns that get a missing-value indicator.
-    quantiles_ : ndarray of float64, shape (n_quantiles_, n_numeric)
+    quantiles_ : ndarray of float64, shape (``n_quantiles_``, n_numeric)
         ('quantile') each column's training quantiles at the levels
         ``references_``.
-    references_ : ndarray of float64, shape (n_quantiles_,)
-    centers_, scales_ : ndarray of float64, shape (n_numeric,)
+    references_ : ndarray of float64, shape (``n_quantiles_``,)
+    ``centers_``, ``scales_`` : ndarray of float64, shape (n_numeric,)
         ('robust') the medians and spreads.
     bin_encoder_ : PiecewiseLinearEncoder or None
     categories_ : list of ndarray of str
@@ -103,7 +103,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Output: float32 (n_samples, n_features_out_), the numeric columns'
+    Output: float32 (n_samples, ``n_features_out_``), the numeric columns'
     values first, then their indicators, then the piecewise-linear
     encodings, then each categorical column's one-hot columns
     (``get_feature_names_out`` names them).
@@ -267,7 +267,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------ transform
 
     def transform(self, X):
-        """The encoded table: float32 (n_samples, n_features_out_)."""
+        """The encoded table: float32 (n_samples, ``n_features_out_``)."""
         check_is_fitted(self)
         frame = self._frame(X, reset=False)
         numeric = self._numeric_values(frame, self.is_categorical_)

@@ -393,7 +393,7 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         The fitted network, reading ``encoder_``'s output.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
-    n_iter_, loss_curve_, validation_scores_, best_validation_score_
+    ``n_iter_``, ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``
         The network's.
 
     Examples
@@ -505,11 +505,11 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     ----------
     encoder_ : TableEncoder
     network_ : MLPRegressor
-        Trained on the standardised targets (y - y_mean_) / y_scale_.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
+        Trained on the standardised targets (y - ``y_mean_``) / ``y_scale_``.
+    ``y_mean_``, ``y_scale_`` : ndarray of shape (n_outputs,)
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
-    n_iter_, loss_curve_, validation_scores_, best_validation_score_
+    ``n_iter_``, ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``
         The network's.
 
     Examples
