@@ -34,8 +34,7 @@ templates_path = ["_templates"]
 nitpicky = True
 # references to what this site does not document (other projects' types)
 nitpick_ignore_regex = [
-    # numpydoc's links for builtin types, into Python's and NumPy's own sites
-    (r"py:.*", r"python:.*"), (r"std:term", r"numpy:.*"), (r"std:ref", r"python:.*"),
+
     (r"py:.*", r"(numpy|np|scipy|sklearn|pandas|torch|onnx|dask|ray)\..*"),
     (r"py:.*", r"(array-like|ndarray|sparse matrix|estimator|callable|optional|default.*"
                r"|of shape.*|int|float|bool|str|dict|list|tuple|None|object|path-like"
@@ -46,8 +45,7 @@ autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-numpydoc_xref_param_type = True
-numpydoc_xref_ignore = "all"
+numpydoc_xref_param_type = False
 
 sphinx_gallery_conf = {
     "examples_dirs": "examples",
@@ -64,4 +62,6 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
-html_static_path = []
+# wide tables (the benchmark results) use the page's whole width
+html_static_path = ["_static"]
+html_css_files = ["cbp.css"]
