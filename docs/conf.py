@@ -61,6 +61,13 @@ html_title = f"cbp {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
+    # the pages of wide result tables give the right-hand column to them
+    "secondary_sidebar_items": {
+        "**": ["page-toc", "sourcelink"],
+        "user_guide/speed": [],
+        "user_guide/tabular": [],
+        "user_guide/ensembles": [],
+    },
 }
 # wide tables (the benchmark results) use the page's whole width
 html_static_path = ["_static"]
