@@ -9,8 +9,27 @@ their size (the result is the same either way).
 """
 
 import contextlib
+import importlib.util
 
-from cbp._dispatch import kernel
+import pytest
+
+from cbp._dispatch import BUILDS, kernel
+
+
+def kernel_builds(portable=True):
+    """pytest params of the kernel builds that were compiled, as module names
+    (``_kernel_avx512``, ...), each skipped where this CPU does not run it;
+    without the portable ``_kernel`` when ``portable`` is False. A test
+    imports the module itself (importlib), never at collection: a build for
+    a wider instruction set need not even load on this CPU."""
+    found = []
+    for name, module, cpu_runs_it in BUILDS:
+        if (module == "_kernel" and not portable) or \
+                importlib.util.find_spec(f"cbp.{module}") is None:
+            continue
+        found.append(pytest.param(module, id=name, marks=pytest.mark.skipif(
+            not cpu_runs_it(), reason=f"this CPU does not run the {name} build")))
+    return found
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import scipy.sparse
 
 import cbp._kernel as baseline
 from cbp import _dispatch
+from kernel_paths import kernel_builds
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,17 +67,7 @@ def test_cbp_kernel_names_an_unknown_build():
     assert "CBP_KERNEL='sse9' names no kernel build" in out.stderr
 
 
-def _wider_builds():
-    found = []
-    for name, module, cpu_runs_it in _dispatch.BUILDS:
-        if module == "_kernel" or not _has_module(f"cbp.{module}"):
-            continue
-        found.append(pytest.param(module, id=name, marks=pytest.mark.skipif(
-            not cpu_runs_it(), reason=f"this CPU does not run the {name} build")))
-    return found
-
-
-@pytest.mark.parametrize("wider", _wider_builds())
+@pytest.mark.parametrize("wider", kernel_builds(portable=False))
 @pytest.mark.parametrize("input, chunk_rows", [
     pytest.param("dense", 8, id="dense-batch-at-once"),
     pytest.param("dense", 3, id="dense-in-chunks-of-3"),

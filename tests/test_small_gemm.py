@@ -20,8 +20,8 @@ import pytest
 
 import cbp._kernel as baseline
 from cbp import _dispatch
-from cbp._dispatch import BUILDS, kernel
-from kernel_paths import small_gemm_work
+from cbp._dispatch import kernel
+from kernel_paths import kernel_builds, small_gemm_work
 import reference
 
 MR, KC, NP = 6, 256, 64                       # src/_small_gemm.h
@@ -29,16 +29,10 @@ SMALL_GEMM_WORK = 1 << 20                      # src/_kernel.pyx, for a BLAS tha
 SMALL_GEMV_WORK = 16384                        # src/_network.pxd
 
 
-def _builds():
-    found = []
-    for name, module, cpu_runs_it in BUILDS:
-        try:
-            build = importlib.import_module(f"cbp.{module}")
-        except ImportError:
-            continue
-        found.append(pytest.param(build, id=name, marks=pytest.mark.skipif(
-            not cpu_runs_it(), reason=f"this CPU does not run the {name} build")))
-    return found
+@pytest.fixture(params=kernel_builds())
+def build(request):
+    """Each kernel build this CPU runs, imported."""
+    return importlib.import_module(f"cbp.{request.param}")
 
 
 # (what the shape exercises, m(L), n(L), k(L)) with L the vector's lanes
@@ -87,7 +81,6 @@ def _tolerance(dtype, k):
     return dict(rtol=4 * eps * np.sqrt(k + 1), atol=4 * eps * (k + 1))
 
 
-@pytest.mark.parametrize("build", _builds())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans", ["NN", "TN", "NT"])
 @pytest.mark.parametrize("shape", [pytest.param(s, id=s[0]) for s in SHAPES])
@@ -101,7 +94,6 @@ def test_product_equals_numpy(build, dtype, trans, shape):
                                err_msg=f"{trans} (m, n, k) = {(m, n, k)}")
 
 
-@pytest.mark.parametrize("build", _builds())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans", ["NN", "TN", "NT"])
 @pytest.mark.parametrize("beta", [1.0, 0.5])
@@ -116,7 +108,6 @@ def test_product_adds_beta_times_c(build, dtype, trans, beta):
                                **_tolerance(dtype, k))
 
 
-@pytest.mark.parametrize("build", _builds())
 @pytest.mark.parametrize("trans", ["NN", "TN", "NT"])
 def test_product_is_the_same_every_time(build, trans):
     """Summation order depends on the shapes only: the bits repeat."""
@@ -177,7 +168,6 @@ def test_small_gemm_work_of_a_blas(architecture, work):
     assert _dispatch.small_gemm_work(architecture) == work
 
 
-@pytest.mark.parametrize("build", _builds())
 @pytest.mark.parametrize("n_rows, side", [(64, "at"), (65, "above")])
 def test_gradient_on_both_sides_of_the_blas_threshold(build, n_rows, side):
     """With both thresholds at 2**20, (64, 128, 128) is at them: every
@@ -190,7 +180,6 @@ def test_gradient_on_both_sides_of_the_blas_threshold(build, n_rows, side):
     np.testing.assert_allclose(grads, want["grads"], rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("build", _builds())
 @pytest.mark.parametrize("n_out, side", [(128, "at"), (129, "above")])
 def test_one_row_on_both_sides_of_the_gemv_threshold(build, n_out, side):
     """One row times (128, 128), n k = 16384, stays in the micro-kernels; a
