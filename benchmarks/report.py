@@ -376,7 +376,12 @@ def draw_chart(path, training, predict, subtitle=""):
     if not groups:
         return False
     candidates = list(dict.fromkeys(c for g in groups.values() for c in g))
+    # every candidate its own colour: one left to matplotlib's cycle would
+    # start it again at cbp's blue
     colours = {"cbp": "tab:blue", "torch": "tab:orange", "GEMM bound": "tab:gray"}
+    spare = iter(["tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
+    for name in candidates:
+        colours.setdefault(name, next(spare, None))
 
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(groups)), 4.5))
     width = 0.8 / len(candidates)

@@ -23,6 +23,8 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # the benchmarks' Markdown results, included in the Benchmarks page
+    "myst_parser",
 ]
 
 # the docs' own sources, not the checkout's cbp/ (which has no compiled kernel)
@@ -40,6 +42,10 @@ nitpick_ignore_regex = [
                r"|of shape.*|int|float|bool|str|dict|list|tuple|None|object|path-like"
                r"|file-like|\{.*\}|'.*'|\".*\")"),
 ]
+
+# the included results skip heading levels (### under the page's sections)
+suppress_warnings = ["myst.header"]
+myst_heading_anchors = 0
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
@@ -64,7 +70,7 @@ html_theme_options = {
     # the pages of wide result tables give the right-hand column to them
     "secondary_sidebar_items": {
         "**": ["page-toc", "sourcelink"],
-        "user_guide/speed": [],
+        "benchmarks": [],
         "user_guide/tabular": [],
         "user_guide/ensembles": [],
     },

