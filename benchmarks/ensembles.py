@@ -106,7 +106,7 @@ BLOCK_ROWS = WORKLOAD.batch_size // 2
 
 
 def block_rows_for(form, k):
-    """The blocks of the 2-thread candidate, as the README advises: half the
+    """The blocks of the 2-thread candidate, as the user guide advises (Ensembles): half the
     batch for a plain network and for "packed" (whose products are per
     member: the rows of a block alone), and about 1024 stacked rows (1024 /
     k rows of the batch) for the forms that share weights (a block is one
@@ -530,7 +530,7 @@ def main(argv=None):
 
     info = report.machine_info()
     info["tabm"] = getattr(sys.modules.get("tabm") or __import__("tabm"), "__version__", "?")
-    summary = report.describe_machine(info) + f"\ntabm {info['tabm']}"
+    summary = report.describe_machine(info) + f"\n- tabm {info['tabm']}"
     print(summary + "\n", flush=True)
     print(f"cbp imported from {os.path.dirname(cbp.__file__)}\n", flush=True)
 

@@ -90,7 +90,10 @@ def blas_architectures(info):
 
 
 def describe_machine(info):
-    """A few lines about the machine and, above all, the BLAS in use."""
+    """A few lines about the machine and, above all, the BLAS in use, as a
+    Markdown list (the results' Markdown is included in the documentation's
+    Benchmarks page, where lines without a blank between them would run
+    together)."""
     lines = [
         f"CPU: {info['cpu_model']} ({info['cpu_count']} logical CPUs; "
         f"{', '.join(info['cpu_flags']) or 'no AVX2/AVX-512 flags found'})",
@@ -115,7 +118,7 @@ def describe_machine(info):
             "OPENBLAS_CORETYPE=SkylakeX (and OPENBLAS_L2_SIZE unset) may be ~2x faster "
             "for GEMMs (see benchmarks/README.md)."
         )
-    return "\n".join(lines)
+    return "\n".join(f"- {line}" for line in lines)
 
 
 # ---------------------------------------------------------------- tables

@@ -4,7 +4,7 @@
    with joblib's threading backend (n_jobs=2) and with loky processes
    (n_jobs=2); BLAS pinned to one thread per fit. Wall times, in one run.
 2. Out of core: dask-ml's Incremental trains cbp over a Parquet dataset,
-   2 epochs, with the README's recipe (row counts from the Parquet metadata,
+   2 epochs, with the user guide's recipe (Scaling out) (row counts from the Parquet metadata,
    dask's synchronous scheduler, pyarrow's system memory pool, a fixed glibc
    mmap threshold) and without it;
    the peak resident memory of each (a fresh process, after a warm-up on one
@@ -96,7 +96,7 @@ def out_of_core_peak(path, n_files, how, epochs=2):
     """Peak resident memory (MiB) beyond its start of a fresh process that
     trains over the first n_files blocks of path, and its training accuracy.
 
-    how: "recipe" (the README's) or "naive" (to_dask_array(lengths=True),
+    how: "recipe" (the user guide's) or "naive" (to_dask_array(lengths=True),
     dask's threaded scheduler, pyarrow's default memory pool, glibc's
     default malloc settings)."""
     env = dict(os.environ)

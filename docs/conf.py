@@ -9,6 +9,7 @@ the gallery (docs/examples/, executed at build time by sphinx-gallery).
 
 import os
 import sys
+from pathlib import Path
 
 import cbp
 
@@ -73,8 +74,14 @@ html_theme_options = {
         "benchmarks": [],
         "user_guide/tabular": [],
         "user_guide/ensembles": [],
+        # the examples' code and printed tables are up to 95 columns wide (by
+        # name: a second wildcard pattern beside "**" is a warning)
+        **{f"auto_examples/{example.stem}": [] for example in
+           Path(__file__).parent.glob("examples/plot_*.py")},
     },
 }
+# the pages of the widest tables give the left-hand column to them as well
+html_sidebars = {"user_guide/tabular": [], "benchmarks": []}
 # wide tables (the benchmark results) use the page's whole width
 html_static_path = ["_static"]
 html_css_files = ["cbp.css"]

@@ -1,7 +1,7 @@
 """cbp under threads: the kernel releases the GIL, so results must not depend
 on what other threads do at the same time.
 
-What is safe (see README, "Threads"): predicting with one fitted model from
+What is safe (see the user guide, "Bad input, faults and threads"): predicting with one fitted model from
 many threads; fitting different models in different threads. What is not:
 fitting (or partial_fit-ing) one model from two threads at once, or fitting a
 model while another thread predicts with it.

@@ -66,7 +66,7 @@ def ray_backend(tmp_path_factory):
 
     # Ray's workers start in the driver's working directory: in a cbp
     # checkout, the source folder cbp/ would shadow the installed package
-    # there, so Ray is started from elsewhere (README, "Scaling out").
+    # there, so Ray is started from elsewhere (the user guide, "Scaling out").
     here = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("ray"))
     try:
@@ -198,8 +198,8 @@ def _scaling_benchmark():
 
 
 def test_out_of_core_memory_does_not_grow_with_the_number_of_blocks(tmp_path):
-    """The README's recipe (row counts from the Parquet metadata, dask's
-    synchronous scheduler, pyarrow's system memory pool, a fixed glibc mmap
+    """The user guide's recipe (Scaling out: row counts from the Parquet
+    metadata, dask's synchronous scheduler, pyarrow's system memory pool, a fixed glibc mmap
     threshold) trains 2 epochs over
     16 blocks with the same peak memory as over 2 blocks: a few blocks' worth,
     not the dataset. (Measured in a fresh process: Linux's VmHWM.)"""

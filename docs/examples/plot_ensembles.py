@@ -98,7 +98,8 @@ def plot(rows):
     right.bar(at, [np.mean(rows[n]["seconds"]) for n in names], color="C7")
     right.set_ylabel("fit time (s, one thread)")
     for ax in (left, right):
-        ax.set_xticks(at, [n.replace(", ", "\n") for n in names], fontsize=8)
+        ax.set_xticks(at, [n.replace("ensemble_size=", "k=").replace(", ", "\n")
+                           for n in names], fontsize=8)
     fig.suptitle("MLPClassifier((128, 128), solver='adamw') on digits")
     fig.tight_layout()
 
