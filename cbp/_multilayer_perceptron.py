@@ -6,7 +6,8 @@ to the kernel, which gathers, propagates, back-propagates and updates every
 mini-batch without returning. What the loop computes follows scikit-learn
 1.9's ``sklearn/neural_network/_multilayer_perceptron.py`` step for step, so
 that the same ``random_state`` gives the same weights; the few places where
-cbp differs on purpose are listed in the README.
+cbp differs on purpose are listed in the user guide's drop-in page
+(docs/user_guide/drop_in.rst).
 """
 
 import functools
@@ -626,8 +627,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
 
     A drop-in for ``sklearn.neural_network.MLPClassifier``: the same
     parameters, attributes and methods, and for the same ``random_state`` the
-    same weights. It optimizes the log-loss with LBFGS, stochastic gradient
-    descent or Adam.
+    same weights, to rounding (L-BFGS run long can magnify the last bits: see
+    the user guide's drop-in page). It optimizes the log-loss with LBFGS,
+    stochastic gradient descent or Adam.
 
     Parameters
     ----------
@@ -723,7 +725,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         any number of threads, and differs from None's by rounding only.
         None: a batch in one piece, scikit-learn's arithmetic (the threads
         are BLAS's own). A block of ``batch_size / n_threads`` rows suits
-        most networks (README, "Threads"); an ensemble whose layers share
+        most networks (user guide, "Threads"); an ensemble whose layers share
         weights ('batch', 'mini') about ``1024 / ensemble_size`` rows, its
         members' rows being stacked. (cbp addition)
     ensemble_size : int >= 1, default=1
@@ -801,6 +803,27 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         Number of outputs.
     out_activation_ : str
         Name of the output activation function.
+
+    Examples
+    --------
+    The same model as scikit-learn's for the same ``random_state``:
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+    >>> from cbp import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16  # pixel intensities in [0, 1]
+    >>> model = MLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
+    ...                       random_state=0).fit(X, y)
+    >>> model.classes_
+    array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    >>> model.score(X, y) > 0.9
+    True
+    >>> reference = SklearnMLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
+    ...                                  random_state=0).fit(X, y)
+    >>> np.array_equal(model.predict(X), reference.predict(X))
+    True
     """
 
     _parameter_constraints: dict = {
@@ -906,6 +929,23 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes; with members=True, shape (n_samples,
             ensemble_size) or (n_samples, ensemble_size, n_classes).
+
+        Examples
+        --------
+        An ensemble's prediction, and each of its members':
+
+        >>> from sklearn.datasets import load_iris
+        >>> from cbp import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> model = MLPClassifier(hidden_layer_sizes=(16,), ensemble_size=4,
+        ...                       learning_rate_init=0.01, max_iter=500,
+        ...                       random_state=0).fit(X, y)
+        >>> model.predict(X[[0, 50, 100]])
+        array([0, 1, 2])
+        >>> model.predict(X[[0, 50, 100]], members=True)
+        array([[0, 0, 0, 0],
+               [1, 1, 1, 1],
+               [2, 2, 2, 2]])
         """
         self._check_is_fitted()
         if members:
@@ -956,6 +996,23 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Examples
+        --------
+        Training on data that arrives in chunks (``classes`` lists every
+        class, as a chunk may lack some):
+
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from cbp import MLPClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> model = MLPClassifier(batch_size=50, learning_rate_init=0.01, random_state=0)
+        >>> for X_chunk, y_chunk in zip(np.array_split(X / 16, 4), np.array_split(y, 4)):
+        ...     _ = model.partial_fit(X_chunk, y_chunk, classes=np.arange(10))
+        >>> model.t_  # the samples trained on
+        1797
+        >>> model.score(X / 16, y) > 0.8
+        True
         """
         with restored_on_error(self):
             if _check_partial_fit_first_call(self, classes):
@@ -1020,9 +1077,14 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     A drop-in for ``sklearn.neural_network.MLPRegressor``: the same
     parameters, attributes and methods, and for the same ``random_state`` the
-    same weights (single output; see the README for multi-output squared
-    error). It optimizes the squared error or the Poisson deviance with
+    same weights, to rounding (single output; the user guide's drop-in page
+    says what differs for multi-output squared error, and when L-BFGS run long
+    magnifies the last bits). It optimizes the squared error or the Poisson deviance with
     LBFGS, stochastic gradient descent or Adam.
+
+    The parameters and attributes are MLPClassifier's (without ``classes_``
+    and ``class_weight``; ``validation_scores_`` hold R^2 scores), and the
+    two parameters below.
 
     Parameters
     ----------
@@ -1038,8 +1100,22 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     huber_delta : float > 0, default=1.0
         Where the Huber loss turns from quadratic to linear. (cbp addition)
 
-    The other parameters, and the attributes, are MLPClassifier's (without
-    ``classes_`` and ``class_weight``; ``validation_scores_`` hold R^2 scores).
+    Examples
+    --------
+    The same model as scikit-learn's for the same ``random_state``:
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
+    >>> from cbp import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0, random_state=0)
+    >>> y = y / y.std()  # targets of unit scale
+    >>> model = MLPRegressor(random_state=0).fit(X, y)
+    >>> model.score(X, y) > 0.99
+    True
+    >>> reference = SklearnMLPRegressor(random_state=0).fit(X, y)
+    >>> np.allclose(model.predict(X), reference.predict(X))
+    True
     """
 
     _parameter_constraints: dict = {

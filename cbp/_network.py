@@ -28,8 +28,8 @@ from ._options import ENSEMBLES, HIDDEN_ACTIVATIONS, SOLVERS
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
 # values of activations (and of gathered input rows) per chunk, but never
 # fewer than _MIN_CHUNK_ROWS rows, below which the products get too thin for
-# BLAS. Measured (full-batch loss and gradient, one thread; README, "How it
-# is organised"): 1,000,000 x 16, layers (64, 64): 0.71 s at 127 rows a chunk,
+# BLAS. Measured (full-batch loss and gradient, one thread; the user guide's
+# design page): 1,000,000 x 16, layers (64, 64): 0.71 s at 127 rows a chunk,
 # 0.76 s at 508, 1.43 s unchunked (1968 MiB of scratch); 16000 x 1024, layers
 # (1024, 1024): 3.87 s at 31 rows, 1.81 s at 509, 1.79 s unchunked. Batches
 # of up to 512 rows are never split, so their arithmetic is unchanged.

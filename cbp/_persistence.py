@@ -150,7 +150,43 @@ def _network_arrays(model):
 
 
 def load(path):
-    """Read a model written by ``save``; ValueError if the file is not one."""
+    """Read a model written by ``save``; ValueError if the file is not one.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file object
+        The ``.npz`` archive a fitted model's ``save`` method wrote.
+
+    Returns
+    -------
+    model : MLPClassifier, MLPRegressor, TabularMLPClassifier or TabularMLPRegressor
+        The fitted model, which predicts exactly as the saved one.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a valid cbp model archive (truncated, corrupted,
+        tampered with, or not written by cbp). Loading runs no code from the
+        file: it is read with ``allow_pickle=False``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from cbp import MLPClassifier, load
+    >>> X, y = make_classification(random_state=0)
+    >>> model = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+    ...                       random_state=0).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.npz")
+    ...     model.save(path)
+    ...     loaded = load(path)
+    >>> loaded
+    MLPClassifier(hidden_layer_sizes=(16,), random_state=0, solver='lbfgs')
+    >>> np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    True
+    """
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -164,12 +200,18 @@ def load(path):
         # (zipfile raises NotImplementedError and RuntimeError for flags and
         # methods it does not support, as a damaged directory can claim)
         raise ValueError(
-            f"{os.fspath(path)!r} is not a readable cbp model file: {exc!r}"
+            f"{_described(path)} is not a readable cbp model file: {exc!r}"
         ) from exc
     try:
         return _build(arrays)
     except _Invalid as exc:
-        raise ValueError(f"{os.fspath(path)!r} is not a valid cbp model file: {exc}") from None
+        raise ValueError(f"{_described(path)} is not a valid cbp model file: {exc}") from None
+
+
+def _described(path):
+    """The path's text for a message, or the object's repr if it is an open
+    file (np.load reads those too)."""
+    return repr(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else repr(path)
 
 
 class _Invalid(Exception):

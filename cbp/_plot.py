@@ -28,6 +28,21 @@ class LossCurveDisplay:
         The epoch (counting from 1) whose model early stopping kept; marked.
     estimator_name : str, default=None
         Shown in the title.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from sklearn.datasets import load_digits
+    >>> from cbp import LossCurveDisplay, MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = MLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
+    ...                       random_state=0).fit(X / 16, y)
+    >>> display = LossCurveDisplay.from_estimator(model)
+    >>> sorted(display.lines_)
+    ['kept epoch', 'training loss', 'validation loss', 'validation score']
+    >>> display.ax_.get_title()
+    'MLPClassifier: loss per epoch'
+    >>> plt.close(display.figure_)
     """
 
     def __init__(self, *, loss_curve, validation_loss_curve=None, validation_scores=None,

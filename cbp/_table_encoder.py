@@ -93,7 +93,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
         ('quantile') each column's training quantiles at the levels
         ``references_``.
     references_ : ndarray of float64, shape (``n_quantiles_``,)
-    ``centers_``, ``scales_`` : ndarray of float64, shape (n_numeric,)
+    centers_, scales_ : ndarray of float64, shape (n_numeric,)
         ('robust') the medians and spreads.
     bin_encoder_ : PiecewiseLinearEncoder or None
     categories_ : list of ndarray of str
@@ -107,6 +107,25 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     values first, then their indicators, then the piecewise-linear
     encodings, then each categorical column's one-hot columns
     (``get_feature_names_out`` names them).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cbp import TableEncoder
+    >>> X = pd.DataFrame({"age": [25.0, 32.0, np.nan, 51.0, 46.0, 38.0],
+    ...                   "city": ["Paris", "Lyon", "Paris", None, "Lyon", "Paris"]})
+    >>> encoder = TableEncoder(min_frequency=2).fit(X)
+    >>> encoder.get_feature_names_out()
+    array(['age', 'age_missing', 'city=Lyon', 'city=Paris', 'city=<infrequent>'],
+          dtype=object)
+    >>> encoder.transform(X).shape
+    (6, 5)
+
+    A missing age becomes the median (0 after the quantile transformation)
+    and its indicator; an unseen city, the infrequent column:
+
+    >>> encoder.transform(pd.DataFrame({"age": [np.nan], "city": ["Nice"]}))
+    array([[0., 1., 0., 0., 1.]], dtype=float32)
     """
 
     _parameter_constraints: dict = {

@@ -44,7 +44,7 @@ def _registry(*entries):
     return {entry.name: entry for entry in entries}
 
 
-# Measured on benchmarks/tabular.py's development suite (README, "Tables";
+# Measured on benchmarks/tabular.py's development suite (user guide, "Tables";
 # 19 tables, 8 members, one thread): "small" scored as high as the larger
 # ones (mean score over HistGradientBoosting's on 3 splits: +0.0107, "medium"
 # +0.0110; on one split +0.0131, "medium" +0.0116, "large" +0.0102) in 0.57x
@@ -393,7 +393,7 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         The fitted network, reading ``encoder_``'s output.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
-    ``n_iter_``, ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``
+    n_iter_, loss_curve_, validation_scores_, best_validation_score_
         The network's.
 
     Examples
@@ -506,10 +506,10 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     encoder_ : TableEncoder
     network_ : MLPRegressor
         Trained on the standardised targets (y - ``y_mean_``) / ``y_scale_``.
-    ``y_mean_``, ``y_scale_`` : ndarray of shape (n_outputs,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
-    ``n_iter_``, ``loss_curve_``, ``validation_scores_``, ``best_validation_score_``
+    n_iter_, loss_curve_, validation_scores_, best_validation_score_
         The network's.
 
     Examples

@@ -36,6 +36,9 @@ exclude_patterns = ["_build", "examples/*.py", "*.py"]
 templates_path = ["_templates"]
 nitpicky = True
 # references to what this site does not document (other projects' types)
+# labels of scikit-learn's user guide, in the docstrings of the methods the
+# estimators inherit from it (score); no intersphinx offline
+nitpick_ignore = [("std:ref", "accuracy_score"), ("std:ref", "r2_score")]
 nitpick_ignore_regex = [
 
     (r"py:.*", r"(numpy|np|scipy|sklearn|pandas|torch|onnx|dask|ray)\..*"),
@@ -49,7 +52,9 @@ suppress_warnings = ["myst.header"]
 myst_heading_anchors = 0
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# (no "inherited-members" here: a default that is not a string overrides the
+# class template's own :inherited-members:)
+autodoc_default_options = {"members": True}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
@@ -74,6 +79,7 @@ html_theme_options = {
         "benchmarks": [],
         "user_guide/tabular": [],
         "user_guide/ensembles": [],
+        "user_guide/options": [],
         # the examples' code and printed tables are up to 95 columns wide (by
         # name: a second wildcard pattern beside "**" is a warning)
         **{f"auto_examples/{example.stem}": [] for example in

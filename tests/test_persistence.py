@@ -305,6 +305,22 @@ def test_loading_a_missing_path_raises_file_not_found_error(tmp_path):
         cbp.load(tmp_path / "missing.npz")
 
 
+def test_a_model_loads_from_an_open_binary_file(tmp_path):
+    model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    X, y = np.arange(40.0).reshape(20, 2) / 40, np.arange(20) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    model.save(tmp_path / "model.npz")
+    loaded = cbp.load(io.BytesIO((tmp_path / "model.npz").read_bytes()))
+    assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_an_open_file_that_is_no_model_raises_value_error():
+    with pytest.raises(ValueError, match="BytesIO.*is not a readable cbp model file"):
+        cbp.load(io.BytesIO(b"not an archive"))
+
+
 # ---------------------------------------------------------------------------
 # pickle and joblib
 # ---------------------------------------------------------------------------
