@@ -2,21 +2,18 @@
 internal links (CI runs it on the built site), and every relative link of the
 README, the repository's front page, names a file of the repository."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from docs_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _checker():
-    spec = importlib.util.spec_from_file_location("cbp_check_links",
-                                                  ROOT / "docs" / "check_links.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "docs" / "check_links.py")
 
 
 def _site(tmp_path, pages):

@@ -38,7 +38,7 @@ from cbp._network import (
     unpack_scalings,
 )
 from cbp._options import ENSEMBLES, STOCHASTIC
-from gallery import load_example
+from docs_scripts import load_example
 from kernel_paths import blocks_on_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -20,7 +20,7 @@ from cbp._dispatch import kernel as K
 from cbp._options import SOLVERS as ALL_SOLVERS, STOCHASTIC
 
 import reference as ref
-from gallery import load_example
+from docs_scripts import load_example
 from torch_layers import linear_from
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}

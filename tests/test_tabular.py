@@ -25,7 +25,7 @@ from cbp import (MLPClassifier, PiecewiseLinearEncoder, TableEncoder,
                  TabularMLPClassifier, TabularMLPRegressor)
 from cbp._table_encoder import MISSING
 from cbp._tabular import SIZES, batch_size_for
-from gallery import load_example
+from docs_scripts import load_example
 
 FAST = dict(size="small", ensemble_size=2, max_iter=30, random_state=0)
 
