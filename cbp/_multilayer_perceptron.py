@@ -810,18 +810,18 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
 
     >>> import numpy as np
     >>> from sklearn.datasets import load_digits
-    >>> from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+    >>> from sklearn import neural_network
     >>> from cbp import MLPClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16  # pixel intensities in [0, 1]
-    >>> model = MLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
-    ...                       random_state=0).fit(X, y)
+    >>> params = dict(hidden_layer_sizes=(32,), early_stopping=True,
+    ...               random_state=0)
+    >>> model = MLPClassifier(**params).fit(X, y)
     >>> model.classes_
     array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     >>> model.score(X, y) > 0.9
     True
-    >>> reference = SklearnMLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
-    ...                                  random_state=0).fit(X, y)
+    >>> reference = neural_network.MLPClassifier(**params).fit(X, y)
     >>> np.array_equal(model.predict(X), reference.predict(X))
     True
     """
@@ -937,9 +937,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         >>> from sklearn.datasets import load_iris
         >>> from cbp import MLPClassifier
         >>> X, y = load_iris(return_X_y=True)
-        >>> model = MLPClassifier(hidden_layer_sizes=(16,), ensemble_size=4,
-        ...                       learning_rate_init=0.01, max_iter=500,
-        ...                       random_state=0).fit(X, y)
+        >>> model = MLPClassifier(hidden_layer_sizes=(16,),
+        ...                       ensemble_size=4, learning_rate_init=0.01,
+        ...                       max_iter=500, random_state=0).fit(X, y)
         >>> model.predict(X[[0, 50, 100]])
         array([0, 1, 2])
         >>> model.predict(X[[0, 50, 100]], members=True)
@@ -1006,9 +1006,12 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         >>> from sklearn.datasets import load_digits
         >>> from cbp import MLPClassifier
         >>> X, y = load_digits(return_X_y=True)
-        >>> model = MLPClassifier(batch_size=50, learning_rate_init=0.01, random_state=0)
-        >>> for X_chunk, y_chunk in zip(np.array_split(X / 16, 4), np.array_split(y, 4)):
-        ...     _ = model.partial_fit(X_chunk, y_chunk, classes=np.arange(10))
+        >>> model = MLPClassifier(batch_size=50, learning_rate_init=0.01,
+        ...                       random_state=0)
+        >>> chunks = zip(np.array_split(X / 16, 4), np.array_split(y, 4))
+        >>> for X_chunk, y_chunk in chunks:
+        ...     _ = model.partial_fit(X_chunk, y_chunk,
+        ...                           classes=np.arange(10))
         >>> model.t_  # the samples trained on
         1797
         >>> model.score(X / 16, y) > 0.8
@@ -1106,14 +1109,15 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     >>> import numpy as np
     >>> from sklearn.datasets import make_regression
-    >>> from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
+    >>> from sklearn import neural_network
     >>> from cbp import MLPRegressor
-    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0, random_state=0)
+    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0,
+    ...                        random_state=0)
     >>> y = y / y.std()  # targets of unit scale
     >>> model = MLPRegressor(random_state=0).fit(X, y)
     >>> model.score(X, y) > 0.99
     True
-    >>> reference = SklearnMLPRegressor(random_state=0).fit(X, y)
+    >>> reference = neural_network.MLPRegressor(random_state=0).fit(X, y)
     >>> np.allclose(model.predict(X), reference.predict(X))
     True
     """

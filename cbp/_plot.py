@@ -35,8 +35,9 @@ class LossCurveDisplay:
     >>> from sklearn.datasets import load_digits
     >>> from cbp import LossCurveDisplay, MLPClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> model = MLPClassifier(hidden_layer_sizes=(32,), early_stopping=True,
-    ...                       random_state=0).fit(X / 16, y)
+    >>> model = MLPClassifier(hidden_layer_sizes=(32,),
+    ...                       early_stopping=True, random_state=0)
+    >>> model = model.fit(X / 16, y)
     >>> display = LossCurveDisplay.from_estimator(model)
     >>> sorted(display.lines_)
     ['kept epoch', 'training loss', 'validation loss', 'validation score']

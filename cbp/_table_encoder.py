@@ -112,19 +112,20 @@ class TableEncoder(TransformerMixin, BaseEstimator):
     --------
     >>> import numpy as np, pandas as pd
     >>> from cbp import TableEncoder
-    >>> X = pd.DataFrame({"age": [25.0, 32.0, np.nan, 51.0, 46.0, 38.0],
-    ...                   "city": ["Paris", "Lyon", "Paris", None, "Lyon", "Paris"]})
+    >>> X = pd.DataFrame({
+    ...     "age": [25.0, 32.0, np.nan, 51.0, 46.0, 38.0],
+    ...     "city": ["Paris", "Lyon", "Paris", None, "Lyon", "Paris"]})
     >>> encoder = TableEncoder(min_frequency=2).fit(X)
-    >>> encoder.get_feature_names_out()
-    array(['age', 'age_missing', 'city=Lyon', 'city=Paris', 'city=<infrequent>'],
-          dtype=object)
+    >>> print(*encoder.get_feature_names_out())
+    age age_missing city=Lyon city=Paris city=<infrequent>
     >>> encoder.transform(X).shape
     (6, 5)
 
     A missing age becomes the median (0 after the quantile transformation)
     and its indicator; an unseen city, the infrequent column:
 
-    >>> encoder.transform(pd.DataFrame({"age": [np.nan], "city": ["Nice"]}))
+    >>> new = pd.DataFrame({"age": [np.nan], "city": ["Nice"]})
+    >>> encoder.transform(new)
     array([[0., 1., 0., 0., 1.]], dtype=float32)
     """
 

