@@ -215,12 +215,17 @@ def large_product_rate(dtype, size=2048, rounds=5):
     b = rng.standard_normal((size, size)).astype(dtype)
     out = np.empty((size, size), dtype)
     np.matmul(a, b, out=out)
+    return 2 * size**3 / best_seconds(lambda: np.matmul(a, b, out=out), rounds) / 1e9
+
+
+def best_seconds(fn, rounds=5):
+    """The shortest wall time of ``rounds`` calls of fn()."""
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
-        np.matmul(a, b, out=out)
+        fn()
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return best
 
 
 def _gemm_calls(units, batch, dtype, rng, forward_only):

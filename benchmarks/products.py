@@ -15,14 +15,12 @@ rate (a 2048^3 product in NumPy), the bar every figure is a fraction of.
 """
 
 import argparse
-import importlib
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import report
-from candidates import large_product_rate
+from candidates import best_seconds, large_product_rate
 
 # (m, n, k) of the forward product; the weight gradient is (n_in, n_out,
 # rows) = (k, n, m) and delta propagation (rows, n_in, n_out) = (m, k, n)
@@ -37,15 +35,6 @@ LAYERS = [
 def shapes(trans, m, n, k):
     """(m, n, k) of the product ``trans`` of a layer whose forward is (m, n, k)."""
     return {"NN": (m, n, k), "TN": (k, n, m), "NT": (m, k, n)}[trans]
-
-
-def best_seconds(fn, rounds=5):
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None):

@@ -61,10 +61,10 @@ def broken_links(root):
                 else page_path
             if target.is_dir():
                 target = target / "index.html"
-            if not target.is_file() or root not in (target, *target.parents):
-                broken.append((page_path.relative_to(root), link))
-            elif parts.fragment and target.suffix == ".html" and \
-                    unquote(parts.fragment) not in _parse(target, cache).ids:
+            found = target.is_file() and root in (target, *target.parents) and not (
+                parts.fragment and target.suffix == ".html"
+                and unquote(parts.fragment) not in _parse(target, cache).ids)
+            if not found:
                 broken.append((page_path.relative_to(root), link))
     return broken, len(pages), external
 

@@ -35,12 +35,11 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 exclude_patterns = ["_build", "examples/*.py", "*.py"]
 templates_path = ["_templates"]
 nitpicky = True
-# references to what this site does not document (other projects' types)
 # labels of scikit-learn's user guide, in the docstrings of the methods the
 # estimators inherit from it (score); no intersphinx offline
 nitpick_ignore = [("std:ref", "accuracy_score"), ("std:ref", "r2_score")]
+# references to what this site does not document (other projects' types)
 nitpick_ignore_regex = [
-
     (r"py:.*", r"(numpy|np|scipy|sklearn|pandas|torch|onnx|dask|ray)\..*"),
     (r"py:.*", r"(array-like|ndarray|sparse matrix|estimator|callable|optional|default.*"
                r"|of shape.*|int|float|bool|str|dict|list|tuple|None|object|path-like"
@@ -49,7 +48,6 @@ nitpick_ignore_regex = [
 
 # the included results skip heading levels (### under the page's sections)
 suppress_warnings = ["myst.header"]
-myst_heading_anchors = 0
 
 autosummary_generate = True
 # (no "inherited-members" here: a default that is not a string overrides the
