@@ -262,9 +262,18 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
 
 
 def _require_y(estimator, y):
+    """``y`` as an array, refused with a message naming the problem when it
+    is missing or holds no sample (checked before anything reads its shape)."""
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the "
                          "target y is None.")
+    y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"y must hold one target per row, got a scalar: {y!r}.")
+    if len(y) == 0:
+        raise ValueError(f"{type(estimator).__name__} needs at least one sample to fit: "
+                         f"y has 0 rows (shape={y.shape}).")
+    return y
 
 
 def _sub(arrays, prefix):
@@ -439,8 +448,7 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         y : array-like of shape (n_samples,), class labels
         sample_weight : array-like of shape (n_samples,) or None
         """
-        _require_y(self, y)
-        y = np.asarray(y)
+        y = _require_y(self, y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if y.ndim != 1:
@@ -540,8 +548,7 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,) or None
         """
-        _require_y(self, y)
-        y = np.asarray(y)
+        y = _require_y(self, y)
         if y.dtype.kind == "c":
             raise ValueError("Complex data not supported.")
         if y.dtype.kind not in "biuf":

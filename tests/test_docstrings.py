@@ -22,6 +22,7 @@ import sys
 import pytest
 
 import cbp
+from optional import optional
 
 OPTIONFLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
@@ -104,7 +105,7 @@ def test_docstring_examples_run(name, obj):
                     "section names it)")
     packages = set().union(*map(_imported_packages, tests))
     for package in sorted(packages - {"cbp"}):
-        pytest.importorskip(package)
+        optional(package)
     if "matplotlib" in packages:
         import matplotlib
 

@@ -40,6 +40,7 @@ from cbp._network import (
 from cbp._options import ENSEMBLES, STOCHASTIC
 from docs_scripts import load_example
 from kernel_paths import blocks_on_threads
+from optional import optional
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -325,8 +326,8 @@ def _tabm_arrays(form, backbone, head):
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_five_adamw_steps_equal_the_tabm_package(form, estimator):
-    torch = pytest.importorskip("torch")
-    tabm = pytest.importorskip("tabm")
+    torch = optional("torch")
+    tabm = optional("tabm")
     X, y = _data(estimator)
     params = _full_batch(hidden_layer_sizes=(8, 8), ensemble_size=K, ensemble=form,
                          solver="adamw", learning_rate_init=0.01, weight_decay=0.05)
@@ -357,8 +358,8 @@ def test_batch_norm_per_member_equals_tabms_batchnorm1densemble():
     """batch_norm=True: each member normalised by its own batch statistics,
     its own gamma and beta, its own running statistics -- tabm's
     BatchNorm1dEnsemble after each hidden linear layer."""
-    torch = pytest.importorskip("torch")
-    tabm = pytest.importorskip("tabm")
+    torch = optional("torch")
+    tabm = optional("tabm")
     X, y = _classification()
     params = _full_batch(hidden_layer_sizes=(8, 8), ensemble_size=K, ensemble="batch",
                          solver="adamw", learning_rate_init=0.01, batch_norm=True)
@@ -639,8 +640,8 @@ def test_pickle_keeps_an_ensemble(form):
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_onnx_export_computes_the_averaged_prediction(form, estimator, dtype):
-    skl2onnx = pytest.importorskip("skl2onnx")
-    onnxruntime = pytest.importorskip("onnxruntime")
+    skl2onnx = optional("skl2onnx")
+    onnxruntime = optional("onnxruntime")
     import cbp.onnx  # noqa: F401 (registers cbp's converters)
     X, y = _data(estimator)
     X = X.astype(dtype)
@@ -673,7 +674,7 @@ def test_callbacks_see_every_epochs_ensemble():
 
 
 def test_loss_curve_display_draws_an_ensembles_curves():
-    pytest.importorskip("matplotlib")
+    optional("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

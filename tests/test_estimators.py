@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cbp import MLPClassifier, MLPRegressor
+from optional import optional
 
 SOLVERS = ["sgd", "adam", "lbfgs"]
 
@@ -172,7 +173,7 @@ def test_sparse_input_gives_the_dense_result(classification, solver, fmt):
 
 
 def test_pandas_input_keeps_feature_names(classification):
-    pd = pytest.importorskip("pandas")
+    pd = optional("pandas")
     X, y = classification
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     model = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5), frame, y)

@@ -47,6 +47,7 @@ from cbp._dispatch import kernel  # the build this CPU runs (CBP_KERNEL=baseline
 import reference as ref
 from isolation import assert_raises_isolated
 from kernel_paths import blocks_on_threads, gemm_path
+from optional import optional
 
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 
@@ -715,7 +716,7 @@ TORCH_ACTIVATIONS = ["gelu", "silu", "selu", "mish"]
 
 @pytest.mark.parametrize("name", TORCH_ACTIVATIONS)
 def test_activation_and_derivative_equal_torch(name):
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     module = {"gelu": torch.nn.GELU(), "silu": torch.nn.SiLU(), "selu": torch.nn.SELU(),
               "mish": torch.nn.Mish()}[name]
     Z = np.random.default_rng(0).normal(scale=3.0, size=(40, 25))
@@ -733,7 +734,7 @@ def test_activation_and_derivative_equal_torch(name):
 
 @pytest.mark.parametrize("beta_1", [0.9, 0.3], ids=["beta1-0.9", "beta1-0.3"])
 def test_five_adamw_steps_equal_torch(beta_1):
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     rng = np.random.default_rng(0)
     params = rng.normal(size=300)
     grads = [rng.normal(size=300) for _ in range(5)]

@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 import cbp
 from cbp import MLPClassifier
 from cbp._network import glorot_uniform, unpack
+from optional import optional
 from torch_layers import full_batch_steps
 
 N = 60
@@ -61,7 +62,7 @@ def _torch_loss(torch, task, epsilon):
 @pytest.mark.parametrize("epsilon", EPSILONS)
 @pytest.mark.parametrize("solver", ["sgd", "adamw"])
 def test_five_steps_equal_pytorch(task, epsilon, solver):
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, y = _data(task)
     params = dict(hidden_layer_sizes=(7,), solver=solver, learning_rate_init=0.05,
                   momentum=0.0, batch_size=N, shuffle=False, alpha=0.0, random_state=0,

@@ -21,6 +21,7 @@ from cbp._options import SOLVERS as ALL_SOLVERS, STOCHASTIC
 
 import reference as ref
 from docs_scripts import load_example
+from optional import optional
 from torch_layers import linear_from
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -259,7 +260,7 @@ def _torch_batch_norm_run(model_params, X, y, steps, lr, activation):
     """PyTorch's Linear -> BatchNorm1d -> activation stack from the same
     starting weights, trained by full-batch SGD (no momentum) on 0.5 sum of
     squared errors / n; returns its state and eval-mode predictions."""
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     torch.manual_seed(0)
     units = model_params["units"]
     coefs, intercepts = model_params["coefs"], model_params["intercepts"]
@@ -300,7 +301,7 @@ def _torch_batch_norm_run(model_params, X, y, steps, lr, activation):
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_batch_norm_sgd_steps_equal_pytorch(activation):
-    pytest.importorskip("torch")
+    optional("torch")
     X, y = make_regression(60, 5, noise=5.0, random_state=0)
     X = StandardScaler().fit_transform(X)
     y = (y - y.mean()) / y.std()
@@ -331,7 +332,7 @@ def test_batch_norm_sgd_steps_equal_pytorch(activation):
 def test_dropout_gradient_equals_pytorch_given_the_same_masks():
     """One step's gradient with cbp's masks applied in PyTorch as
     Dropout would (a * mask, mask in {0, 1/(1-p)})."""
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     X, Y = _problem("squared_error", np.float64, n=20)
     params = _params(UNITS, np.float64, batch_norm=False)
     net = _network("tanh", "squared_error", False, dropout=[0.3, 0.5])

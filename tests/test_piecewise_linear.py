@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cbp import MLPClassifier, PiecewiseLinearEncoder
+from optional import optional
 
 RNG = np.random.RandomState(0)
 # columns of different kinds: continuous, skewed, few distinct values, binary
@@ -21,15 +22,15 @@ X_TEST = np.r_[X_TRAIN[:50], X_TRAIN[:50] * 3 - 1]
 
 
 def _rtdl():
-    pytest.importorskip("torch")
-    return pytest.importorskip("rtdl_num_embeddings")
+    optional("torch")
+    return optional("rtdl_num_embeddings")
 
 
 @pytest.fixture
 def torch_float64():
     """rtdl-num-embeddings computes in torch's default dtype (its encoding's
     weights, compute_bins' quantile levels): float64 for the comparisons."""
-    torch = pytest.importorskip("torch")
+    torch = optional("torch")
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
@@ -87,7 +88,7 @@ def test_a_constant_column_encodes_as_zeros():
 
 
 def test_nan_raises_naming_the_column():
-    pd = pytest.importorskip("pandas")
+    pd = optional("pandas")
     X = pd.DataFrame({"age": [1.0, 2.0, np.nan], "income": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"NaN in column\(s\) \['age'\].*impute"):
         PiecewiseLinearEncoder().fit(X)
@@ -113,7 +114,7 @@ def test_bad_n_bins_raises():
 
 
 def test_feature_names_and_float32():
-    pd = pytest.importorskip("pandas")
+    pd = optional("pandas")
     X = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) ** 2})
     encoder = PiecewiseLinearEncoder(n_bins=2).fit(X)
     assert encoder.get_feature_names_out().tolist() == ["a_bin0", "a_bin1", "b_bin0",

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 import cbp
 from cbp import LossCurveDisplay, MLPClassifier, MLPRegressor
 from cbp._options import STOCHASTIC
+from optional import optional
 
 X, Y = make_classification(120, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
                            random_state=0)
@@ -127,7 +128,7 @@ def test_scoring_monitor_logs_one_score_per_epoch():
 
 @pytest.mark.parametrize("outer", ["pipeline", "grid_search"])
 def test_progress_bar_on_an_outer_estimator_reaches_the_mlp(outer, capsys, monkeypatch):
-    pytest.importorskip("rich")
+    optional("rich")
     monkeypatch.setenv("COLUMNS", "250")  # (rich cuts lines to the terminal's width)
     mlp = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
     estimator = make_pipeline(StandardScaler(), mlp)
@@ -141,7 +142,7 @@ def test_progress_bar_on_an_outer_estimator_reaches_the_mlp(outer, capsys, monke
 
 
 def test_progress_bar_on_the_mlp(capsys):
-    pytest.importorskip("rich")
+    optional("rich")
     _quiet(MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
            .set_callbacks(ProgressBar()).fit, XR, YR)
     assert "MLPRegressor - fit" in capsys.readouterr().out
@@ -254,7 +255,7 @@ def test_validation_curves_are_saved_and_loaded(tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_loss_curve_display_draws_the_recorded_curves():
-    pytest.importorskip("matplotlib")
+    optional("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -275,7 +276,7 @@ def test_loss_curve_display_draws_the_recorded_curves():
 
 
 def test_loss_curve_display_draws_on_a_given_axes():
-    pytest.importorskip("matplotlib")
+    optional("matplotlib")
     import matplotlib.pyplot as plt
 
     model = _quiet(MLPRegressor(hidden_layer_sizes=(5,), max_iter=4, random_state=0).fit,
@@ -289,7 +290,7 @@ def test_loss_curve_display_draws_on_a_given_axes():
 
 
 def test_loss_curve_display_needs_a_stochastic_fit():
-    pytest.importorskip("matplotlib")
+    optional("matplotlib")
     model = _quiet(MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=4).fit,
                    XR, YR)
     with pytest.raises(ValueError, match="loss_curve_"):
