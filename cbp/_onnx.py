@@ -21,6 +21,8 @@ tensor, averaged at the end), dropout (the identity at prediction) and the
 'exp' output of ``MLPRegressor(loss='poisson')``, and
 fixed for multi-output regressors and multilabel classifiers. It computes in
 the input's precision: double for a DoubleTensorType input, float otherwise.
+A tabular model's graph reads its table's columns, encodes them in double
+(_tabular_onnx) and runs the network in float32, as cbp does.
 """
 
 import importlib.abc
@@ -30,7 +32,9 @@ import threading
 import warnings
 
 import numpy as np
+from sklearn.base import is_classifier
 
+from . import _tabular_onnx
 from ._network import BATCH_NORM_EPS
 from ._options import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 
@@ -38,6 +42,8 @@ __all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
 
 CLASSIFIER_ALIAS = "CbpMLPClassifier"
 REGRESSOR_ALIAS = "CbpMLPRegressor"
+# TableEncoder, TabularMLPClassifier, TabularMLPRegressor (_tabular_onnx.EXPORTED)
+TABULAR_ALIASES = ("CbpTableEncoder", "CbpTabularMLPClassifier", "CbpTabularMLPRegressor")
 
 # reentrant: register() imports skl2onnx, which may run the import hook, which
 # removes itself and calls register() in the same thread
@@ -49,9 +55,10 @@ _registered = False
 # checks shared by the shape calculators and the converters
 
 
-def _check_exportable(model):
-    """Raise a ValueError naming what cannot be exported, else return None."""
-    name = type(model).__name__
+def _check_exportable(model, name=None):
+    """Raise a ValueError naming what cannot be exported (``name``: what the
+    messages call the model), else return None."""
+    name = name or type(model).__name__
     if "coefs_" not in model.__dict__:
         from sklearn.exceptions import NotFittedError
 
@@ -149,21 +156,26 @@ def _check_io(operator, n_outputs):
 
 def calculate_classifier_output_shapes(operator):
     """label: [N] (or [N, n_classes] if multilabel), probabilities: [N, n_classes]."""
-    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
-
     _check_io(operator, 2)
     model = operator.raw_operator
     _check_exportable(model)
+    _classifier_types(operator, model, _float_type(operator))
+
+
+def _classifier_types(operator, network, proba_type):
+    """The label's and probabilities' types: the network's classes, the options."""
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
     n = operator.inputs[0].get_first_dimension()
-    n_classes = len(model.classes_)
-    if _uses_class_indices(operator.scope_inst, model):
+    n_classes = len(network.classes_)
+    if _uses_class_indices(operator.scope_inst, operator.raw_operator):
         label_type = Int64TensorType
     else:
-        labels = _class_labels(model)
+        labels = _class_labels(network)
         label_type = StringTensorType if labels.dtype == object else Int64TensorType
-    multilabel = model._label_binarizer.y_type_ == "multilabel-indicator"
+    multilabel = network._label_binarizer.y_type_ == "multilabel-indicator"
     operator.outputs[0].type = label_type([n, n_classes] if multilabel else [n])
-    operator.outputs[1].type = _float_type(operator)([n, n_classes])
+    operator.outputs[1].type = proba_type([n, n_classes])
 
 
 def calculate_regressor_output_shapes(operator):
@@ -213,15 +225,21 @@ def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
 
 def _emitter(scope, container, proto_dtype, np_dtype):
     """emit(op_type, inputs, **attributes) -> the new node's output, for the
-    activations' ONNX forms (_options): a Python number among the inputs
-    becomes a constant of the graph's dtype."""
+    activations' ONNX forms (_options) and the table encoder's nodes
+    (_tabular_onnx): a Python number among the inputs becomes a constant of
+    the graph's dtype, a numpy array one of its own (float, int64, bool, str)."""
+    from onnx.helper import np_dtype_to_tensor_dtype
+
+    def constant(value):
+        if isinstance(value, (int, float)):
+            return _constant(scope, container, "constant", proto_dtype, np_dtype, value)
+        if value.dtype.kind == "U":  # strings: UTF-8 bytes
+            value = np.char.encode(value, "utf-8").astype(object)
+        return _constant(scope, container, "constant",
+                         np_dtype_to_tensor_dtype(value.dtype), value.dtype, value)
 
     def emit(op_type, inputs, **attributes):
-        inputs = [
-            _constant(scope, container, "constant", proto_dtype, np_dtype, value)
-            if isinstance(value, (int, float)) else value
-            for value in inputs
-        ]
+        inputs = [value if isinstance(value, str) else constant(value) for value in inputs]
         out = scope.get_unique_variable_name(op_type.lower())
         container.add_node(op_type, inputs, out,
                            name=scope.get_unique_operator_name(op_type), **attributes)
@@ -325,13 +343,20 @@ def _int64(scope, container, values):
 
 def convert_classifier(scope, operator, container):
     """cbp.MLPClassifier: label (predict) and probabilities (predict_proba)."""
-    from skl2onnx.proto import onnx_proto
-
     model = operator.raw_operator
     _check_exportable(model)
     proto_dtype, np_dtype = _proto_dtype(operator)
     y = _forward(scope, container, model, operator.inputs[0].full_name,
                  proto_dtype, np_dtype)
+    _class_outputs(scope, container, model, y, operator, proto_dtype, np_dtype,
+                   _uses_class_indices(scope, model))
+
+
+def _class_outputs(scope, container, model, y, operator, proto_dtype, np_dtype, nocl):
+    """A classifier's outputs from its network's output y: the label (class
+    indices with nocl) and the probabilities."""
+    from skl2onnx.proto import onnx_proto
+
     label_out = operator.outputs[0].full_name
     proba_out = operator.outputs[1].full_name
     y_type = model._label_binarizer.y_type_
@@ -373,7 +398,7 @@ def convert_classifier(scope, operator, container):
         index = new("label_index")
         node("ArgMax", [y], index, axis=1, keepdims=0)
 
-    if _uses_class_indices(scope, model):
+    if nocl:
         node("Identity", [index], label_out)
         return
     labels = _class_labels(model)
@@ -397,6 +422,53 @@ def convert_regressor(scope, operator, container):
     proto_dtype, np_dtype = _proto_dtype(operator)
     y = _forward(scope, container, model, operator.inputs[0].full_name,
                  proto_dtype, np_dtype)
+    container.add_node("Identity", [y], operator.outputs[0].full_name,
+                       name=scope.get_unique_operator_name("Identity"))
+
+
+# --------------------------------------------------------------------------
+# the tabular estimators and TableEncoder: the encoder's nodes, then the network's
+
+
+def calculate_tabular_output_shapes(operator):
+    """TableEncoder: variable, float [N, n_features_out_]; TabularMLPClassifier:
+    label [N], probabilities float [N, n_classes]; TabularMLPRegressor:
+    variable, double [N, n_outputs] (the model and its inputs checked:
+    _tabular_onnx's refusals, then the network's)."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    model = operator.raw_operator
+    encoder, _ = _tabular_onnx.checked_inputs(model, operator.inputs)
+    n = operator.inputs[0].get_first_dimension()
+    if model is encoder:
+        operator.outputs[0].type = FloatTensorType([n, encoder.n_features_out_])
+        return
+    _check_exportable(model.network_, f"{type(model).__name__}'s network")
+    if is_classifier(model):
+        _classifier_types(operator, model.network_, FloatTensorType)
+    else:
+        operator.outputs[0].type = DoubleTensorType([n, model.network_.n_outputs_])
+
+
+def convert_tabular(scope, operator, container):
+    """The encoded table (TableEncoder's output), then the float32 network:
+    a classifier's label and probabilities, a regressor's double output
+    times y_scale_ plus y_mean_ (TabularMLPRegressor.predict)."""
+    from skl2onnx.proto import onnx_proto
+
+    model = operator.raw_operator
+    encoder, inputs = _tabular_onnx.checked_inputs(model, operator.inputs)
+    emit = _emitter(scope, container, onnx_proto.TensorProto.DOUBLE, np.float64)
+    y = _tabular_onnx.encode(emit, encoder, inputs)
+    if model is not encoder:
+        float32 = onnx_proto.TensorProto.FLOAT, np.float32
+        y = _forward(scope, container, model.network_, y, *float32)
+        if is_classifier(model):
+            return _class_outputs(scope, container, model.network_, y, operator, *float32,
+                                  _uses_class_indices(scope, model))
+        y = emit("Mul", [emit("Cast", [y], to=onnx_proto.TensorProto.DOUBLE),
+                         model.y_scale_[None, :]])
+        y = emit("Add", [y, model.y_mean_[None, :]])
     container.add_node("Identity", [y], operator.outputs[0].full_name,
                        name=scope.get_unique_operator_name("Identity"))
 
@@ -435,14 +507,26 @@ def register():
             MLPRegressor, REGRESSOR_ALIAS,
             calculate_regressor_output_shapes, convert_regressor,
         )
+        for model, alias in zip(_tabular_onnx.EXPORTED, TABULAR_ALIASES):
+            classifier = is_classifier(model())
+            update_registered_converter(
+                model, alias, calculate_tabular_output_shapes, convert_tabular,
+                parser=_tabular_onnx.parse_classifier if classifier else None,
+                options={"zipmap": [True, False, "columns"], "nocl": [True, False]}
+                if classifier else None,
+            )
         _registered = True
 
 
 def to_onnx(model, X=None, **kwargs):
-    """``skl2onnx.to_onnx(model, X, **kwargs)`` after :func:`register`."""
+    """``skl2onnx.to_onnx(model, X, **kwargs)`` after :func:`register`; a
+    tabular model or TableEncoder needs no X (_tabular_onnx.input_types)."""
     register()
     import skl2onnx
 
+    if (X is None and kwargs.get("initial_types") is None
+            and isinstance(model, _tabular_onnx.EXPORTED)):
+        kwargs["initial_types"] = _tabular_onnx.input_types(model)
     return skl2onnx.to_onnx(model, X, **kwargs)
 
 
