@@ -22,9 +22,11 @@ def is_installed(module):
 
 
 def optional(module):
-    """Import and return ``module`` (a dotted name); skip the calling test, with
-    a reason naming the package, when its top-level package is not installed.
-    An installed package whose import fails raises, failing the test."""
+    """Import and return ``module`` (a dotted name); skip the calling test (or,
+    called at a test module's top, the whole module), with a reason naming the
+    package, when its top-level package is not installed. An installed package
+    whose import fails raises, failing the test."""
     if not is_installed(module):
-        pytest.skip(f"the optional package {module.partition('.')[0]!r} is not installed")
+        pytest.skip(f"the optional package {module.partition('.')[0]!r} is not installed",
+                    allow_module_level=True)
     return importlib.import_module(module)

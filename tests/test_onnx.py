@@ -1,6 +1,6 @@
 """ONNX export through skl2onnx: onnxruntime's predictions equal cbp's.
 
-Skipped unless skl2onnx and onnxruntime are installed (``pip install
+Skipped when skl2onnx or onnxruntime is not installed (``pip install
 ".[onnx]"``). Test ids read <task>-<hidden activation>-<dtype>.
 """
 
@@ -11,19 +11,18 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-skl2onnx = pytest.importorskip("skl2onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-import cbp  # noqa: E402
-import cbp.onnx  # noqa: E402
-
+import cbp
+import cbp.onnx
 # every hidden activation cbp has (its registry), so that a new one is exported and checked
-from cbp._options import HIDDEN_ACTIVATIONS  # noqa: E402
+from cbp._options import HIDDEN_ACTIVATIONS
+from optional import optional
+
+skl2onnx = optional("skl2onnx")
+ort = optional("onnxruntime")
 
 ACTIVATIONS = list(HIDDEN_ACTIVATIONS)
 DTYPES = ["float32", "float64"]

