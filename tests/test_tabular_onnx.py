@@ -463,3 +463,36 @@ def test_a_single_class_classifier_is_refused():
     model = fit(TabularMLPClassifier(**FAST), X, np.full(len(X), "only"))
     with pytest.raises(ValueError, match="single class"):
         cbp.onnx.to_onnx(model)
+
+
+def test_the_graph_predicts_where_neither_cbp_nor_scikit_learn_imports(tmp_path):
+    """Deployment: a fresh interpreter in which cbp, scikit-learn and pandas
+    cannot be imported predicts from the saved graph with onnxruntime and
+    NumPy alone, as cbp does."""
+    import subprocess
+    import sys
+
+    model = option_model("defaults")
+    X = unseen(synthetic()[0])
+    (tmp_path / "model.onnx").write_bytes(
+        cbp.onnx.to_onnx(model, options={"zipmap": False}).SerializeToString())
+    s = session(model, options={"zipmap": False})
+    # (strings as fixed-width unicode: object arrays would need pickle)
+    np.savez(tmp_path / "inputs.npz", **{name: values.astype(str) if values.dtype == object
+                                         else values for name, values in columns(s, X).items()})
+    code = (
+        "import sys\n"
+        "for name in ('cbp', 'sklearn', 'pandas', 'skl2onnx'):\n"
+        "    sys.modules[name] = None  # (an import of it now fails)\n"
+        "import numpy as np, onnxruntime as ort\n"
+        "s = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])\n"
+        "with np.load('inputs.npz', allow_pickle=False) as f:\n"
+        "    inputs = {k: f[k] for k in f.files}\n"
+        "labels, proba = s.run(None, inputs)\n"
+        "np.save('labels.npy', labels.astype(str)); np.save('proba.npy', proba)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), model.predict(X))
+    np.testing.assert_allclose(np.load(tmp_path / "proba.npy"), model.predict_proba(X),
+                               rtol=0, atol=PROBA_ATOL)
