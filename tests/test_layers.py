@@ -368,9 +368,12 @@ def _fit(model, X, y, **kw):
 
 
 def _same_model(a, b):
+    """a and b have the same trained arrays, bit for bit: the same attributes
+    (both fitted, or neither), one array per layer in each."""
     for name in ("coefs_", "intercepts_", "batch_norm_gammas_", "batch_norm_betas_",
                  "batch_norm_running_means_", "batch_norm_running_vars_"):
-        for x, y in zip(getattr(a, name, []), getattr(b, name, [])):
+        assert hasattr(a, name) == hasattr(b, name), name
+        for x, y in zip(getattr(a, name, []), getattr(b, name, []), strict=True):
             assert_array_equal(x, y, err_msg=name)
 
 
@@ -470,12 +473,23 @@ def test_models_trained_in_two_threads_equal_each_trained_alone():
                                       dropout=0.3, batch_norm=True)
     alone = [_fit(make(seed), X, y) for seed in (0, 1)]
     together = [make(0), make(1)]
-    threads = [threading.Thread(target=_fit, args=(m, X, y)) for m in together]
+    errors = []
+
+    def fit_in_thread(model):
+        try:
+            _fit(model, X, y)
+        except BaseException as exc:  # (re-raised below, in the test's thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fit_in_thread, args=(m,)) for m in together]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for a, b in zip(alone, together):
+    if errors:
+        raise errors[0]
+    for a, b in zip(alone, together, strict=True):
+        assert b.n_iter_ == a.n_iter_ == 4
         _same_model(a, b)
 
 

@@ -23,6 +23,27 @@ def test_every_entry_is_an_option_of_the_kernel():
         assert loss.output in options.OUTPUT_ACTIVATIONS
 
 
+def test_the_options_are_scikit_learn_s_and_cbp_s_additions():
+    """The registries hold scikit-learn's options, each under its own name,
+    and exactly cbp's documented additions (a registry entry lost, renamed or
+    added without its documentation fails here)."""
+    import sklearn.neural_network as sk
+
+    def options_of(Estimator, name):
+        return Estimator._parameter_constraints[name][0].options
+
+    additions = {
+        "activation": {"leaky_relu", "gelu", "silu", "selu", "mish"},
+        "solver": {"adamw", "rmsprop"},
+        "learning_rate": {"cosine"},
+    }
+    for name, added in additions.items():
+        for ours, theirs in ((MLPClassifier, sk.MLPClassifier), (MLPRegressor, sk.MLPRegressor)):
+            assert options_of(ours, name) == options_of(theirs, name) | added, name
+    assert options_of(MLPRegressor, "loss") == (options_of(sk.MLPRegressor, "loss")
+                                               | {"absolute_error", "huber"})
+
+
 def test_constraints_are_the_registries():
     for Estimator in (MLPClassifier, MLPRegressor):
         constraints = Estimator._parameter_constraints
