@@ -1,4 +1,5 @@
-"""Export cbp's estimators to ONNX with skl2onnx (``pip install cbp[onnx]``).
+"""Export cbp's estimators to ONNX with skl2onnx (the ``onnx`` extra:
+``pip install ".[onnx]"`` from the repository root).
 
 Importing this module imports skl2onnx and registers cbp's converters, so
 that skl2onnx's own functions convert cbp.MLPClassifier, cbp.MLPRegressor,
