@@ -3,16 +3,28 @@
 1. A 4-candidate x 3-fold GridSearchCV, cbp and scikit-learn, with n_jobs=1,
    with joblib's threading backend (n_jobs=2) and with loky processes
    (n_jobs=2); BLAS pinned to one thread per fit. Wall times, in one run.
-2. Out of core: dask-ml's Incremental trains cbp over a Parquet dataset,
-   2 epochs, with the user guide's recipe (Scaling out) (row counts from the Parquet metadata,
-   dask's synchronous scheduler, pyarrow's system memory pool, a fixed glibc
-   mmap threshold) and without it;
-   the peak resident memory of each (a fresh process, after a warm-up on one
-   small file) over 2 and over 8 blocks.
+2. Out of core (``--only out-of-core``): ``cbp.dask.Incremental`` trains
+   cbp.MLPClassifier((64,)) for 2 epochs over a Parquet dataset read by
+   ``dask.dataframe.read_parquet`` (a partition per file), then scores it.
+   In a fresh process per measurement, after a warm-up on one small file:
+   the peak resident memory beyond the start of training (Linux's VmHWM,
+   reset through /proc/self/clear_refs), of training and of scoring
+   separately, over 2 and over ``--partitions`` partitions, three ways:
 
-Measured (AMD EPYC Zen 5, 2 vCPUs; blocks of 77 MiB): the recipe peaks at
-355 MiB over 2 blocks and 356 MiB over 8 (about 4.6 blocks' worth whatever
-the dataset's size); without it 1290 and 1319 MiB.
+   threads             Dask's threaded scheduler in the process, pyarrow's
+                       and glibc's default allocators
+   threads, allocators the same, with pyarrow's system memory pool and
+                       MALLOC_MMAP_THRESHOLD_=65536 (both hand freed
+                       buffers back at once)
+   distributed         a distributed.LocalCluster of one worker process:
+                       the client's peak, and the worker's beside it
+
+Options: --partitions N (8), --rows N (rows per partition, 100000),
+--epochs N (2).
+
+Measured (AMD EPYC Zen 3, 2 vCPUs; partitions of 77 MiB): training peaks at
+680 / 746 MiB over 2 / 8 partitions with the default allocators, 358 / 380
+MiB with the allocator settings, 157 / 157 MiB on a distributed client.
 """
 
 import os
@@ -27,11 +39,11 @@ import numpy as np
 OUT_OF_CORE = r"""
 import glob, sys, tempfile, warnings
 import numpy as np, pandas as pd
-import dask, dask.dataframe as dd, pyarrow, pyarrow.parquet as pq
-from dask_ml.wrappers import Incremental
+import dask.dataframe as dd, pyarrow
 from cbp import MLPClassifier
+from cbp.dask import Incremental
 
-path, epochs, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, epochs, how, n_files = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 warnings.simplefilter("ignore")
 
 def status(key):
@@ -39,48 +51,56 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
 
-if how == "recipe":
-    # the Parquet reader's buffers back to the system after each block
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")   # VmHWM := VmRSS
+    return status("VmRSS:")
+
+if how == "threads, allocators":
+    # the Parquet reader's buffers back to the system after each partition
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+client = None
+if how == "distributed":
+    from distributed import Client, LocalCluster
+    client = Client(LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                 dashboard_address=None))
 
 def train(files):
     frame = dd.read_parquet(files)
-    if how == "recipe":   # row counts from the files' metadata: nothing is read
-        lengths = [pq.ParquetFile(f).metadata.num_rows for f in files]
-    else:                 # reads every block once to count its rows
-        lengths = True
-    table = frame.to_dask_array(lengths=lengths)
-    X, y = table[:, :-1], table[:, -1].astype(int)
-    # one block at a time: the threaded scheduler reads blocks ahead of the fit
-    scheduler = "synchronous" if how == "recipe" else "threads"
-    with dask.config.set(scheduler=scheduler):
-        model = Incremental(MLPClassifier(hidden_layer_sizes=(64,), random_state=0),
-                            shuffle_blocks=True, random_state=0)
-        for _ in range(epochs):
-            model.partial_fit(X, y, classes=[0, 1])
-        # accuracy block by block (Incremental.score would gather all of X)
-        return float((model.predict(X) == y).mean().compute())
+    X, y = frame.drop(columns="label"), frame["label"].astype(int)
+    model = Incremental(MLPClassifier(hidden_layer_sizes=(64,), random_state=0),
+                        max_epochs=epochs, random_state=0)
+    return model.fit(X, y, classes=[0, 1]), X, y
 
 # warm-up on one small file: imports and thread pools that the first read starts
 tiny = tempfile.mkdtemp()
-n_features = pq.ParquetFile(sorted(glob.glob(path + "/*.parquet"))[0]).metadata.num_columns - 1
+n_features = len(dd.read_parquet(sorted(glob.glob(path + "/*.parquet"))[0]).columns) - 1
 frame = pd.DataFrame(np.random.default_rng(0).standard_normal((1000, n_features)),
                      columns=[f"f{j}" for j in range(n_features)])
 frame.assign(label=np.arange(1000) % 2.0).to_parquet(tiny + "/part.0.parquet")
-train([tiny + "/part.0.parquet"])
+model, X, y = train([tiny + "/part.0.parquet"])
+model.score(X, y).compute()
+del model, X, y
 
-files = sorted(glob.glob(path + "/*.parquet"))[:int(sys.argv[4])]
-base = status("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")   # VmHWM := VmRSS
-score = train(files)
-print(f"{status('VmHWM:') - base:.1f} {score:.3f}")
+files = sorted(glob.glob(path + "/*.parquet"))[:n_files]
+worker_base = client.run(reset_peak) if client is not None else {}
+base = reset_peak()
+model, X, y = train(files)
+training = status("VmHWM:") - base
+base = reset_peak()
+score = float(model.score(X, y).compute())
+scoring = status("VmHWM:") - base
+worker = float("nan") if client is None else max(
+    peak - worker_base[address] for address, peak in client.run(status, "VmHWM:").items())
+print(f"{training:.1f} {scoring:.1f} {worker:.1f} {score:.3f}")
 """
+
+WAYS = ["threads", "threads, allocators", "distributed"]
 
 
 def write_parquet(path, n_files, rows_per_file, n_features=100, seed=0):
     """n_files Parquet files of rows_per_file rows: float64 features f0.. and a
-    0/1 label. Returns one block's size in memory (MiB)."""
+    0/1 label. Returns one partition's size in memory (MiB)."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -93,26 +113,24 @@ def write_parquet(path, n_files, rows_per_file, n_features=100, seed=0):
 
 
 def out_of_core_peak(path, n_files, how, epochs=2):
-    """Peak resident memory (MiB) beyond its start of a fresh process that
-    trains over the first n_files blocks of path, and its training accuracy.
+    """Train cbp.dask.Incremental over the first n_files partitions of path
+    in a fresh process. Returns (training peak, scoring peak, the worker's
+    peak or NaN) in MiB beyond their start, and the training accuracy.
 
-    how: "recipe" (the user guide's) or "naive" (to_dask_array(lengths=True),
-    dask's threaded scheduler, pyarrow's default memory pool, glibc's
-    default malloc settings)."""
+    how: one of WAYS (see the module's docstring)."""
     env = dict(os.environ)
-    if how == "recipe":
+    if how == "threads, allocators":
         # glibc returns every buffer of 64 KiB or more to the system when it
         # is freed; by default it raises that threshold as it goes, and then
-        # keeps a block's buffers in its heap at times (peaks of 47 or 55-63
-        # MiB, from run to run, over the same 16 blocks of 7.7 MiB)
+        # keeps some partitions' buffers in its heap at times
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     out = subprocess.run([sys.executable, "-c", OUT_OF_CORE, path, str(epochs), how,
                           str(n_files)],
                          capture_output=True, text=True, cwd=tempfile.gettempdir(), env=env)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
-    peak, score = out.stdout.split()[-2:]
-    return float(peak), float(score)
+    training, scoring, worker, score = map(float, out.stdout.split()[-4:])
+    return training, scoring, worker, score
 
 
 EPOCHS = 20
@@ -157,19 +175,34 @@ def search_timings():
     print("\n".join(rows) + "\n")
 
 
+def _option(name, default):
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
 def out_of_core(n_files=8, rows_per_file=100_000, epochs=2):
+    import dask
+    import distributed
+    import pandas
+    import pyarrow
+    import sklearn
+
     path = tempfile.mkdtemp()
     block = write_parquet(path, n_files, rows_per_file)
-    print(f"### Out of core: cbp.MLPClassifier((64,)), dask-ml Incremental, {epochs} "
-          f"epochs over Parquet blocks of {rows_per_file} rows x 101 float64 columns "
-          f"({block:.0f} MiB a block in memory)\n")
-    print("| how | blocks | dataset | peak memory beyond start | in blocks | training accuracy |\n"
-          "|---|---:|---:|---:|---:|---:|")
-    for how in ["naive", "recipe"]:
+    print(f"### Out of core: cbp.dask.Incremental(MLPClassifier((64,))), {epochs} epochs "
+          f"over Parquet partitions of {rows_per_file} rows x 101 float64 columns "
+          f"({block:.1f} MiB a partition in memory)\n")
+    print(f"dask {dask.__version__}, distributed {distributed.__version__}, pyarrow "
+          f"{pyarrow.__version__}, pandas {pandas.__version__}, scikit-learn "
+          f"{sklearn.__version__}\n")
+    print("| how | partitions | dataset | training peak | in partitions | scoring peak "
+          "| worker's peak (both) | training accuracy |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|")
+    for how in WAYS:
         for n in sorted({2, n_files}):
-            peak, score = out_of_core_peak(path, n, how, epochs)
-            print(f"| {how} | {n} | {n * block:.0f} MiB | {peak:.0f} MiB | {peak / block:.1f} "
-                  f"| {score:.3f} |")
+            training, scoring, worker, score = out_of_core_peak(path, n, how, epochs)
+            worker = "" if worker != worker else f"{worker:.0f} MiB"
+            print(f"| {how} | {n} | {n * block:.0f} MiB | {training:.0f} MiB | "
+                  f"{training / block:.1f} | {scoring:.0f} MiB | {worker} | {score:.3f} |")
     print()
 
 
@@ -178,4 +211,5 @@ if __name__ == "__main__":
     if only in (None, "search"):
         search_timings()
     if only in (None, "out-of-core"):
-        out_of_core()
+        out_of_core(_option("--partitions", 8), _option("--rows", 100_000),
+                    _option("--epochs", 2))
