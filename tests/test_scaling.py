@@ -8,9 +8,11 @@ bounded memory. Clusters start in-process on this machine and stop after the
 module: a ``distributed.LocalCluster`` with in-process workers
 (``processes=False``: two worker processes would each import cbp, pandas and
 dask again on two shared cores, for every test), and one test on a worker
-process, where the model and the partitions are pickled. dask, distributed,
-pyarrow, pandas and ray are imported plainly: the ``scale`` extra installs
-them, and a missing one fails the module instead of skipping it.
+process, where the model and the partitions are pickled. dask,
+distributed, pyarrow and ray come with the ``scale`` extra: without it the
+module skips, naming the package (tests/optional.py); installed, a package
+that fails to import fails the module, and CI, which installs them, fails on
+the skip.
 """
 
 import contextlib
@@ -22,14 +24,9 @@ import subprocess
 import sys
 import warnings
 
-import dask
-import dask.array as da
-import dask.dataframe as dd
-import distributed
 import joblib
 import numpy as np
 import pandas as pd
-import pyarrow  # noqa: F401  (read_parquet's engine: its absence fails here)
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.datasets import make_classification, make_regression
@@ -38,9 +35,15 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_validate
 
 import cbp
-import cbp.dask
 from cbp import MLPClassifier, MLPRegressor
-from cbp.dask import Incremental
+from optional import optional
+
+dask = optional("dask")
+da = optional("dask.array")
+dd = optional("dask.dataframe")
+distributed = optional("distributed")
+optional("pyarrow")  # (read_parquet's engine)
+Incremental = optional("cbp.dask").Incremental  # (cbp.dask imports dask)
 
 X, Y = make_classification(300, 8, n_informative=5, random_state=0)
 GRID = {"alpha": [1e-4, 1e-1], "hidden_layer_sizes": [(4,), (8,)]}
@@ -83,7 +86,7 @@ def dask_client():
 
 @pytest.fixture(scope="module")
 def ray_backend(tmp_path_factory):
-    import ray  # (here: ray's import takes seconds)
+    ray = optional("ray")  # (here: ray's import takes seconds)
     from ray.util.joblib import register_ray
 
     # Ray's workers start in the driver's working directory: in a cbp
