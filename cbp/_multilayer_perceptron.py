@@ -335,7 +335,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         dropout_rates(self.dropout, len(hidden_layer_sizes))  # (a clear error, before any work)
         max_rows = batch_size(self, X.shape[0]) if stochastic else X.shape[0]
         check_fits_in_memory(
-            layer_units, max_rows, X.dtype, self.solver, scipy.sparse.issparse(X)
+            layer_units, max_rows, X.dtype, self.solver, scipy.sparse.issparse(X),
+            ensemble_of(self), self.batch_norm,
         )
 
         self._random_state = check_random_state(self.random_state)

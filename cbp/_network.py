@@ -457,16 +457,19 @@ def predict_raw(X, params, units, activation, out_activation, batch_norm=None,
 _BLAS_INT_MAX = 2**31 - 1
 
 
-def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=False):
+def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=False,
+                         ensemble=None, batch_norm=False):
     """Raise before any work if a network cannot be trained on this machine.
 
     ValueError when a layer or a chunk is too large for BLAS's int
-    dimensions; MemoryError when the parameters, gradients, optimizer state,
-    the copies kept between epochs and the scratch memory for one chunk of
-    batches of max_rows rows (Python integers: no overflow) exceed the
-    machine's physical memory.
+    dimensions; MemoryError when the parameters (every member's, for an
+    ensemble (members, form), and batch normalisation's), gradients,
+    optimizer state, the copies kept between epochs and the scratch memory
+    for one chunk of batches of max_rows rows (every member's activations and
+    deltas; Python integers: no overflow) exceed the machine's physical
+    memory.
     """
-    max_rows = chunk_rows(units, max_rows, not sparse_input)
+    max_rows = chunk_rows(units, max_rows, not sparse_input, ensemble)
     for size in list(units) + [max_rows]:
         if size > _BLAS_INT_MAX:
             raise ValueError(
@@ -474,9 +477,10 @@ def check_fits_in_memory(units, max_rows, dtype, solver="adam", sparse_input=Fal
                 f"than BLAS's limit of {_BLAS_INT_MAX}"
             )
     units = [int(u) for u in units]
-    n_params = sum(a * b for a, b in zip(units[:-1], units[1:])) + sum(units[1:])
+    members = 1 if ensemble is None else int(ensemble[0])
+    n_params = layout(units, ensemble, batch_norm)["n_values"]
     work = max_rows * (
-        2 * sum(units[1:]) + (0 if sparse_input else units[0]) + units[-1] + 1
+        members * (2 * sum(units[1:]) + units[-1]) + (0 if sparse_input else units[0]) + 1
     )
     itemsize = np.dtype(dtype).itemsize
     # params, grads, two optimizer vectors, last-epoch and best copies, the

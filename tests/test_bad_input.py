@@ -192,6 +192,21 @@ def test_network_too_large_for_memory_raises_memory_error_before_work():
     )
 
 
+def test_memory_check_counts_every_member_of_a_packed_ensemble():
+    """A network that fits in memory, whose 16 "packed" members (16 copies
+    of its weights) do not: the check counts the members."""
+    import os
+
+    from cbp._network import check_fits_in_memory
+
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    width = int((available / (4 * 80)) ** 0.5)  # (80 bytes a float64 value under adam)
+    units = [10, width, width, 2]
+    check_fits_in_memory(units, 32, np.float64, "adam")  # about a quarter of the memory
+    with pytest.raises(MemoryError, match="GiB"):
+        check_fits_in_memory(units, 32, np.float64, "adam", ensemble=(16, "packed"))
+
+
 def test_absurd_batch_size_is_clipped_with_a_warning():
     with pytest.warns(UserWarning, match="clipped"):
         with warnings.catch_warnings():
