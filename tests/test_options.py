@@ -1,26 +1,56 @@
 """cbp/_options.py is the one description of every option.
 
-The registries name only what the kernel has (its tables give the codes),
+The registries name exactly what each kernel build has (its tables give the codes),
 and the estimators' constraints, the messages, persistence and the ONNX
 export take the names from them.
 """
+
+import importlib
 
 import numpy as np
 import pytest
 
 from cbp import MLPClassifier, MLPRegressor
 from cbp import _options as options
-from cbp._dispatch import kernel
+from kernel_paths import kernel_builds
 
 
-def test_every_entry_is_an_option_of_the_kernel():
-    assert set(options.HIDDEN_ACTIVATIONS) <= set(kernel.HIDDEN_ACTIVATIONS)
-    assert set(options.OUTPUT_ACTIVATIONS) <= set(kernel.OUTPUT_ACTIVATIONS)
-    assert set(options.LOSSES) <= set(kernel.LOSS_CODES)
+# What each kind of option is named in the registries and in a kernel build:
+# kind -> (registry names, the build's names)
+KINDS = {
+    "hidden activation": (lambda: options.HIDDEN_ACTIVATIONS,
+                          lambda build: build.HIDDEN_ACTIVATIONS),
+    "output activation": (lambda: options.OUTPUT_ACTIVATIONS,
+                          lambda build: build.OUTPUT_ACTIVATIONS),
+    "loss": (lambda: options.LOSSES, lambda build: build.LOSS_CODES),
     # a stochastic solver's name is the kernel's kind of optimizer
-    assert set(options.STOCHASTIC) <= set(kernel.OPTIMIZER_CODES)
-    for loss in options.LOSSES.values():
-        assert loss.output in options.OUTPUT_ACTIVATIONS
+    "optimizer": (lambda: options.STOCHASTIC, lambda build: build.OPTIMIZER_CODES),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("module", kernel_builds())
+def test_the_registries_name_exactly_the_kernel_s_options(module, kind):
+    """Every registry entry is a name the kernel build knows, and the build
+    knows no name the registry lacks."""
+    build = importlib.import_module(f"cbp.{module}")
+    registry, kernel_names = KINDS[kind]
+    assert set(registry()) == set(kernel_names(build))
+
+
+@pytest.mark.parametrize("module", kernel_builds())
+def test_each_loss_s_output_activation_is_the_kernel_build_s(module):
+    build = importlib.import_module(f"cbp.{module}")
+    assert {name: loss.output for name, loss in options.LOSSES.items()} == build.LOSS_OUTPUT
+    assert set(build.LOSS_OUTPUT.values()) <= set(options.OUTPUT_ACTIVATIONS)
+
+
+@pytest.mark.parametrize("module", kernel_builds())
+def test_each_solver_saves_the_kernel_build_s_state_vectors(module):
+    build = importlib.import_module(f"cbp.{module}")
+    for name in options.STOCHASTIC:
+        vectors = [s.name for s in options.SOLVERS[name].state if s.kind == "vector"]
+        assert set(vectors) == set(build.OPTIMIZER_STATE[name]), name
 
 
 def test_the_options_are_scikit_learn_s_and_cbp_s_additions():
