@@ -107,7 +107,7 @@ def onnx_op(op_type, **attributes):
     return lambda emit, z, dtype: emit(op_type, [z], **attributes)
 
 
-LEAKY_SLOPE = 0.01  # the kernel's CBP_LEAKY_SLOPE (src/_activations.pxd)
+LEAKY_SLOPE = _kernel.LEAKY_SLOPE  # written once, in src/_activations.pxd
 
 
 def _leaky_relu_onnx(emit, z, dtype):
@@ -122,9 +122,9 @@ def _leaky_relu_onnx(emit, z, dtype):
     return emit("Where", [negative, scaled, z])
 
 
-# torch.nn.SELU's constants (the kernel's, src/_activations.pxd)
-SELU_SCALE = 1.0507009873554804934193349852946
-SELU_ALPHA = 1.6732632423543772848170429916717
+# torch.nn.SELU's constants, written once, in src/_activations.pxd
+SELU_SCALE = _kernel.SELU_SCALE
+SELU_ALPHA = _kernel.SELU_ALPHA
 
 
 def _gelu_onnx(emit, z, dtype):

@@ -25,7 +25,8 @@ cdef enum Activation:
     MISH = 10     # torch.nn.Mish: z tanh(softplus(z))
 
 
-# Negative slope of LEAKY_RELU (PyTorch's default), a compile-time constant
+# Negative slope of LEAKY_RELU (PyTorch's default), a compile-time constant;
+# Python reads it as _kernel.LEAKY_SLOPE (the ONNX forms), so it is written here only
 cdef extern from *:
     """
     #define CBP_LEAKY_SLOPE 0.01
@@ -33,7 +34,8 @@ cdef extern from *:
     const double LEAKY_SLOPE "CBP_LEAKY_SLOPE"
 
 
-# SELU's constants (torch: SELU_ALPHA, SELU_SCALE in Activation.cpp)
+# SELU's constants (torch: SELU_ALPHA, SELU_SCALE in Activation.cpp); Python
+# reads them as _kernel.SELU_ALPHA, _kernel.SELU_SCALE
 cdef extern from *:
     """
     #define CBP_SELU_ALPHA 1.6732632423543772848170429916717

@@ -58,6 +58,8 @@ import numpy as np
 
 from _activations cimport (activate, multiply_derivative, needs_z,
                            hidden_activation_codes, output_activation_codes)
+from _activations cimport (LEAKY_SLOPE as _LEAKY_SLOPE, SELU_ALPHA as _SELU_ALPHA,
+                           SELU_SCALE as _SELU_SCALE)
 from _blas cimport SMALL_GEMM_VECTOR_BYTES, gemm, small_gemm
 from _backprop cimport scale_gradient, squared_norm_of_coefs, zero_touched_rows
 from _epoch cimport (_chunks, _make_chunk, _all_finite, _weight_sum,
@@ -148,6 +150,12 @@ LOSS_CODES = loss_codes()
 LOSS_OUTPUT = loss_output_activations()     # each loss's output activation
 OPTIMIZER_CODES = optimizer_codes()
 OPTIMIZER_STATE = optimizer_states()        # each optimizer's state vectors
+
+# The activations' constants (src/_activations.pxd), for what Python builds
+# from them (the ONNX forms): leaky_relu's negative slope, selu's alpha, scale
+LEAKY_SLOPE = _LEAKY_SLOPE
+SELU_ALPHA = _SELU_ALPHA
+SELU_SCALE = _SELU_SCALE
 
 # Workspace parts (Network.workspace_size)
 FORWARD_PART, BACKWARD_PART, EPOCH_PART = FORWARD, BACKWARD, EPOCH

@@ -144,3 +144,14 @@ def test_onnx_forms_emit_through_the_callback():
     nodes.clear()
     options.OUTPUT_ACTIVATIONS["softmax"].onnx(emit, "z", np.float32)
     assert nodes == [("Softmax", ["z"], {"axis": 1})]
+
+
+@pytest.mark.parametrize("name", ["LEAKY_SLOPE", "SELU_ALPHA", "SELU_SCALE"])
+@pytest.mark.parametrize("module", kernel_builds())
+def test_the_activations_constants_are_the_kernel_build_s(module, name):
+    """Written once, in src/_activations.pxd: each build exposes it, equal to
+    the reference's (PyTorch's) and to what the ONNX forms use."""
+    import reference
+
+    build = importlib.import_module(f"cbp.{module}")
+    assert getattr(build, name) == getattr(reference, name) == getattr(options, name)
