@@ -13,8 +13,8 @@ finishes, then removes itself. Users who never export pay nothing but the
 hook's lookup of one module name.
 
 The graph is skl2onnx's own for scikit-learn's MLP (MatMul, Add, activation
-per layer, each activation's ONNX form given by its entry in
-cbp._options), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
+per layer, each activation's ONNX form from cbp._onnx_forms, keyed by
+the registries' names), extended with cbp's 'leaky_relu' hidden activation (LeakyRelu,
 alpha=0.01), batch normalisation (ONNX's BatchNormalization with the running
 statistics: evaluation mode), ensembles (the members as a (k, n, units)
 tensor, averaged at the end), dropout (the identity at prediction) and the
@@ -36,7 +36,7 @@ from sklearn.base import is_classifier
 
 from . import _tabular_onnx
 from ._network import BATCH_NORM_EPS
-from ._options import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ._onnx_forms import HIDDEN_FORMS, OUTPUT_FORMS
 
 __all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
 
@@ -66,15 +66,15 @@ def _check_exportable(model, name=None):
             f"This {name} instance is not fitted yet; fit it before exporting "
             "it to ONNX."
         )
-    if model.activation not in HIDDEN_ACTIVATIONS:
+    if model.activation not in HIDDEN_FORMS:
         raise ValueError(
             f"cannot export {name} to ONNX: unknown hidden activation "
-            f"{model.activation!r} (known: {sorted(HIDDEN_ACTIVATIONS)})."
+            f"{model.activation!r} (known: {sorted(HIDDEN_FORMS)})."
         )
-    if model.out_activation_ not in OUTPUT_ACTIVATIONS:
+    if model.out_activation_ not in OUTPUT_FORMS:
         raise ValueError(
             f"cannot export {name} to ONNX: unknown output activation "
-            f"{model.out_activation_!r} (known: {sorted(OUTPUT_ACTIVATIONS)})."
+            f"{model.out_activation_!r} (known: {sorted(OUTPUT_FORMS)})."
         )
     if hasattr(model, "_label_binarizer"):
         if model._label_binarizer.y_type_ not in (
@@ -225,7 +225,7 @@ def _batch_norm(scope, container, z, batch_norm, k, proto_dtype, np_dtype):
 
 def _emitter(scope, container, proto_dtype, np_dtype):
     """emit(op_type, inputs, **attributes) -> the new node's output, for the
-    activations' ONNX forms (_options) and the table encoder's nodes
+    activations' ONNX forms (_onnx_forms) and the table encoder's nodes
     (_tabular_onnx): a Python number among the inputs becomes a constant of
     the graph's dtype, a numpy array one of its own (float, int64, bool, str)."""
     from onnx.helper import np_dtype_to_tensor_dtype
@@ -258,7 +258,7 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
     emit = _emitter(scope, container, proto_dtype, np_dtype)
     if model._fitted_ensemble() is not None:
         return _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype)
-    hidden = HIDDEN_ACTIVATIONS[model.activation].onnx
+    hidden = HIDDEN_FORMS[model.activation]
     last = model.n_layers_ - 2
     # dropout is the identity at prediction; batch normalisation normalises
     # by the running statistics (_batch_norm)
@@ -280,7 +280,7 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
         if i < last:
             x = hidden(emit, z, np_dtype)
         else:
-            return OUTPUT_ACTIVATIONS[model.out_activation_].onnx(emit, z, np_dtype)
+            return OUTPUT_FORMS[model.out_activation_](emit, z, np_dtype)
     raise ValueError(f"{type(model).__name__} has no layers")  # pragma: no cover
 
 
@@ -291,7 +291,7 @@ def _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype):
     broadcasting; batch normalisation by the running statistics per member;
     the output activation on (n k, n_outputs_) rows; the mean over members."""
     k = model._fitted_ensemble()[0]
-    hidden = HIDDEN_ACTIVATIONS[model.activation].onnx
+    hidden = HIDDEN_FORMS[model.activation]
     last = model.n_layers_ - 2
     batch_norm = model._fitted_batch_norm()
     scalings = model._fitted_scalings()
@@ -326,7 +326,7 @@ def _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype):
     n_out = model.n_outputs_
     rows = emit("Reshape", [emit("Transpose", [z], perm=[1, 0, 2]),
                             _int64(scope, container, [-1, n_out])])
-    y = OUTPUT_ACTIVATIONS[model.out_activation_].onnx(emit, rows, np_dtype)
+    y = OUTPUT_FORMS[model.out_activation_](emit, rows, np_dtype)
     members = emit("Reshape", [y, _int64(scope, container, [-1, k, n_out])])
     if container.target_opset >= 18:
         return emit("ReduceMean", [members, _int64(scope, container, [1])], keepdims=0)

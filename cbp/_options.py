@@ -7,8 +7,8 @@ export read them, and nothing else lists the names. The kernel's tables
 ``OPTIMIZER_CODES``) stay the source of the kernel's codes: an entry here
 names a kernel option and says what Python does with it.
 
-    HIDDEN_ACTIVATIONS  name -> HiddenActivation(init scheme, ONNX form)
-    OUTPUT_ACTIVATIONS  name -> OutputActivation(ONNX form)
+    HIDDEN_ACTIVATIONS  name -> HiddenActivation(init scheme)
+    OUTPUT_ACTIVATIONS  name -> OutputActivation
     LOSSES              name -> Loss(estimators, parameters, target check);
                         its output activation is the kernel's LOSS_OUTPUT
     SOLVERS             name -> Solver(stochastic, optimizer class, the
@@ -24,13 +24,10 @@ How to add
 ----------
 * A hidden activation (once the kernel has it in HIDDEN_ACTIVATIONS): one
   ``HiddenActivation`` in HIDDEN_ACTIVATIONS, with its initialisation
-  (``GlorotUniform(6.0)``, scikit-learn's; ``LeCunNormal()`` for selu) and
-  its ONNX form: ``onnx_op("Elu")`` for one operator, or a function
-  ``form(emit, z, dtype) -> output`` for a composite one, where
-  ``emit(op_type, inputs, **attributes)`` adds a node and returns its output's
-  name and a Python number among the inputs is a constant of the graph's
-  dtype (see ``_leaky_relu_onnx``). Nothing else in cbp/ changes (the
-  estimators' docstrings list the names for readers).
+  (``GlorotUniform(6.0)``, scikit-learn's; ``LeCunNormal()`` for selu), and
+  its ONNX form under the same name in _onnx_forms.HIDDEN_FORMS. Nothing
+  else in cbp/ changes (the estimators' docstrings list the names for
+  readers).
 * An optimizer (once the kernel has its kind): one ``Solver`` in SOLVERS,
   naming the class of _optimizers.py of its family (AdamOptimizer serves
   'adam' and 'adamw'; the entry's name is the kernel's kind), the estimator
@@ -51,7 +48,6 @@ How to add
   (the estimator's ``_network``, _network.make_network).
 """
 
-import functools
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Callable, Optional
@@ -99,113 +95,13 @@ class LeCunNormal:
 
 
 # --------------------------------------------------------------------------
-# Activations and their ONNX forms
-
-
-def onnx_op(op_type, **attributes):
-    """The ONNX form of an activation that is one operator."""
-    return lambda emit, z, dtype: emit(op_type, [z], **attributes)
-
-
-LEAKY_SLOPE = _kernel.LEAKY_SLOPE  # written once, in src/_activations.pxd
-
-
-def _leaky_relu_onnx(emit, z, dtype):
-    """LeakyRelu in float; in double, `z * 0.01 if z < 0 else z` spelt out:
-    onnxruntime (1.32) has no double kernel for LeakyRelu ("Could not find an
-    implementation for LeakyRelu(16)") and its alpha is a float32 (Where
-    also keeps NaN as cbp does)."""
-    if dtype != np.float64:
-        return emit("LeakyRelu", [z], alpha=LEAKY_SLOPE)
-    negative = emit("Less", [z, 0.0])
-    scaled = emit("Mul", [z, LEAKY_SLOPE])
-    return emit("Where", [negative, scaled, z])
-
-
-# torch.nn.SELU's constants, written once, in src/_activations.pxd
-SELU_SCALE = _kernel.SELU_SCALE
-SELU_ALPHA = _kernel.SELU_ALPHA
-
-
-def _gelu_onnx(emit, z, dtype):
-    """z Phi(z) = 0.5 z (1 + erf(z / sqrt 2)) (ONNX's Gelu is opset 20).
-
-    In double, onnxruntime (1.2x) has no Erf kernel, so Phi is spelt out:
-    with a = |z| / sqrt 2, erfc(a) = exp(-a^2) erfcx(a), erfcx by a Chebyshev
-    series (_erfcx_chebyshev: relative 5e-14 on [0, 27], past which exp(-a^2)
-    is 0), and Phi(z) = erfc(a) / 2 for z < 0, 1 - erfc(a) / 2 otherwise."""
-    if dtype != np.float64:
-        erf = emit("Erf", [emit("Mul", [z, 0.7071067811865476])])
-        return emit("Mul", [emit("Mul", [z, 0.5]), emit("Add", [erf, 1.0])])
-    a = emit("Mul", [emit("Abs", [z]), 0.7071067811865476])
-    t = emit("Div", [2.0, emit("Add", [a, 2.0])])
-    coefficients, t_min = _erfcx_chebyshev()
-    # u: t from [t_min, 1] to [-1, 1] (clipped: a > 27 gives exp(-a^2) = 0)
-    u = emit("Max", [emit("Sub", [emit("Mul", [t, 2.0 / (1.0 - t_min)]),
-                                  (1.0 + t_min) / (1.0 - t_min)]), -1.0])
-    # Clenshaw's recurrence for sum_k c_k T_k(u)
-    two_u = emit("Mul", [u, 2.0])
-    b1, b2 = float(coefficients[-1]), 0.0
-    for c in coefficients[-2:0:-1]:
-        b1, b2 = emit("Sub", [emit("Add", [emit("Mul", [two_u, b1]), float(c)]), b2]), b1
-    erfcx = emit("Sub", [emit("Add", [emit("Mul", [u, b1]), float(coefficients[0])]), b2])
-    half_erfc = emit("Mul", [emit("Mul", [emit("Exp", [emit("Neg", [emit("Mul", [a, a])])]),
-                                          erfcx]), 0.5])
-    phi = emit("Where", [emit("Less", [z, 0.0]), half_erfc, emit("Sub", [1.0, half_erfc])])
-    return emit("Mul", [z, phi])
-
-
-@functools.lru_cache(maxsize=None)
-def _erfcx_chebyshev(degree=24, a_max=27.0):
-    """Chebyshev coefficients of erfcx(a) = exp(a^2) erfc(a) in t = 2 / (2 +
-    a), t in [t_min, 1] mapped to [-1, 1] (a in [0, a_max]), and t_min."""
-    from numpy.polynomial import chebyshev
-    from scipy.special import erfcx
-
-    t_min = 2.0 / (2.0 + a_max)
-
-    def of_u(u):
-        return erfcx(2.0 / (t_min + (u + 1.0) / 2.0 * (1.0 - t_min)) - 2.0)
-
-    return chebyshev.chebinterpolate(of_u, degree), t_min
-
-
-def _silu_onnx(emit, z, dtype):
-    """z sigmoid(z)."""
-    return emit("Mul", [z, emit("Sigmoid", [z])])
-
-
-def _selu_onnx(emit, z, dtype):
-    """Selu in float; in double spelt out (Selu's alpha and gamma attributes
-    are float32): scale z for z > 0, scale alpha (exp(z) - 1) otherwise."""
-    if dtype != np.float64:
-        return emit("Selu", [z], alpha=SELU_ALPHA, gamma=SELU_SCALE)
-    negative = emit("Mul", [emit("Sub", [emit("Exp", [z]), 1.0]), SELU_SCALE * SELU_ALPHA])
-    return emit("Where", [emit("Greater", [z, 0.0]), emit("Mul", [z, SELU_SCALE]),
-                          negative])
-
-
-def _mish_onnx(emit, z, dtype):
-    """z tanh(softplus(z)) (ONNX's Mish is opset 18). In double onnxruntime
-    has no Softplus kernel: softplus(z) = max(z, 0) + log1p(exp(-|z|)), log1p(e)
-    as log(w) e / (w - 1) with w = 1 + e (e where w rounds to 1; Goldberg's
-    exact form, ONNX having no Log1p)."""
-    if dtype != np.float64:
-        return emit("Mul", [z, emit("Tanh", [emit("Softplus", [z])])])
-    e = emit("Exp", [emit("Neg", [emit("Abs", [z])])])
-    w = emit("Add", [e, 1.0])
-    w_minus_1 = emit("Sub", [w, 1.0])
-    log1p = emit("Where", [emit("Equal", [w_minus_1, 0.0]), e,
-                           emit("Div", [emit("Mul", [emit("Log", [w]), e]), w_minus_1])])
-    softplus = emit("Add", [emit("Max", [z, 0.0]), log1p])
-    return emit("Mul", [z, emit("Tanh", [softplus])])
+# Activations (their ONNX forms: _onnx_forms, keyed by these names)
 
 
 @dataclass(frozen=True)
 class HiddenActivation:
     name: str
     init: object  # GlorotUniform(...) or LeCunNormal(): .draw(rs, fan_in, fan_out)
-    onnx: Callable  # form(emit, z, dtype) -> output name
 
     @property
     def kernel_code(self):
@@ -215,7 +111,6 @@ class HiddenActivation:
 @dataclass(frozen=True)
 class OutputActivation:
     name: str
-    onnx: Callable
 
     @property
     def kernel_code(self):
@@ -227,24 +122,24 @@ def _registry(*entries):
 
 
 HIDDEN_ACTIVATIONS = _registry(
-    HiddenActivation("identity", GlorotUniform(6.0), onnx_op("Identity")),
-    HiddenActivation("logistic", GlorotUniform(2.0), onnx_op("Sigmoid")),
-    HiddenActivation("tanh", GlorotUniform(6.0), onnx_op("Tanh")),
-    HiddenActivation("relu", GlorotUniform(6.0), onnx_op("Relu")),
-    HiddenActivation("leaky_relu", GlorotUniform(6.0), _leaky_relu_onnx),
-    HiddenActivation("gelu", GlorotUniform(6.0), _gelu_onnx),
-    HiddenActivation("silu", GlorotUniform(6.0), _silu_onnx),
+    HiddenActivation("identity", GlorotUniform(6.0)),
+    HiddenActivation("logistic", GlorotUniform(2.0)),
+    HiddenActivation("tanh", GlorotUniform(6.0)),
+    HiddenActivation("relu", GlorotUniform(6.0)),
+    HiddenActivation("leaky_relu", GlorotUniform(6.0)),
+    HiddenActivation("gelu", GlorotUniform(6.0)),
+    HiddenActivation("silu", GlorotUniform(6.0)),
     # LeCun normal, what self-normalisation needs (torch.nn.SELU's docs:
     # kaiming_normal_ with nonlinearity='linear')
-    HiddenActivation("selu", LeCunNormal(), _selu_onnx),
-    HiddenActivation("mish", GlorotUniform(6.0), _mish_onnx),
+    HiddenActivation("selu", LeCunNormal()),
+    HiddenActivation("mish", GlorotUniform(6.0)),
 )
 
 OUTPUT_ACTIVATIONS = _registry(
-    OutputActivation("identity", onnx_op("Identity")),
-    OutputActivation("logistic", onnx_op("Sigmoid")),
-    OutputActivation("softmax", onnx_op("Softmax", axis=1)),
-    OutputActivation("exp", onnx_op("Exp")),
+    OutputActivation("identity"),
+    OutputActivation("logistic"),
+    OutputActivation("softmax"),
+    OutputActivation("exp"),
 )
 
 

@@ -17,8 +17,10 @@ from sklearn.preprocessing import StandardScaler
 
 import cbp
 import cbp.onnx
+from cbp._dispatch import kernel
+from cbp._onnx_forms import HIDDEN_FORMS, OUTPUT_FORMS
 # every hidden activation cbp has (its registry), so that a new one is exported and checked
-from cbp._options import HIDDEN_ACTIVATIONS
+from cbp._options import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from optional import optional
 
 skl2onnx = optional("skl2onnx")
@@ -30,6 +32,42 @@ CLASSIFIER_TASKS = ["binary", "multiclass_str", "multilabel"]
 REGRESSOR_TASKS = ["regression", "multioutput", "poisson", "absolute_error", "huber"]
 # float32: the brief's rtol; atol only for probabilities within 1e-7 of 0.
 TOLERANCE = {"float32": dict(rtol=1e-5, atol=1e-7), "float64": dict(rtol=1e-12, atol=1e-15)}
+
+
+@pytest.mark.parametrize("registry,forms", [
+    pytest.param(HIDDEN_ACTIVATIONS, HIDDEN_FORMS, id="hidden"),
+    pytest.param(OUTPUT_ACTIVATIONS, OUTPUT_FORMS, id="output"),
+])
+def test_every_activation_of_the_registry_has_an_onnx_form(registry, forms):
+    assert set(forms) == set(registry)
+
+
+def _recorder():
+    """emit, and the list of (op_type, inputs, attributes) it was called with."""
+    nodes = []
+
+    def emit(op_type, inputs, **attributes):
+        nodes.append((op_type, inputs, attributes))
+        return f"out{len(nodes)}"
+
+    return emit, nodes
+
+
+@pytest.mark.parametrize("dtype,ops", [(np.float32, ["LeakyRelu"]),
+                                       (np.float64, ["Less", "Mul", "Where"])])
+def test_a_form_emits_through_the_callback_with_the_kernel_s_constant(dtype, ops):
+    emit, nodes = _recorder()
+    assert HIDDEN_FORMS["leaky_relu"](emit, "z", dtype) == f"out{len(ops)}"
+    assert [node[0] for node in nodes] == ops
+    constants = [v for node in nodes for v in [*node[1], *node[2].values()]
+                 if isinstance(v, float) and v != 0.0]
+    assert constants == [kernel.LEAKY_SLOPE]
+
+
+def test_a_one_operator_form_passes_its_attributes():
+    emit, nodes = _recorder()
+    OUTPUT_FORMS["softmax"](emit, "z", np.float32)
+    assert nodes == [("Softmax", ["z"], {"axis": 1})]
 
 
 def _data(task, dtype, n=120, n_features=6, seed=0):
