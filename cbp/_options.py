@@ -100,21 +100,19 @@ class LeCunNormal:
 
 @dataclass(frozen=True)
 class HiddenActivation:
+    """A hidden activation and its initialisation; the kernel takes it by
+    name (its code is the kernel's own, HIDDEN_ACTIVATIONS)."""
+
     name: str
     init: object  # GlorotUniform(...) or LeCunNormal(): .draw(rs, fan_in, fan_out)
-
-    @property
-    def kernel_code(self):
-        return _kernel.HIDDEN_ACTIVATIONS[self.name]
 
 
 @dataclass(frozen=True)
 class OutputActivation:
-    name: str
+    """An output activation; the kernel takes it by name (its code is the
+    kernel's own, OUTPUT_ACTIVATIONS)."""
 
-    @property
-    def kernel_code(self):
-        return _kernel.OUTPUT_ACTIVATIONS[self.name]
+    name: str
 
 
 def _registry(*entries):
