@@ -332,7 +332,6 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
         if not first_pass:
             self._check_same_network(hidden_layer_sizes)
-        dropout_rates(self.dropout, len(hidden_layer_sizes))  # (a clear error, before any work)
         max_rows = batch_size(self, X.shape[0]) if stochastic else X.shape[0]
         check_fits_in_memory(
             layer_units, max_rows, X.dtype, self.solver, scipy.sparse.issparse(X),

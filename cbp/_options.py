@@ -407,8 +407,10 @@ def _block_rows_refused(estimator, X, n_hidden):
 
 
 def _dropout_refused(estimator, X, n_hidden):
-    if SOLVERS[estimator.solver].stochastic or not any(
-            dropout_rates(estimator.dropout, n_hidden)):
+    """Bad rates raise dropout_rates' ValueError (the one check of them in
+    Python, before any work; the kernel's Network checks them again)."""
+    rates = dropout_rates(estimator.dropout, n_hidden)
+    if SOLVERS[estimator.solver].stochastic or not any(rates):
         return None
     return ("dropout makes the loss random, and L-BFGS's line search needs a "
             f"deterministic one: use solver={quoted(STOCHASTIC, ' or ')} with "
@@ -435,7 +437,9 @@ def ensemble_of(estimator):
 class LayerOption:
     name: str
     constraints: list
-    # (estimator, X, n_hidden) -> the error of a combination it refuses, or None
+    # (estimator, X, n_hidden) -> the error of a combination it refuses, or
+    # None; the estimator's only check of it (check_combinations), the kernel
+    # keeping its own for a direct call
     refused: Optional[Callable] = None
 
 

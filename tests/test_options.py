@@ -137,3 +137,42 @@ def test_the_activations_constants_are_the_kernel_build_s(module, name):
 
     build = importlib.import_module(f"cbp.{module}")
     assert getattr(build, name) == getattr(reference, name)
+
+
+def _classification(n=40):
+    return np.random.RandomState(0).normal(size=(n, 3)), np.arange(n) % 2
+
+
+@pytest.mark.parametrize("name, params, sparse", [
+    ("block_rows", dict(block_rows=8, batch_norm=True), False),
+    ("block_rows", dict(block_rows=8), True),
+    ("dropout", dict(solver="lbfgs", dropout=0.2), False),
+    ("weight_tol", dict(solver="lbfgs", weight_tol=1e-3), False),
+])
+def test_the_estimator_refuses_with_the_registry_entry_s_message(name, params, sparse):
+    """A combination is refused in one place in Python, its LayerOption; the
+    estimator raises that entry's message."""
+    import re
+
+    import scipy.sparse
+
+    X, y = _classification()
+    if sparse:
+        X = scipy.sparse.csr_matrix(X)
+    model = MLPClassifier((4,), max_iter=2, **params)
+    message = options.LAYER_OPTIONS[name].refused(model, X, 1)
+    assert message
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        model.fit(X, y)
+
+
+@pytest.mark.parametrize("dropout, match", [
+    ([0.1, 0.2], "dropout has 2 rates, the network has 1 hidden layers"),
+    (1.0, r"in \[0, 1\)"),
+    (["a"], "must be numbers"),
+])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_the_dropout_entry_checks_the_rates_for_every_solver(dropout, match, solver):
+    model = MLPClassifier((4,), solver=solver, dropout=dropout)
+    with pytest.raises(ValueError, match=match):
+        options.LAYER_OPTIONS["dropout"].refused(model, None, 1)
