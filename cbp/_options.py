@@ -5,7 +5,8 @@ their checks and error messages, the training loop, persistence and the ONNX
 export read them, and nothing else lists the names. The kernel's tables
 (``_kernel.HIDDEN_ACTIVATIONS``, ``LOSS_CODES``, ``LOSS_OUTPUT``,
 ``OPTIMIZER_CODES``) stay the source of the kernel's codes: an entry here
-names a kernel option and says what Python does with it.
+names a kernel option and says what Python does with it (tests/test_options.py
+checks that the names are exactly each kernel build's).
 
     HIDDEN_ACTIVATIONS  name -> HiddenActivation(init scheme)
     OUTPUT_ACTIVATIONS  name -> OutputActivation
