@@ -16,7 +16,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import cbp
-import cbp.onnx
 from cbp._dispatch import kernel
 from cbp._onnx_forms import HIDDEN_FORMS, OUTPUT_FORMS
 # every hidden activation cbp has (its registry), so that a new one is exported and checked
@@ -25,6 +24,7 @@ from optional import optional
 
 skl2onnx = optional("skl2onnx")
 ort = optional("onnxruntime")
+import cbp.onnx  # noqa: E402  (it imports skl2onnx)
 
 ACTIVATIONS = list(HIDDEN_ACTIVATIONS)
 DTYPES = ["float32", "float64"]

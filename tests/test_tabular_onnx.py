@@ -20,7 +20,6 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 
 import cbp
-import cbp.onnx
 from cbp import MLPClassifier, TableEncoder, TabularMLPClassifier, TabularMLPRegressor
 from cbp._table_encoder import MISSING
 from cbp._tabular_onnx import input_types, ndtri as ndtri_nodes
@@ -31,6 +30,7 @@ ort = optional("onnxruntime")
 skl2onnx = optional("skl2onnx")
 onnx = optional("onnx")  # (skl2onnx brings it)
 TensorProto, helper = onnx.TensorProto, onnx.helper
+import cbp.onnx  # noqa: E402  (it imports skl2onnx)
 
 tabular_data = load_script(Path(__file__).resolve().parents[1] / "benchmarks"
                            / "tabular_data.py")
