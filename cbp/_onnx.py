@@ -42,8 +42,8 @@ __all__ = ["register", "register_when_skl2onnx_is_imported", "to_onnx"]
 
 CLASSIFIER_ALIAS = "CbpMLPClassifier"
 REGRESSOR_ALIAS = "CbpMLPRegressor"
-# TableEncoder, TabularMLPClassifier, TabularMLPRegressor (_tabular_onnx.EXPORTED)
-TABULAR_ALIASES = ("CbpTableEncoder", "CbpTabularMLPClassifier", "CbpTabularMLPRegressor")
+# skl2onnx's names of _tabular_onnx.EXPORTED, in its order
+TABULAR_ALIASES = tuple(f"Cbp{model.__name__}" for model in _tabular_onnx.EXPORTED)
 
 # reentrant: register() imports skl2onnx, which may run the import hook, which
 # removes itself and calls register() in the same thread
@@ -507,7 +507,7 @@ def register():
             MLPRegressor, REGRESSOR_ALIAS,
             calculate_regressor_output_shapes, convert_regressor,
         )
-        for model, alias in zip(_tabular_onnx.EXPORTED, TABULAR_ALIASES):
+        for model, alias in zip(_tabular_onnx.EXPORTED, TABULAR_ALIASES, strict=True):
             classifier = is_classifier(model())
             update_registered_converter(
                 model, alias, calculate_tabular_output_shapes, convert_tabular,
