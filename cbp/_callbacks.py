@@ -8,7 +8,7 @@ none propagated from a meta-estimator -- nothing here runs beyond one
 attribute look-up per fit and a None check per epoch.
 """
 
-from ._network import unpack, unpack_batch_norm, unpack_scalings
+from ._parts import PARTS, views
 
 
 def has_callbacks(estimator):
@@ -74,20 +74,15 @@ class FitTasks:
         )
 
 
-def snapshot(estimator, params, units, extra=()):
+def snapshot(estimator, params, extra=()):
     """A callable giving the reconstruction attributes of the model as it
-    stands now: copies of its weights and of its per-epoch records."""
-    ensemble = estimator._fitted_ensemble()
+    stands now: copies of every part's arrays (of the flat vector params)
+    and of its per-epoch records."""
+    architecture = estimator._fitted_architecture()
 
     def attributes():
-        copied = params.copy()
-        coefs, intercepts = unpack(copied, list(units), ensemble)
-        attrs = {"coefs_": coefs, "intercepts_": intercepts}
-        for name, arrays in (unpack_scalings(copied, list(units), ensemble) or {}).items():
-            attrs[f"{name}_"] = arrays
-        batch_norm = unpack_batch_norm(copied, list(units), ensemble)
-        for name, arrays in (batch_norm or {}).items():
-            attrs[f"batch_norm_{name}_"] = arrays
+        attrs = {PARTS[name].attribute: arrays
+                 for name, arrays in views(params.copy(), architecture).items()}
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
                      "validation_loss_curve_", "best_loss_", "best_validation_score_",
                      *extra):

@@ -1,9 +1,9 @@
 """The fitted state of an estimator: the flat parameter vector behind
-``coefs_`` and ``intercepts_`` (and batch normalisation's arrays), its
-pickling, and the undoing of a failed fit (``restored_on_error``).
+``coefs_``, ``intercepts_`` and every other part's arrays (cbp/_parts.py),
+its pickling, and the undoing of a failed fit (``restored_on_error``).
 
 ``FlatParameters`` is a mixin of BaseMultilayerPerceptron: its methods keep
-the estimator's arrays as views of one vector (cbp._network's layout), which
+the estimator's arrays as views of one vector (the kernel's layout), which
 is what the kernel trains and predicts from.
 """
 
@@ -12,18 +12,7 @@ import copy
 import functools
 import inspect
 
-from ._network import (
-    BATCH_NORM_PARTS,
-    SCALING_PARTS,
-    as_units,
-    batch_norm_arrays,
-    is_packed,
-    pack,
-    scaling_arrays,
-    unpack,
-    unpack_batch_norm,
-    unpack_scalings,
-)
+from ._parts import PARTS, Architecture, arrays_in_order, pack, parts_of, views
 
 
 class FlatParameters:
@@ -32,98 +21,85 @@ class FlatParameters:
     @property
     def _units(self):
         # (an ensemble's per-member coefs are (k, n_in, n_out))
-        return as_units(
-            [self.coefs_[0].shape[-2]] + [c.shape[-1] for c in self.coefs_]
-        )
+        return tuple([self.coefs_[0].shape[-2]] + [c.shape[-1] for c in self.coefs_])
 
     def _fitted_ensemble(self):
         """The fitted ensemble (members, form), or None: a plain network."""
         return self.__dict__.get("_ensemble")
 
-    def _fitted_scalings(self):
-        """The fitted ensemble's scalings (a dict of the input_scalings_ and
-        output_scalings_ lists, None where a layer has none), or None."""
+    def _fitted_architecture(self):
+        """The fitted network's Architecture: its units, and the parts its
+        attributes name (batch_norm_gammas_: batch normalisation;
+        input_scalings_ without an ensemble: the input scaling)."""
         state = self.__dict__
-        if "input_scalings_" not in state:
-            return None
-        return {name: state[name + "_"] for name in SCALING_PARTS}
+        ensemble = state.get("_ensemble")
+        return Architecture(
+            self._units, ensemble, batch_norm=PARTS["gammas"].attribute in state,
+            input_scaling=ensemble is None and PARTS["input_scalings"].attribute in state)
 
-    def _fitted_batch_norm(self):
-        """The fitted batch normalisation (a dict of the four lists of
-        batch_norm_*_ arrays), or None for a model without it."""
+    def _fitted_arrays(self, architecture):
+        """{part name: the estimator's list of arrays} for every part of the
+        architecture."""
         state = self.__dict__
-        if "batch_norm_gammas_" not in state:
-            return None
-        return {name: state["batch_norm_" + name + "_"] for name in BATCH_NORM_PARTS}
+        return {part.name: state[part.attribute] for part in parts_of(architecture)}
 
     def _packed_or_none(self, dtype=None):
-        """(params, units, batch_norm, ensemble) if coefs_, intercepts_ (and
-        an ensemble's scalings, the batch_norm_*_ arrays) are still the views
-        of the flat vector cbp made (and of ``dtype``), else None; batch_norm:
-        whether the vector holds batch normalisation's values; ensemble: the
-        fitted (members, form) or None."""
+        """(params, architecture) if every part's arrays are still the views
+        of the flat vector cbp made (and of ``dtype``), else None.
+
+        O(parts x layers), no array is read: a deep copy or pickle gives new
+        arrays with their own memory, an assignment other objects."""
         state = self.__dict__
-        # one read: (params, units, views, batch_norm, ensemble)
-        packed = state.get("_packed")
-        if packed is None or not is_packed(
-            packed[0], packed[2], state.get("coefs_"), state.get("intercepts_"),
-            self._fitted_batch_norm() if packed[3] else None,
-            self._fitted_scalings() if packed[4] is not None else None,
-        ):
+        packed = state.get("_packed")  # one read: (params, architecture, views)
+        if packed is None:
             return None
-        if dtype is not None and packed[0].dtype != dtype:
+        params, architecture, made = packed
+        i, n = 0, len(made)
+        for part in parts_of(architecture):
+            for array in state.get(part.attribute) or ():
+                if array is None:
+                    continue
+                if i == n or array is not made[i] or array.base is not params:
+                    return None
+                i += 1
+        if i != n or (dtype is not None and params.dtype != dtype):
             return None
-        return packed[0], packed[1], packed[3], packed[4]
+        return params, architecture
 
     def _params(self, dtype=None):
-        """The flat parameter vector; coefs_ and intercepts_ become its views.
+        """The flat parameter vector; every part's arrays become its views.
 
-        Packs again when coefs_ or intercepts_ were replaced (a user may assign
-        them, as in scikit-learn) or are not of ``dtype``. For training: it
-        rebinds coefs_ and intercepts_.
+        Packs again when an array was replaced (a user may assign coefs_ or
+        intercepts_, as in scikit-learn) or is not of ``dtype``. For
+        training: it rebinds the arrays.
         """
         packed = self._packed_or_none(dtype)
         if packed is not None:
             return packed[0]
         if dtype is None:
             dtype = self.coefs_[0].dtype
-        params = pack(self.coefs_, self.intercepts_, dtype, self._fitted_batch_norm(),
-                      self._fitted_scalings())
-        self._set_params_vector(params, self._units)
+        architecture = self._fitted_architecture()
+        params = pack(self._fitted_arrays(architecture), architecture, dtype)
+        self._set_params_vector(params, architecture)
         return params
 
     def _params_for_prediction(self):
-        """(params, units, batch_norm, ensemble) without changing the estimator: the
-        flat vector, or a packed copy of coefs_ and intercepts_ if the user
-        replaced them (so that their arrays stay theirs, as in scikit-learn,
-        and concurrent predictions never write to the model)."""
+        """(params, architecture) without changing the estimator: the flat
+        vector, or a packed copy of the arrays if the user replaced them (so
+        that their arrays stay theirs, as in scikit-learn, and concurrent
+        predictions never write to the model)."""
         packed = self._packed_or_none()
         if packed is not None:
             return packed
-        batch_norm = self._fitted_batch_norm()
-        return (pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype, batch_norm,
-                     self._fitted_scalings()),
-                self._units, batch_norm is not None, self._fitted_ensemble())
+        architecture = self._fitted_architecture()
+        return (pack(self._fitted_arrays(architecture), architecture, self.coefs_[0].dtype),
+                architecture)
 
-    def _set_params_vector(self, params, units):
-        ensemble = self._fitted_ensemble()
-        coefs, intercepts = unpack(params, list(units), ensemble)
-        batch_norm = unpack_batch_norm(params, list(units), ensemble)
-        scalings = unpack_scalings(params, list(units), ensemble)
-        attributes = dict(
-            # (units as a tuple: the key of the cached one-sample network)
-            _packed=(params, tuple(int(u) for u in units),
-                     tuple(coefs + intercepts + scaling_arrays(scalings)
-                           + batch_norm_arrays(batch_norm)),
-                     batch_norm is not None, ensemble),
-            coefs_=coefs,
-            intercepts_=intercepts,
-        )
-        if scalings is not None:
-            attributes.update({name + "_": arrays for name, arrays in scalings.items()})
-        if batch_norm is not None:
-            attributes.update({"batch_norm_" + name + "_": arrays
-                               for name, arrays in batch_norm.items()})
+    def _set_params_vector(self, params, architecture):
+        """Make every part's attribute a list of views of params."""
+        arrays = views(params, architecture)
+        attributes = {PARTS[name].attribute: value for name, value in arrays.items()}
+        attributes["_packed"] = (params, architecture, tuple(arrays_in_order(arrays)))
         # one dict update: other threads see the old state or the new, whole
         self.__dict__.update(attributes)
 
@@ -179,14 +155,12 @@ def restored_on_error(estimator):
     # the constructor parameters, and scikit-learn's callback bookkeeping
     # (the callbacks, their contexts: callback_management_context ends them)
     kept = _param_names(type(estimator)) | _CALLBACK_KEYS
-    views = {"coefs_", "intercepts_", "_packed",
-             *("batch_norm_" + name + "_" for name in BATCH_NORM_PARTS),
-             *(name + "_" for name in SCALING_PARTS)}
+    views = {"_packed", *(part.attribute for part in PARTS.values())}
     state = estimator.__dict__
     fitted = "coefs_" in state
     if fitted:
         params = estimator._params()  # (coefs_ and intercepts_: its views)
-        units = state["_packed"][1]
+        architecture = state["_packed"][1]
     saved = copy.deepcopy(
         {k: v for k, v in state.items()
          if k not in kept and k != "_random_state" and not (fitted and k in views)}
@@ -204,5 +178,5 @@ def restored_on_error(estimator):
             del state[key]
         state.update(saved)
         if fitted:
-            estimator._set_params_vector(saved_params, units)
+            estimator._set_params_vector(saved_params, architecture)
         raise

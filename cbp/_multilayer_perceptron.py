@@ -28,17 +28,13 @@ from ._callbacks import FitTasks
 from ._fitted import FlatParameters, restored_on_error
 from ._labels import LabelTargets
 from ._network import (
-    BATCH_NORM_PARTS,
-    SCALING_PARTS,
-    batch_norm_arrays,
     check_fits_in_memory,
-    glorot_uniform,
-    initial_batch_norm,
+    initial_parameters,
     kernel_input,
     make_network,
-    n_trained,
     predict_raw,
 )
+from ._parts import PARTS, architecture_of, layout
 from ._options import (
     LOSSES,
     SOLVERS,
@@ -138,6 +134,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         block_rows=None,
         ensemble_size=1,
         ensemble="batch",
+        input_scaling=False,
+        input_scaling_lr_factor=6.0,
     ):
         self.activation = activation
         self.solver = solver
@@ -171,6 +169,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.block_rows = block_rows
         self.ensemble_size = ensemble_size
         self.ensemble = ensemble
+        self.input_scaling = input_scaling
+        self.input_scaling_lr_factor = input_scaling_lr_factor
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -216,7 +216,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _members_output(self, X, check_input):
         """The output layer's activations: (n_samples, n_outputs_), or
         (n_samples, k, n_outputs_) for an ensemble of k members."""
-        params, units, batch_norm, ensemble = self._params_for_prediction()
+        params, architecture = self._params_for_prediction()
         if check_input and (
             type(X) is np.ndarray
             and X.ndim == 2
@@ -229,16 +229,14 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             # Fast path: what validate_data would accept and return unchanged,
             # if every value is finite -- which the kernel checks as it reads;
             # otherwise validate_data raises its own error.
-            out = predict_raw(X, params, units, self.activation, self.out_activation_,
-                              batch_norm, check_finite=True, sparse_input=False,
-                              ensemble=ensemble)
+            out = predict_raw(X, params, architecture, self.activation,
+                              self.out_activation_, check_finite=True, sparse_input=False)
             if out is not None:
                 return out
         if check_input:
             X = self._validate_X_predict(X)
         X = kernel_input(X, params.dtype)
-        return predict_raw(X, params, units, self.activation, self.out_activation_,
-                           batch_norm, ensemble=ensemble)
+        return predict_raw(X, params, architecture, self.activation, self.out_activation_)
 
     def _validate_X_y(self, X, y, reset, ensure_all_finite=True, y_numeric=False):
         """validate_data for training: X dense or sparse, float64 or float32;
@@ -333,10 +331,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         if not first_pass:
             self._check_same_network(hidden_layer_sizes)
         max_rows = batch_size(self, X.shape[0]) if stochastic else X.shape[0]
-        check_fits_in_memory(
-            layer_units, max_rows, X.dtype, self.solver, scipy.sparse.issparse(X),
-            ensemble_of(self), self.batch_norm,
-        )
+        check_fits_in_memory(architecture_of(self, layer_units), max_rows, X.dtype,
+                             self.solver, scipy.sparse.issparse(X))
 
         self._random_state = check_random_state(self.random_state)
         validation = self._validation_data(*validation, dtype=X.dtype)
@@ -420,12 +416,14 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
                 f"{fitted_hidden} -> {hidden_layer_sizes}."
                 " Fit again with warm_start=False."
             )
-        fitted_batch_norm = self._fitted_batch_norm() is not None
-        if fitted_batch_norm != bool(self.batch_norm):
-            raise ValueError(
-                f"batch_norm changed since the model was fitted: {fitted_batch_norm} "
-                f"-> {bool(self.batch_norm)}. Fit again with warm_start=False."
-            )
+        fitted = self._fitted_architecture()
+        for option in ("batch_norm", "input_scaling"):
+            if getattr(fitted, option) != bool(getattr(self, option)):
+                raise ValueError(
+                    f"{option} changed since the model was fitted: "
+                    f"{getattr(fitted, option)} -> {bool(getattr(self, option))}. "
+                    "Fit again with warm_start=False."
+                )
         if self._fitted_ensemble() != ensemble_of(self):
             fitted = self._fitted_ensemble() or (1, self.ensemble)
             raise ValueError(
@@ -527,22 +525,16 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         else:
             self.out_activation_ = LOSSES[self.loss].output
 
-        ensemble = ensemble_of(self)
-        params = glorot_uniform(layer_units, self.activation, self._random_state, dtype,
-                                ensemble)
-        if self.batch_norm:
-            members = 1 if ensemble is None else ensemble[0]
-            params = np.concatenate([params] + [np.ravel(a) for a in batch_norm_arrays(
-                initial_batch_norm(layer_units, dtype, members))])
-        for name in BATCH_NORM_PARTS:
-            self.__dict__.pop("batch_norm_" + name + "_", None)
-        for name in SCALING_PARTS:
-            self.__dict__.pop(name + "_", None)
-        self._ensemble = ensemble
+        architecture = architecture_of(self, layer_units)
+        params = initial_parameters(architecture, self.activation, self._random_state,
+                                    dtype)
+        for part in PARTS.values():
+            self.__dict__.pop(part.attribute, None)
+        self._ensemble = architecture.ensemble
         # (a new model: a new dropout stream, drawn when dropout first trains it)
         self.__dict__.pop("_dropout_seed", None)
         self.__dict__.pop("_dropout_stream", None)
-        self._set_params_vector(params, layer_units)
+        self._set_params_vector(params, architecture)
         # the weights early stopping falls back to (scikit-learn's _best_coefs)
         self._best_params = params.copy() if self.early_stopping else None
         self._optimizer = None
@@ -570,10 +562,9 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         make_network (e.g. block_rows)."""
         rates, seed = self._dropout_key(len(layer_units) - 2)
         net = make_network(
-            layer_units, self.activation, self._training_loss(), self.out_activation_,
-            self.alpha, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            dropout=rates, dropout_seed=seed, ensemble=self._fitted_ensemble(),
-            **self._loss_parameters(), **options,
+            self._fitted_architecture(), self.activation, self._training_loss(),
+            self.out_activation_, self.alpha, n_rows, sparse_input, dropout=rates,
+            dropout_seed=seed, **self._loss_parameters(), **options,
         )
         if rates is not None:
             net.stream_position = self._dropout_stream
@@ -583,9 +574,9 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         """The network of the loss without L2, in evaluation mode (no
         dropout; batch normalisation by the running statistics)."""
         return make_network(
-            layer_units, self.activation, self._training_loss(), self.out_activation_,
-            0.0, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            training=False, ensemble=self._fitted_ensemble(), **self._loss_parameters(),
+            self._fitted_architecture(), self.activation, self._training_loss(),
+            self.out_activation_, 0.0, n_rows, sparse_input, training=False,
+            **self._loss_parameters(),
         )
 
     def _loss_parameters(self):
@@ -599,7 +590,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _make_optimizer(self, params):
         """A new optimizer of this solver for the flat vector params (the
         state of the trained values; the running statistics come after)."""
-        params = params[:n_trained(params, self._units, self._fitted_ensemble())]
+        params = params[:layout(self._fitted_architecture()).n_trained]
         return SOLVERS[self.solver].make_optimizer(params, self)
 
     def _raise_if_not_finite(self, X):
@@ -747,6 +738,16 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         own output layer. Weights a layer holds per member start from
         draws of their own (``random_state``), a shared layer's intercepts
         from one draw. (cbp addition)
+    input_scaling : bool, default=False
+        Learn a scale per input feature, x -> x * s before the first layer
+        (RealMLP's scaling layer, Holzmueller et al., NeurIPS 2024): s starts
+        at 1, has no L2 penalty and is ``input_scaling_`` ``[0]`` once
+        fitted. A plain network only (``ensemble_size=1``; an ensemble's
+        'batch' and 'mini' forms scale the input per member already).
+        (cbp addition)
+    input_scaling_lr_factor : float > 0, default=6.0
+        The stochastic solvers train s with ``learning_rate_init`` times
+        this (RealMLP-TD's ``scale_lr_factor``: 6). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -866,6 +867,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         block_rows=None,
         ensemble_size=1,
         ensemble="batch",
+        input_scaling=False,
+        input_scaling_lr_factor=6.0,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -902,6 +905,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             block_rows=block_rows,
             ensemble_size=ensemble_size,
             ensemble=ensemble,
+            input_scaling=input_scaling,
+            input_scaling_lr_factor=input_scaling_lr_factor,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -1163,6 +1168,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         block_rows=None,
         ensemble_size=1,
         ensemble="batch",
+        input_scaling=False,
+        input_scaling_lr_factor=6.0,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -1198,6 +1205,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             block_rows=block_rows,
             ensemble_size=ensemble_size,
             ensemble=ensemble,
+            input_scaling=input_scaling,
+            input_scaling_lr_factor=input_scaling_lr_factor,
         )
         self.huber_delta = huber_delta
 

@@ -260,9 +260,15 @@ def _forward(scope, container, model, input_name, proto_dtype, np_dtype):
         return _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype)
     hidden = HIDDEN_FORMS[model.activation]
     last = model.n_layers_ - 2
+    architecture = model._fitted_architecture()
+    arrays = model._fitted_arrays(architecture)
     # dropout is the identity at prediction; batch normalisation normalises
     # by the running statistics (_batch_norm)
-    batch_norm = model._fitted_batch_norm()
+    batch_norm = arrays if architecture.batch_norm else None
+    if architecture.input_scaling:  # x * s, s (n_features,)
+        x = emit("Mul", [x, _constant(scope, container, "input_scaling", proto_dtype,
+                                      np_dtype, np.reshape(arrays["input_scalings"][0],
+                                                           (1, -1)))])
     for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         w = _constant(scope, container, f"coefficient{i}", proto_dtype, np_dtype, coef)
         b = _constant(
@@ -293,8 +299,9 @@ def _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype):
     k = model._fitted_ensemble()[0]
     hidden = HIDDEN_FORMS[model.activation]
     last = model.n_layers_ - 2
-    batch_norm = model._fitted_batch_norm()
-    scalings = model._fitted_scalings()
+    architecture = model._fitted_architecture()
+    arrays = model._fitted_arrays(architecture)
+    batch_norm = arrays if architecture.batch_norm else None
 
     def const(name, value):
         return _constant(scope, container, name, proto_dtype, np_dtype, value)
@@ -305,7 +312,7 @@ def _ensemble_forward(scope, container, model, x, emit, proto_dtype, np_dtype):
         return value[:, None, :] if value.ndim == 2 else value
 
     for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
-        r, s = scalings["input_scalings"][i], scalings["output_scalings"][i]
+        r, s = arrays["input_scalings"][i], arrays["output_scalings"][i]
         if r is not None:
             x = emit("Mul", [x, const(f"input_scaling{i}", per_member(r))])
         z = emit("MatMul", [x, const(f"coefficient{i}", coef)])

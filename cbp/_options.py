@@ -426,6 +426,14 @@ def _weight_tol_refused(estimator, X, n_hidden):
             "max_fun.")
 
 
+def _input_scaling_refused(estimator, X, n_hidden):
+    if not estimator.input_scaling or estimator.ensemble_size == 1:
+        return None
+    return ("input_scaling learns one scale per input feature of a plain network; "
+            f"with ensemble_size={estimator.ensemble_size} use ensemble='batch' or "
+            "'mini', whose members scale their input each (r), or input_scaling=False.")
+
+
 def ensemble_of(estimator):
     """The estimator's ensemble as the network functions take it: (members,
     form), or None for ensemble_size=1 (a plain network)."""
@@ -454,6 +462,8 @@ LAYER_OPTIONS = _registry(
                 _weight_tol_refused),
     LayerOption("ensemble_size", [Interval(Integral, 1, None, closed="left")]),
     LayerOption("ensemble", [StrOptions(set(ENSEMBLES))]),
+    LayerOption("input_scaling", ["boolean"], _input_scaling_refused),
+    LayerOption("input_scaling_lr_factor", [Interval(Real, 0, None, closed="neither")]),
 )
 
 

@@ -14,10 +14,11 @@ Archive keys:
                             can hide entries; the manifest shows them missing)
     coefs_/<l>, intercepts_/<l>
                             ((k, ...) where an ensemble's layer holds one
-                            per member: _network.layout)
+                            per member: _parts.layout)
     input_scalings_/<l>, output_scalings_/<l>
                             an ensemble's scalings, for the layers that
-                            have them (ensemble_size > 1)
+                            have them (ensemble_size > 1), or the input
+                            scaling (layer 0, input_scaling=True)
     batch_norm_<part>_/<k>  gammas, betas, running_means, running_vars of
                             hidden layer k (models fitted with batch_norm)
     attr/<name>             scalar and array fitted attributes
@@ -38,7 +39,7 @@ import numpy as np
 
 from sklearn.base import is_classifier
 
-from ._network import BATCH_NORM_PARTS, SCALING_PARTS, layout
+from ._parts import PARTS, WEIGHTS, architecture_of, layout, parts_of
 from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
 
 FORMAT_VERSION = 1
@@ -119,17 +120,11 @@ def archive_arrays(model):
 
 def _network_arrays(model):
     arrays = {}
-    for l, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
-        arrays[f"coefs_/{l}"] = np.ascontiguousarray(coef)
-        arrays[f"intercepts_/{l}"] = np.ascontiguousarray(intercept)
-    for part, values in (model._fitted_scalings() or {}).items():
-        for l, value in enumerate(values):
+    architecture = model._fitted_architecture()
+    for part in parts_of(architecture):
+        for l, value in enumerate(getattr(model, part.attribute)):
             if value is not None:
-                arrays[f"{part}_/{l}"] = np.ascontiguousarray(value)
-    batch_norm = model._fitted_batch_norm()
-    for part in BATCH_NORM_PARTS if batch_norm is not None else ():
-        for k, value in enumerate(batch_norm[part]):
-            arrays[f"batch_norm_{part}_/{k}"] = np.ascontiguousarray(value)
+                arrays[f"{part.attribute}/{l}"] = np.ascontiguousarray(value)
     for name in _SCALAR_ATTRS:
         value = getattr(model, name, None)
         if value is not None:
@@ -303,10 +298,9 @@ def _build(arrays):
         return model
     model = _model_with_params(ESTIMATORS[name], arrays)
     ensemble = ensemble_of(model)
-    coefs, intercepts, places = _weights(arrays, model, ensemble)
+    coefs, intercepts, architecture = _weights(arrays, model, ensemble)
     dtype = coefs[0].dtype
-    scalings = _scalings(arrays, places, dtype)
-    batch_norm = _batch_norm(arrays, places, dtype)
+    parts = _other_parts(arrays, architecture, dtype)
     attrs = _attributes(arrays, model, coefs)
     if is_classifier(model):
         model._label_binarizer = _label_binarizer(arrays, attrs)
@@ -316,12 +310,9 @@ def _build(arrays):
     model._ensemble = ensemble
     model.coefs_ = [np.array(c) for c in coefs]
     model.intercepts_ = [np.array(b) for b in intercepts]
-    if scalings is not None:
-        for part, values in scalings.items():
-            setattr(model, f"{part}_", [None if v is None else np.array(v) for v in values])
-    if batch_norm is not None:
-        for part, values in batch_norm.items():
-            setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
+    for part, values in parts.items():
+        setattr(model, PARTS[part].attribute,
+                [None if v is None else np.array(v) for v in values])
     if SOLVERS[model.solver].stochastic:
         model.loss_curve_ = attrs.get("loss_curve_", [])
         model.validation_scores_ = attrs.get("validation_scores_")
@@ -396,7 +387,8 @@ def _weights(arrays, model, ensemble):
     _require(units[1:-1] == model._hidden_sizes(),
              f"weights for hidden layers {tuple(units[1:-1])}, parameters say "
              f"{model.hidden_layer_sizes}")
-    places = layout(units, ensemble, batch_norm=any(k.startswith("batch_norm_") for k in arrays))
+    architecture = architecture_of(model, units)
+    places = layout(architecture).places
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
         _require(coef.dtype == dtype and intercept.dtype == dtype, "weights of mixed dtypes")
         expected = places["coefs"][l][1]
@@ -408,48 +400,40 @@ def _weights(arrays, model, ensemble):
                  f"intercepts_[{l}] has shape {intercept.shape}, expected {expected}")
         _require(np.isfinite(coef).all() and np.isfinite(intercept).all(),
                  f"non-finite weights in layer {l}")
-    return coefs, intercepts, places
+    return coefs, intercepts, architecture
 
 
-def _scalings(arrays, places, dtype):
-    """An ensemble's scalings (a dict of lists, None where a layer has
-    none), where the layout places them; None for a plain network."""
-    expected = {f"{part}_/{l}": entry[1] for part in SCALING_PARTS
-                for l, entry in enumerate(places[part]) if entry is not None}
-    _require({k for k in arrays if k.startswith(tuple(p + "_/" for p in SCALING_PARTS))}
-             == set(expected), "the ensemble's scalings are missing or numbered wrongly")
-    if not expected:
-        return None
-    for key, shape in expected.items():
-        value = arrays[key]
-        _require(value.dtype == dtype and value.shape == shape,
-                 f"{key} does not match the ensemble's layer")
-        _require(np.isfinite(value).all(), f"non-finite {key}")
-    return {part: [None if entry is None else arrays[f"{part}_/{l}"]
-                   for l, entry in enumerate(places[part])] for part in SCALING_PARTS}
-
-
-def _batch_norm(arrays, places, dtype):
-    """The batch normalisation arrays (a dict of lists), or None."""
-    if not any(key.startswith("batch_norm_") for key in arrays):
-        return None
-    n_hidden = len(places["coefs"]) - 1
-    batch_norm = {}
-    for part in BATCH_NORM_PARTS:
-        keys = [f"batch_norm_{part}_/{k}" for k in range(n_hidden)]
-        _require(all(key in arrays for key in keys), f"batch_norm_{part}_ is missing")
-        batch_norm[part] = [arrays[key] for key in keys]
-        for k, value in enumerate(batch_norm[part]):
-            _require(value.dtype == dtype and value.shape == places[part][k][1],
-                     f"batch_norm_{part}_[{k}] does not match hidden layer {k}")
-            _require(np.isfinite(value).all(), f"non-finite batch_norm_{part}_[{k}]")
-    _require(all(np.all(v >= 0) for v in batch_norm["running_vars"]),
-             "negative running variances")
-    expected = {f"batch_norm_{part}_/{k}" for part in BATCH_NORM_PARTS
-                for k in range(n_hidden)}
-    _require({k for k in arrays if k.startswith("batch_norm_")} == expected,
-             "batch normalisation entries are numbered wrongly")
-    return batch_norm
+def _other_parts(arrays, architecture, dtype):
+    """{part name: list of arrays, None where a layer has none} of every
+    part of the architecture but the weights: each where the layout places
+    it, of the weights' dtype, finite and valid; no other part's keys."""
+    places = layout(architecture).places
+    parts = {}
+    expected = set()
+    for part in parts_of(architecture):
+        if part.name in WEIGHTS:
+            continue
+        keys = [None if place is None else f"{part.attribute}/{l}"
+                for l, place in enumerate(places[part.name])]
+        _require(all(key is None or key in arrays for key in keys),
+                 f"{part.attribute} is missing or numbered wrongly")
+        parts[part.name] = [None if key is None else arrays[key] for key in keys]
+        for key, place in zip(keys, places[part.name]):
+            if key is None:
+                continue
+            value = arrays[key]
+            _require(value.dtype == dtype and value.shape == place[1],
+                     f"{key} does not match its layer: shape {value.shape}, "
+                     f"expected {place[1]} of {dtype}")
+            _require(np.isfinite(value).all(), f"non-finite {key}")
+            _require(part.valid(value), f"{key}: {part.requirement}")
+            expected.add(key)
+    others = {key for key in arrays for part in PARTS.values()
+              if part.name not in WEIGHTS and key.startswith(part.attribute + "/")}
+    _require(others == expected,
+             f"entries {sorted(others - expected)} are not parts of this network "
+             f"({', '.join(part.attribute for part in parts_of(architecture))})")
+    return parts
 
 
 def _attributes(arrays, model, coefs):

@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 
 from ._callbacks import snapshot
 from ._dispatch import kernel as _kernel
-from ._network import as_units, kernel_input
+from ._network import kernel_input
 from ._sklearn_compat import _check_optimize_result, _get_additional_lbfgs_options_dict
 from ._threads import blas_limit, openmp_threads
 
@@ -128,12 +128,11 @@ def _lbfgs_callback(model, fit, n_params):
     if tasks is None:
         return None
     tasks.begin_subtask()
-    units = as_units(fit.units)
 
     def callback(intermediate_result):
         x = fit.params.copy()
         x[:n_params] = intermediate_result.x
-        if tasks.end_subtask(snapshot(model, x, units)):
+        if tasks.end_subtask(snapshot(model, x)):
             raise StopIteration
         tasks.begin_subtask()
 
@@ -403,7 +402,7 @@ def _record_epoch(model, fit, epochs, loss):
     update_no_improvement_count(model, fit.params)
     optimizer.iteration_ends(model.t_)
     return fit.tasks is not None and fit.tasks.end_subtask(
-        snapshot(model, fit.params, as_units(fit.units)))
+        snapshot(model, fit.params))
 
 
 def update_no_improvement_count(model, params):

@@ -198,13 +198,14 @@ def test_memory_check_counts_every_member_of_a_packed_ensemble():
     import os
 
     from cbp._network import check_fits_in_memory
+    from cbp._parts import Architecture
 
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     width = int((available / (4 * 80)) ** 0.5)  # (80 bytes a float64 value under adam)
     units = [10, width, width, 2]
-    check_fits_in_memory(units, 32, np.float64, "adam")  # about a quarter of the memory
+    check_fits_in_memory(Architecture(units), 32, np.float64, "adam")  # a quarter of it
     with pytest.raises(MemoryError, match="GiB"):
-        check_fits_in_memory(units, 32, np.float64, "adam", ensemble=(16, "packed"))
+        check_fits_in_memory(Architecture(units, (16, "packed")), 32, np.float64, "adam")
 
 
 def test_absurd_batch_size_is_clipped_with_a_warning():

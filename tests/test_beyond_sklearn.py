@@ -17,13 +17,12 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_sample_weight
 
 import cbp
 from cbp import MLPClassifier, MLPRegressor
-from cbp._network import glorot_uniform, unpack
+from parts import initial_arrays
 from cbp._options import STOCHASTIC
 from optional import optional
 from torch_layers import full_batch_steps
@@ -64,8 +63,8 @@ def _torch_run(units, activation, X, y, loss, steps, optimizer, lr, alpha=0.0,
     """PyTorch's weights after ``steps`` full-batch steps from cbp's initial
     weights (tests/torch_layers.full_batch_steps)."""
     torch = optional("torch")
-    params = glorot_uniform(units, activation, check_random_state(random_state), np.float64)
-    coefs, intercepts = unpack(params, units)
+    arrays = initial_arrays(units, activation, random_state, np.float64)
+    coefs, intercepts = arrays["coefs"], arrays["intercepts"]
     return full_batch_steps(torch, activation, coefs, intercepts, X, y, loss, steps,
                             lambda parameters: optimizer(parameters, lr), alpha=alpha,
                             lr_of_step=lr_of_step)

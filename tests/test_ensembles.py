@@ -29,18 +29,13 @@ import cbp
 import reference as ref
 from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel
-from cbp._network import (
-    glorot_uniform,
-    layer_kinds,
-    layout,
-    make_network,
-    unpack,
-    unpack_scalings,
-)
+from cbp._network import initial_parameters, make_network
+from cbp._parts import PARTS, Architecture, layout
 from cbp._options import ENSEMBLES, STOCHASTIC
 from docs_scripts import load_example
 from kernel_paths import blocks_on_threads
 from optional import optional
+from parts import initial_arrays
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -96,22 +91,33 @@ def _weights(model):
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("units", [(5, 3), (5, 7, 3), (5, 7, 6, 3)], ids=str)
 @pytest.mark.parametrize("batch_norm", [False, True])
-def test_python_layout_is_the_kernels(form, units, batch_norm):
-    ensemble = (K, form)
-    net = make_network(list(units), "relu", "log_loss", "softmax", 0.0, 10, False,
-                       batch_norm=batch_norm, ensemble=ensemble)
-    ours = layout(units, ensemble, batch_norm=batch_norm)
-    assert net.layout() == {name: ours[name] for name in net.layout()}
-    assert net.n_params == ours["n_weights"] + (
-        2 * K * sum(units[1:-1]) if batch_norm else 0)
+def test_layout_tiles_the_vector_part_by_part_trained_values_first(form, units,
+                                                                   batch_norm):
+    architecture = Architecture(units, (K, form), batch_norm)
+    places = layout(architecture)
+    entries = [(name, place) for name, layers in places.places.items()
+               for place in layers if place is not None]
+    offsets = [place[0] for _, place in entries]
+    assert offsets == sorted(offsets)
+    ends = [place[0] + int(np.prod(place[1])) for _, place in entries]
+    assert offsets[0] == 0 and offsets[1:] == ends[:-1] and ends[-1] == places.n_values
+    trained = [end for (name, _), end in zip(entries, ends) if PARTS[name].trained]
+    assert places.n_trained == trained[-1] == (ends[-1] if not batch_norm else
+                                               places.n_values - 2 * K * sum(units[1:-1]))
+    net = make_network(architecture, "relu", "log_loss", "softmax", 0.0, 10, False)
+    assert net.layout() == {**{"input_scalings": [None] * (len(units) - 1),
+                               "output_scalings": [None] * (len(units) - 1)},
+                            **places.places}
+    assert net.n_params == places.n_trained
 
 
 @pytest.mark.parametrize("form", FORMS)
 def test_reference_layout_is_cbps(form):
     units = (5, 7, 6, 3)
-    params = np.arange(layout(units, (K, form))["n_weights"], dtype=np.float64)
+    architecture = Architecture(units, (K, form))
+    params = np.arange(layout(architecture).n_trained, dtype=np.float64)
     parts = ref.ensemble_split(params, units, K, layer_kinds(3, (K, form)))
-    places = layout(units, (K, form))
+    places = layout(architecture).places
     for ours, theirs in (("coefs", "coefs"), ("intercepts", "intercepts"),
                          ("input_scalings", "r"), ("output_scalings", "s")):
         for entry, view in zip(places[ours], parts[theirs]):
@@ -137,12 +143,17 @@ LOSSES = [("log_loss", "softmax", 3), ("binary_log_loss", "logistic", 2),
           ("squared_error", "identity", 2)]
 
 
+def layer_kinds(n_layers, ensemble):
+    """The kernel's layer_kinds of an ensemble (members, form)."""
+    return np.array(ENSEMBLES[ensemble[1]].layer_kinds(n_layers), dtype=np.intp)
+
+
 def _problem(form, dtype, loss, output, n_out, units=(5, 7, 6), n=23, seed=0,
              weighted=True):
     rng = np.random.default_rng(seed)
     units = list(units) + [n_out]
     ensemble = (K, form)
-    params = rng.normal(0, 0.5, layout(units, ensemble)["n_weights"]).astype(dtype)
+    params = rng.normal(0, 0.5, layout(Architecture(units, ensemble)).n_trained).astype(dtype)
     X = rng.normal(size=(n, units[0])).astype(dtype)
     Y = ref.random_targets(rng, loss, n, n_out, dtype)
     w = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else None
@@ -151,8 +162,8 @@ def _problem(form, dtype, loss, output, n_out, units=(5, 7, 6), n=23, seed=0,
 
 def _kernel_loss_grad(units, ensemble, params, X, Y, w, loss, output, alpha,
                       activation="tanh"):
-    net = make_network(units, activation, loss, output, alpha, X.shape[0],
-                       scipy.sparse.issparse(X), ensemble=ensemble)
+    net = make_network(Architecture(units, ensemble), activation, loss, output, alpha,
+                       X.shape[0], scipy.sparse.issparse(X))
     grads = np.empty_like(params)
     work = np.empty(net.workspace_size(kernel.BACKWARD_PART), dtype=params.dtype)
     J = kernel.loss_grad(net, kernel.Data(X, Y, w), params, grads, work)
@@ -192,7 +203,7 @@ def test_gradient_of_every_scaling_and_intercept_is_the_central_difference(form,
     units, ensemble, params, X, Y, w = _problem(form, np.float64, "log_loss", "softmax", 3)
     _, grads = _kernel_loss_grad(units, ensemble, params, X, Y, w, "log_loss", "softmax",
                                  0.1)
-    entries = [e for e in layout(units, ensemble)[part] if e is not None]
+    entries = [e for e in layout(Architecture(units, ensemble)).places[part] if e is not None]
     assert entries or part != "intercepts"
     h = 1e-6
     for offset, shape in entries:
@@ -232,9 +243,9 @@ def test_members_predictions_equal_the_reference(form, estimator):
 def _start(units, form, k=K):
     """cbp's starting values for random_state=0: (coefs, intercepts,
     scalings) as the estimator holds them."""
-    params = glorot_uniform(units, "relu", check_random_state(0), np.float64, (k, form))
-    coefs, intercepts = unpack(params, units, (k, form))
-    return coefs, intercepts, unpack_scalings(params, units, (k, form))
+    arrays = initial_arrays(units, "relu", 0, np.float64, (k, form))
+    return arrays["coefs"], arrays["intercepts"], {
+        name: arrays[name] for name in ("input_scalings", "output_scalings")}
 
 
 def _tabm_model(torch, tabm, form, units, start, k=K, batch_norm=False):
@@ -394,8 +405,9 @@ def test_initial_values_are_tabms_scheme():
     """The first layer's r: random signs; every other scaling 1; a shared
     layer's per-member intercepts one draw, repeated."""
     units = [6, 8, 8, 3]
-    params = glorot_uniform(units, "relu", check_random_state(0), np.float64, (K, "batch"))
-    places = layout(units, (K, "batch"))
+    architecture = Architecture(units, (K, "batch"))
+    params = initial_parameters(architecture, "relu", check_random_state(0), np.float64)
+    places = layout(architecture).places
     view = lambda e: params[e[0]:e[0] + int(np.prod(e[1]))].reshape(e[1])  # noqa: E731
     r0 = view(places["input_scalings"][0])
     assert set(np.unique(r0)) == {-1.0, 1.0}

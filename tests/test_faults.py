@@ -13,10 +13,9 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 
 from cbp import MLPClassifier, MLPRegressor
-from cbp._network import glorot_uniform, unpack
+from parts import initial_arrays
 from isolation import run_isolated
 
 RNG = np.random.RandomState(0)
@@ -68,7 +67,7 @@ def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
             model.fit(X_big, y_big)
         messages = [str(w.message) for w in caught]
         units = [1000, 1000, 1000, 10]
-        initial, _ = unpack(glorot_uniform(units, "relu", check_random_state(0), np.float32), units)
+        initial = initial_arrays(units, "relu", 0, np.float32)["coefs"]
         same = all(np.array_equal(a, b) for a, b in zip(model.coefs_, initial))
         usable = model.predict(X_big[:5]).shape == (5,)
         return model.n_iter_, messages, same, usable
@@ -100,8 +99,7 @@ def test_ctrl_c_inside_one_full_batch_returns_the_initial_weights():
             warnings.simplefilter("always")
             model.fit(X_big, y_big)
         units = [1000, 1000, 1000, 10]
-        initial, _ = unpack(glorot_uniform(units, "relu", check_random_state(0), np.float32),
-                            units)
+        initial = initial_arrays(units, "relu", 0, np.float32)["coefs"]
         same = all(np.array_equal(a, b) for a, b in zip(model.coefs_, initial))
         return model.n_iter_, [str(w.message) for w in caught], same, model.t_
 

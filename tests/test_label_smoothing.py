@@ -17,12 +17,11 @@ from sklearn.datasets import make_classification, make_multilabel_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
 import cbp
 from cbp import MLPClassifier
-from cbp._network import glorot_uniform, unpack
+from parts import initial_arrays
 from optional import optional
 from torch_layers import full_batch_steps
 
@@ -70,8 +69,8 @@ def test_five_steps_equal_pytorch(task, epsilon, solver):
     ours = _fit(MLPClassifier(**params), X, y)
     n_out = ours.n_outputs_
     units = [5, 7, n_out]
-    coefs, intercepts = unpack(glorot_uniform(units, "relu", check_random_state(0),
-                                              np.float64), units)
+    arrays = initial_arrays(units, "relu", 0, np.float64)
+    coefs, intercepts = arrays["coefs"], arrays["intercepts"]
     if solver == "sgd":
         make = lambda p: torch.optim.SGD(p, lr=0.05)  # noqa: E731
     else:

@@ -327,6 +327,7 @@ def test_sparse_partial_fit_matches_sklearn(solver):
 def small_chunks(monkeypatch):
     """Chunks of at most 8 rows (instead of ~1 MiB of activations)."""
     import cbp._network
+    import cbp._parts
 
     monkeypatch.setattr(cbp._network, "_CHUNK_VALUES", 8)
     monkeypatch.setattr(cbp._network, "_MIN_CHUNK_ROWS", 8)
@@ -343,6 +344,7 @@ def test_chunked_batches_match_sklearn(small_chunks, params, sparse):
     import scipy.sparse
 
     import cbp._network
+    import cbp._parts
 
     X, y = _data("multiclass")
     if sparse:
@@ -350,7 +352,8 @@ def test_chunked_batches_match_sklearn(small_chunks, params, sparse):
     params = dict(dict(hidden_layer_sizes=(7, 5), max_iter=6, random_state=0,
                        learning_rate_init=0.01), **params)
     units = [X.shape[1], *params["hidden_layer_sizes"], 3]
-    assert cbp._network.chunk_rows(units, X.shape[0], not sparse) == 8
+    assert cbp._network.chunk_rows(cbp._parts.Architecture(units), X.shape[0],
+                                   not sparse) == 8
     ours, theirs = _pair("multiclass", **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
