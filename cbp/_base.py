@@ -11,13 +11,12 @@ cbp differs on purpose are listed in the user guide's drop-in page
 (docs/user_guide/drop_in.rst).
 """
 
-import functools
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
@@ -31,7 +30,6 @@ from ._network import (
     glorot_uniform,
     initial_batch_norm,
     kernel_input,
-    make_network,
     n_trained,
     predict_raw,
 )
@@ -55,7 +53,16 @@ from ._sklearn_compat import (
     _fit_context,
     validate_data,
 )
-from ._training import NON_FINITE, Fit, batch_size, fit_lbfgs, fit_stochastic
+from ._state import TrainingState
+from ._training import (
+    NON_FINITE,
+    Fit,
+    Problem,
+    Settings,
+    batch_size,
+    fit_lbfgs,
+    fit_stochastic,
+)
 
 
 class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimator):
@@ -333,6 +340,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             self._initialize(layer_units, X.dtype)
         fit = self._fit_description(X, Y, sample_weight, layer_units, incremental,
                                     validation, finite_in_kernel)
+        if stochastic and (not incremental or fit.state.optimizer is None):
+            fit.state.optimizer = self._make_optimizer(fit.params)
         fit.tasks = FitTasks.start(
             self, X_given, y_given, sample_weight,
             task_name="partial_fit" if incremental else "fit",
@@ -340,7 +349,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             if stochastic else self.max_iter + 1,
             subtask_name="epoch" if stochastic else "lbfgs-iter",
         )
-        (fit_stochastic if stochastic else fit_lbfgs)(self, fit)
+        (fit_stochastic if stochastic else fit_lbfgs)(fit)
         if fit.tasks is not None:
             fit.tasks.end()
 
@@ -425,18 +434,31 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
 
     def _fit_description(self, X, Y, sample_weight, layer_units, incremental,
                          validation, check_finite):
-        """The training loops' view of this fit (cbp._training.Fit)."""
+        """The training loops' view of this fit (cbp._training.Fit): the data,
+        the problem, the settings and the training state (this estimator's)."""
         return Fit(
             X=X, Y=Y, sample_weight=sample_weight, params=self._params(X.dtype),
-            units=layer_units, network=functools.partial(self._network, layer_units),
+            problem=self._problem(layer_units), settings=Settings.of(self),
+            state=TrainingState.of(self), random_state=self._random_state,
             incremental=incremental, validation=validation, check_finite=check_finite,
-            evaluation_network=functools.partial(self._evaluation_network, layer_units),
-            score=lambda X, y, sw: self._score(X, y, sample_weight=sw),
-            target_for_scoring=self._target_for_scoring,
-            raise_if_not_finite=self._raise_if_not_finite,
-            make_optimizer=self._make_optimizer,
-            training_targets=self._training_targets,
             stratify=is_classifier(self) and self.n_outputs_ == 1,
+        )
+
+    def _problem(self, layer_units):
+        """What this fit minimises (cbp._training.Problem): the network and its
+        loss as values, and this estimator's scoring of an epoch."""
+        loss = self._training_loss()
+        rates = dropout_rates(self.dropout, len(layer_units) - 2)
+        return Problem(
+            units=tuple(int(u) for u in layer_units), activation=self.activation,
+            loss=loss, out_activation=self.out_activation_, alpha=self.alpha,
+            batch_norm=bool(self.batch_norm), ensemble=self._fitted_ensemble(),
+            dropout=tuple(rates) if any(rates) else None,
+            loss_parameters=LOSSES[loss].kernel_parameters(self),
+            estimator_name=type(self).__name__,
+            score=lambda X, y, sw: self._score(X, y, sample_weight=sw),
+            scoring_targets=self._target_for_scoring,
+            training_targets=self._training_targets,
         )
 
     def _validation_data(self, X_val, y_val, sample_weight_val, dtype):
@@ -493,23 +515,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         smoothing); Y itself by default."""
         return Y
 
-    def _dropout_key(self, n_hidden):
-        """(rates, seed) of this fit's dropout, or (None, 0) without it. The
-        seed is drawn from random_state the first time dropout trains this
-        model, after the initial weights, and kept: later fits (warm_start,
-        partial_fit) continue the same stream of masks."""
-        rates = dropout_rates(self.dropout, n_hidden)
-        if not any(rates):
-            return None, 0
-        if getattr(self, "_dropout_seed", None) is None:
-            self._dropout_seed = int(self._random_state.randint(0, 2**63 - 1, dtype=np.int64))
-            self._dropout_stream = 0
-        return rates, self._dropout_seed
-
     def _initialize(self, layer_units, dtype):
         # (n_outputs_ is set by _fit before this is called)
-        self.n_iter_ = 0
-        self.t_ = 0
         self.n_layers_ = len(layer_units)
         if is_classifier(self):
             self.out_activation_ = classifier_output(self._label_binarizer.y_type_)
@@ -528,58 +535,11 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         for name in SCALING_PARTS:
             self.__dict__.pop(name + "_", None)
         self._ensemble = ensemble
-        # (a new model: a new dropout stream, drawn when dropout first trains it)
-        self.__dict__.pop("_dropout_seed", None)
-        self.__dict__.pop("_dropout_stream", None)
         self._set_params_vector(params, layer_units)
-        # the weights early stopping falls back to (scikit-learn's _best_coefs)
-        self._best_params = params.copy() if self.early_stopping else None
-        self._optimizer = None
-        if SOLVERS[self.solver].stochastic:
-            self._initial_records()
-
-    def _initial_records(self):
-        """The stochastic solvers' per-epoch records and stopping state."""
-        self.loss_curve_ = []
-        self._no_improvement_count = 0
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.validation_loss_curve_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.validation_loss_curve_ = None
-            self.best_validation_score_ = None
-
-    def _network(self, layer_units, n_rows, sparse_input, **options):
-        """The kernel's description of this network for training on batches
-        of n_rows, with its dropout (whose stream it continues); options: of
-        make_network (e.g. block_rows)."""
-        rates, seed = self._dropout_key(len(layer_units) - 2)
-        net = make_network(
-            layer_units, self.activation, self._training_loss(), self.out_activation_,
-            self.alpha, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            dropout=rates, dropout_seed=seed, ensemble=self._fitted_ensemble(),
-            **self._loss_parameters(), **options,
-        )
-        if rates is not None:
-            net.stream_position = self._dropout_stream
-        return net
-
-    def _evaluation_network(self, layer_units, n_rows, sparse_input):
-        """The network of the loss without L2, in evaluation mode (no
-        dropout; batch normalisation by the running statistics)."""
-        return make_network(
-            layer_units, self.activation, self._training_loss(), self.out_activation_,
-            0.0, n_rows, sparse_input, batch_norm=bool(self.batch_norm),
-            training=False, ensemble=self._fitted_ensemble(), **self._loss_parameters(),
-        )
-
-    def _loss_parameters(self):
-        """The loss's parameters, as keyword arguments of _kernel.Network."""
-        return LOSSES[self._training_loss()].kernel_parameters(self)
+        # the records of a new model (a new dropout stream among them, drawn
+        # when dropout first trains it)
+        TrainingState.of(self).start(SOLVERS[self.solver].stochastic,
+                                     self.early_stopping, params)
 
     def _training_loss(self):
         """The kernel's name of the loss this estimator minimises."""
@@ -590,11 +550,6 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         state of the trained values; the running statistics come after)."""
         params = params[:n_trained(params, self._units, self._fitted_ensemble())]
         return SOLVERS[self.solver].make_optimizer(params, self)
-
-    def _raise_if_not_finite(self, X):
-        """validate_data's error for an X holding NaN or infinity."""
-        check_array(X, accept_sparse=["csr", "csc"], dtype=None, estimator=self,
-                    input_name="X")
 
     def _check_solver(self):
         if not SOLVERS[self.solver].stochastic:

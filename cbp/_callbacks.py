@@ -74,10 +74,11 @@ class FitTasks:
         )
 
 
-def snapshot(estimator, params, units, extra=()):
+def snapshot(state, params, units, ensemble):
     """A callable giving the reconstruction attributes of the model as it
-    stands now: copies of its weights and of its per-epoch records."""
-    ensemble = estimator._fitted_ensemble()
+    stands now: copies of its weights (the flat vector params, laid out for
+    units and ensemble, (members, form) or None) and of the records of its
+    training state (cbp._state.TrainingState) that callbacks are shown."""
 
     def attributes():
         copied = params.copy()
@@ -88,11 +89,7 @@ def snapshot(estimator, params, units, extra=()):
         batch_norm = unpack_batch_norm(copied, list(units), ensemble)
         for name, arrays in (batch_norm or {}).items():
             attrs[f"batch_norm_{name}_"] = arrays
-        for name in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
-                     "validation_loss_curve_", "best_loss_", "best_validation_score_",
-                     *extra):
-            value = getattr(estimator, name, None)
-            attrs[name] = list(value) if isinstance(value, list) else value
+        attrs.update(state.snapshot_attributes())
         return attrs
 
     return attributes

@@ -40,6 +40,7 @@ from sklearn.base import is_classifier
 
 from ._network import BATCH_NORM_PARTS, SCALING_PARTS, layout
 from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
+from ._state import ATTRIBUTES, TrainingState, archived_records
 
 FORMAT_VERSION = 1
 
@@ -54,33 +55,29 @@ def register(cls):
     return cls
 
 
+# The scalar fitted attributes: the network's, and the training state's
+# (cbp._state.RECORDS: n_iter_, t_, loss_, best_loss_, ..., the dropout stream)
 _SCALAR_ATTRS = {
     "n_layers_": int,
     "n_outputs_": int,
-    "n_iter_": int,
-    "t_": int,
     "n_features_in_": int,
-    "loss_": float,
-    "best_loss_": float,
-    "best_validation_score_": float,
     "out_activation_": str,
-    "_no_improvement_count": int,
-    # the dropout stream: its key and the rows trained on so far
-    "_dropout_seed": int,
-    "_dropout_stream": int,
+    **archived_records("scalar"),
 }
 
 
 def _optimizer_state_names(model):
-    """The optimizer state saved for this model's solver and schedule
-    (_options.SOLVERS and SCHEDULES: the cosine schedule also needs the
-    epochs the optimizer has started)."""
-    return [entry.name for entry in
-            SOLVERS[model.solver].state_names(model.learning_rate)]
+    """The optimizer state saved for this model's solver and schedule: its
+    _options.State entries (SOLVERS and SCHEDULES: the cosine schedule also
+    needs the epochs it has started), each found by name in the optimizer's
+    state_dict()."""
+    return SOLVERS[model.solver].state_names(model.learning_rate)
 
 
-_ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "classes_",
-                "feature_names_in_")
+# The vector fitted attributes: the training state's lists (loss_curve_,
+# validation_scores_, validation_loss_curve_), the classes and feature names
+_ARRAY_ATTRS = (*archived_records("list"), "classes_", "feature_names_in_")
+_LIST_ATTRS = archived_records("list")
 
 
 def save(model, path):
@@ -141,11 +138,12 @@ def _network_arrays(model):
     if hasattr(model, "_label_binarizer"):
         arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
     optimizer = getattr(model, "_optimizer", None)
-    state = _optimizer_state_names(model)
+    saved = {} if optimizer is None else optimizer.state_dict()
+    state = {entry.name: entry.find(saved) for entry in _optimizer_state_names(model)}
     # (after set_params(solver=...) the optimizer is another solver's: not saved)
-    if optimizer is not None and all(hasattr(optimizer, name) for name in state):
-        for name in state:
-            arrays[f"optimizer/{name}"] = np.asarray(getattr(optimizer, name))
+    if optimizer is not None and all(value is not None for value in state.values()):
+        for name, value in state.items():
+            arrays[f"optimizer/{name}"] = np.asarray(value)
     return arrays
 
 
@@ -311,6 +309,7 @@ def _build(arrays):
     if is_classifier(model):
         model._label_binarizer = _label_binarizer(arrays, attrs)
 
+    records = {attr: attrs.pop(attr) for attr in list(attrs) if attr in ATTRIBUTES}
     for attr, value in attrs.items():
         setattr(model, attr, value)
     model._ensemble = ensemble
@@ -322,15 +321,10 @@ def _build(arrays):
     if batch_norm is not None:
         for part, values in batch_norm.items():
             setattr(model, f"batch_norm_{part}_", [np.array(v) for v in values])
-    if SOLVERS[model.solver].stochastic:
-        model.loss_curve_ = attrs.get("loss_curve_", [])
-        model.validation_scores_ = attrs.get("validation_scores_")
-        model.validation_loss_curve_ = attrs.get("validation_loss_curve_")
-        model.best_validation_score_ = attrs.get("best_validation_score_")
-        model.best_loss_ = attrs.get("best_loss_")
-        model._no_improvement_count = attrs.get("_no_improvement_count", 0)
-    model._optimizer = _load_optimizer(arrays, model, dtype)
-    model._best_params = model._params().copy() if model.early_stopping else None
+    state = TrainingState.of(model)
+    state.loaded(records, SOLVERS[model.solver].stochastic, model.early_stopping,
+                 model._params())
+    state.optimizer = _load_optimizer(arrays, model, dtype)
     _check_manifest(arrays)
     return model
 
@@ -473,7 +467,7 @@ def _attributes(arrays, model, coefs):
             value = arrays[f"attr/{attr}"]
             _require(value.ndim == 1 and value.dtype.kind in "biufU", f"{attr} is not a plain vector")
             attrs[attr] = value
-    for attr in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
+    for attr in _LIST_ATTRS:
         if attr in attrs:
             _require(attrs[attr].dtype.kind == "f", f"{attr} must hold floats")
             attrs[attr] = attrs[attr].tolist()
