@@ -4,6 +4,7 @@ snapshots go through it, and a state rebuilt from its dict trains on exactly
 as the original."""
 
 import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -13,8 +14,9 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+import cbp
 from cbp import MLPClassifier, MLPRegressor
-from cbp._options import STOCHASTIC
+from cbp._options import SOLVERS, STOCHASTIC
 from cbp._state import ATTRIBUTES, RECORDS, TrainingState
 
 X, Y = make_classification(150, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
@@ -148,3 +150,26 @@ def test_a_state_from_its_dict_trains_on_exactly_as_the_original(solver, how):
         assert_equal(a, b)
     assert_equal(TrainingState.of(rebuilt).state_dict(),
                  TrainingState.of(original).state_dict())
+
+
+@pytest.mark.parametrize("solver", STOCHASTIC)
+def test_pickling_keeps_the_state_equal(solver):
+    model = _fitted(solver)
+    assert_equal(TrainingState.of(pickle.loads(pickle.dumps(model))).state_dict(),
+                 TrainingState.of(model).state_dict())
+
+
+@pytest.mark.parametrize("solver", STOCHASTIC)
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_save_and_load_keep_the_state_equal(solver, early_stopping, tmp_path):
+    # (the optimizer: the entries the archive saves for its solver, which are
+    # what training on reads; sgd's kernel also counts updates it never uses)
+    model = _fitted(solver, early_stopping=early_stopping)
+    model.save(tmp_path / "model.npz")
+    loaded = cbp.load(tmp_path / "model.npz")
+    saved, read = (TrainingState.of(m).state_dict() for m in (model, loaded))
+    assert_equal({k: v for k, v in read.items() if k != "optimizer"},
+                 {k: v for k, v in saved.items() if k != "optimizer"})
+    for entry in SOLVERS[solver].state_names(model.learning_rate):
+        assert_equal(getattr(loaded._optimizer, entry.name),
+                     getattr(model._optimizer, entry.name))
