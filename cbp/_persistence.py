@@ -535,22 +535,26 @@ def _load_optimizer(arrays, model, dtype):
     _require(not missing, f"missing optimizer state {missing}")
 
     optimizer = model._make_optimizer(model._params())
+    # the new optimizer's state_dict, the saved entries put in by name
+    loaded = optimizer.state_dict()
     for entry in entries:
-        setattr(optimizer, entry.name,
-                _state_value(entry, state[entry.name], optimizer, model, dtype))
+        entry.put(loaded, _state_value(entry, state[entry.name], entry.find(loaded),
+                                       model, dtype))
     for entry in entries:
         if entry.non_negative:
             _require(np.all(state[entry.name] >= 0),
                      f"optimizer state {entry.name!r} has negative values")
+    optimizer.load_state_dict(loaded)
     return optimizer
 
 
-def _state_value(entry, value, optimizer, model, dtype):
-    """The checked value of one saved State entry (see _options.State)."""
+def _state_value(entry, value, current, model, dtype):
+    """The checked value of one saved State entry (see _options.State);
+    current: the new optimizer's own value of it."""
     name = entry.name
     if entry.kind == "vector":
         # (the new optimizer's own vector: the trained values' length)
-        _require(value.shape == getattr(optimizer, name).shape and value.dtype == dtype,
+        _require(value.shape == current.shape and value.dtype == dtype,
                  f"optimizer state {name!r} does not match the weights")
         _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
         return np.array(value)
