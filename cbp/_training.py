@@ -162,7 +162,9 @@ class Fit:
 
 
 def batch_size(settings, n_samples):
-    """Rows per mini-batch: 'auto' is min(200, n), others clipped to [1, n]."""
+    """Rows per mini-batch of settings.batch_size (Settings, or the estimator
+    itself before its fit is described): 'auto' is min(200, n), others
+    clipped to [1, n]."""
     if settings.batch_size == "auto":
         return min(200, n_samples)
     return int(np.clip(settings.batch_size, 1, n_samples))
