@@ -74,20 +74,16 @@ class FitTasks:
         )
 
 
-def snapshot(estimator, params, extra=()):
+def snapshot(state, params, architecture):
     """A callable giving the reconstruction attributes of the model as it
-    stands now: copies of every part's arrays (of the flat vector params)
-    and of its per-epoch records."""
-    architecture = estimator._fitted_architecture()
+    stands now: copies of every part's arrays (of the flat vector params,
+    laid out for the Architecture) and of the records of its training state
+    (cbp._state.TrainingState) that callbacks are shown."""
 
     def attributes():
         attrs = {PARTS[name].attribute: arrays
                  for name, arrays in views(params.copy(), architecture).items()}
-        for name in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
-                     "validation_loss_curve_", "best_loss_", "best_validation_score_",
-                     *extra):
-            value = getattr(estimator, name, None)
-            attrs[name] = list(value) if isinstance(value, list) else value
+        attrs.update(state.snapshot_attributes())
         return attrs
 
     return attributes

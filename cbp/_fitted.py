@@ -13,6 +13,8 @@ import functools
 import inspect
 
 from ._parts import PARTS, Architecture, arrays_in_order, pack, parts_of, views
+from ._state import ATTRIBUTES as TRAINING_STATE
+from ._state import TrainingState
 
 
 class FlatParameters:
@@ -145,12 +147,13 @@ def restored_on_error(estimator):
     """Undo every change to estimator's fitted state if the block raises.
 
     The constructor parameters are left alone (they are the user's objects,
-    a RandomState instance among them); everything else in the instance's
-    __dict__ (fitted attributes, optimizer state) is deep-copied before and
-    put back after a failure, so a fitted model stays exactly as it was and
-    an unfitted one stays unfitted. coefs_ and intercepts_ are views of the
-    flat parameter vector: only the vector is copied, and they are made
-    again from its copy.
+    a RandomState instance among them); the training state (cbp._state:
+    records, best parameters, optimizer, dropout stream) is saved as its
+    ``state_dict()`` and everything else in the instance's __dict__ (the
+    other fitted attributes) is deep-copied, and both are put back after a
+    failure, so a fitted model stays exactly as it was and an unfitted one
+    stays unfitted. coefs_ and intercepts_ are views of the flat parameter
+    vector: only the vector is copied, and they are made again from its copy.
     """
     # the constructor parameters, and scikit-learn's callback bookkeeping
     # (the callbacks, their contexts: callback_management_context ends them)
@@ -161,9 +164,11 @@ def restored_on_error(estimator):
     if fitted:
         params = estimator._params()  # (coefs_ and intercepts_: its views)
         architecture = state["_packed"][1]
+    training = TrainingState.of(estimator).state_dict()
     saved = copy.deepcopy(
         {k: v for k, v in state.items()
-         if k not in kept and k != "_random_state" and not (fitted and k in views)}
+         if k not in kept and k not in TRAINING_STATE and k != "_random_state"
+         and not (fitted and k in views)}
     )
     if fitted:
         saved_params = params.copy()
@@ -177,6 +182,7 @@ def restored_on_error(estimator):
         for key in [k for k in state if k not in kept]:
             del state[key]
         state.update(saved)
+        TrainingState.from_state_dict(training, store=state)
         if fitted:
             estimator._set_params_vector(saved_params, architecture)
         raise

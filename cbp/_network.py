@@ -62,11 +62,12 @@ def chunk_rows(architecture, n_rows, gathered_input):
 
 def make_network(architecture, activation, loss, out_activation, alpha, n_rows,
                  sparse_input, dropout=None, dropout_seed=0, training=True,
-                 block_rows=0, **loss_parameters):
+                 block_rows=0, **options):
     """The kernel's description of a network of this Architecture trained
-    with ``loss`` on batches of up to n_rows rows (see _kernel.Network);
-    out_activation must be the loss's (the kernel checks); loss_parameters:
-    e.g. huber_delta, batch_norm_momentum. With batch normalisation a
+    with ``loss`` (an _options.Loss carrying its parameters) on batches of
+    up to n_rows rows (see _kernel.Network); out_activation must be the
+    loss's (the kernel checks); options: other keywords of _kernel.Network
+    (batch_norm_momentum). With batch normalisation a
     training batch is never split into chunks: its statistics are the whole
     batch's (``training=False``: a network only evaluated, e.g. for the
     validation loss, whose rows are normalised by the running statistics
@@ -74,11 +75,11 @@ def make_network(architecture, activation, loss, out_activation, alpha, n_rows,
     that many rows, on threads (the kernel's Network)."""
     rows = (int(n_rows) if architecture.batch_norm and training
             else chunk_rows(architecture, n_rows, gathered_input=not sparse_input))
-    loss_parameters.setdefault("batch_norm_momentum", BATCH_NORM_MOMENTUM)
+    options.setdefault("batch_norm_momentum", BATCH_NORM_MOMENTUM)
     return _kernel.Network(
         as_units(architecture.units),
         activation,
-        loss,
+        loss.name,
         float(alpha),
         sparse_input,
         max(rows, 1),
@@ -88,7 +89,8 @@ def make_network(architecture, activation, loss, out_activation, alpha, n_rows,
         dropout_seed=dropout_seed,
         block_rows=block_rows,
         **architecture.kernel_arguments(),
-        **loss_parameters,
+        **loss.kernel_arguments(),
+        **options,
     )
 
 

@@ -15,7 +15,8 @@ checks that the names are exactly each kernel build's).
     SOLVERS             name -> Solver(stochastic, optimizer class, the
                         estimator parameters it reads, state it saves,
                         schedules it applies)
-    SCHEDULES           name -> Schedule(state it needs saved)
+    SCHEDULES           name -> Schedule(its class in _schedules.py, state
+                        it needs saved)
     ENSEMBLES           name -> Ensemble(what each layer holds per member:
                         the kernel's layer_kinds; the tabm package's name)
     LAYER_OPTIONS       name -> LayerOption(constraints, the rule that
@@ -37,6 +38,11 @@ How to add
   and which schedules it applies; a new hyper-parameter is also a
   constructor parameter of the estimators (the base class's ``__init__`` and
   MLPClassifier's and MLPRegressor's, which list every parameter).
+* A learning-rate schedule: one class in _schedules.py (its hooks, the
+  estimator parameters its constructor reads) and one ``Schedule`` in
+  SCHEDULES naming it (with the state it needs saved, and
+  ``refused_elsewhere`` for an addition of cbp's), its name in the
+  ``schedules`` of the solvers that apply it.
 * A loss (once the kernel has it): one ``Loss`` in LOSSES (its estimators,
   the constraints of its parameters, its target check); a parameter also
   becomes a constructor argument of the estimator.
@@ -49,7 +55,7 @@ How to add
   (the estimator's ``_network``, _network.make_network).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
 from typing import Callable, Optional
 
@@ -58,6 +64,8 @@ import scipy.sparse
 
 from ._dispatch import kernel as _kernel
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
+from ._schedules import (AdaptiveSchedule, ConstantSchedule, CosineSchedule,
+                         InvScalingSchedule)
 from ._sklearn_compat import Interval, StrOptions
 
 
@@ -158,20 +166,31 @@ def _non_negative_targets(loss):
 
 @dataclass(frozen=True)
 class Loss:
+    """A loss of the kernel's, as scikit-learn's ``_loss/loss.py`` keeps one:
+    the registry's entry describes it (``values`` empty); ``of(estimator)``
+    gives the loss a fit minimises, carrying its parameters' values."""
+
     name: str
     estimator: str  # 'classifier' or 'regressor'
     # constructor parameters of the loss -> their constraints (passed to the
     # kernel's Network as keyword arguments of the same name, as floats)
     parameters: dict = field(default_factory=dict)
     check_targets: Optional[Callable] = None  # (Y) -> None, or ValueError
+    values: tuple = ()  # ((parameter, float), ...): this loss's
 
     @property
     def output(self):
         """Its output activation: the kernel's LOSS_OUTPUT."""
         return _kernel.LOSS_OUTPUT[self.name]
 
-    def kernel_parameters(self, estimator):
-        return {name: float(getattr(estimator, name)) for name in self.parameters}
+    def of(self, estimator):
+        """This loss with the estimator's values of its parameters."""
+        return replace(self, values=tuple(
+            (name, float(getattr(estimator, name))) for name in self.parameters))
+
+    def kernel_arguments(self):
+        """Its parameters' values, as keyword arguments of _kernel.Network."""
+        return dict(self.values)
 
 
 LOSSES = _registry(
@@ -218,27 +237,50 @@ def classifier_loss(out_activation):
 class State:
     """An entry of an optimizer's saved state: a 'vector' of the trained
     values' length, a 'count' (non-negative integer) or a 'rate' (in (0,
-    learning_rate_init]); set back with setattr on the optimizer."""
+    learning_rate_init]). Its place in the optimizer's state_dict(): a
+    vector in its 'state', a schedule's entry (schedule=True) in its
+    'schedule', else at the top level (t, learning_rate)."""
 
     name: str
     kind: str
     non_negative: bool = False
+    schedule: bool = False
+
+    def _part(self, state_dict):
+        if self.schedule:
+            return state_dict["schedule"]
+        return state_dict["state"] if self.kind == "vector" else state_dict
+
+    def find(self, state_dict):
+        """This entry's value in an optimizer's state_dict(), or None."""
+        return self._part(state_dict).get(self.name)
+
+    def put(self, state_dict, value):
+        """Set this entry's value in an optimizer's state_dict()."""
+        self._part(state_dict)[self.name] = value
 
 
 @dataclass(frozen=True)
 class Schedule:
     name: str
+    schedule: type  # its class in _schedules.py (hooks, settings, state)
     state: tuple = ()  # State entries the optimizer saves under it
     # cbp's additions are refused by a solver that does not apply them;
     # scikit-learn's are ignored, as scikit-learn does
     refused_elsewhere: bool = False
 
+    def make(self, estimator):
+        """A new schedule object, of the estimator parameters its class reads."""
+        return self.schedule(**{name: getattr(estimator, name)
+                                for name in self.schedule.reads})
+
 
 SCHEDULES = _registry(
-    Schedule("constant"),
-    Schedule("invscaling"),
-    Schedule("adaptive"),
-    Schedule("cosine", state=(State("epoch", "count"),), refused_elsewhere=True),
+    Schedule("constant", ConstantSchedule),
+    Schedule("invscaling", InvScalingSchedule),
+    Schedule("adaptive", AdaptiveSchedule),
+    Schedule("cosine", CosineSchedule, state=(State("epoch", "count", schedule=True),),
+             refused_elsewhere=True),
 )
 
 
@@ -254,16 +296,20 @@ class Solver:
     state: tuple = ()  # State entries saved with the model
     schedules: tuple = ()  # the learning_rate values it applies
 
-    def make_optimizer(self, params, estimator):
+    def make_optimizer(self, params, estimator, **hyper_parameters):
         """The optimizer of the trained values ``params``, from the estimator's
-        parameters ('constant' for a schedule this solver does not apply)."""
+        parameters, with the schedule of its learning_rate ('constant' for a
+        schedule this solver does not apply); hyper_parameters: more keywords
+        of the kernel's Optimizer (lr_factors: (start, stop, factor) ranges
+        of params with their own rate)."""
         schedule = estimator.learning_rate
         if schedule not in self.schedules:
             schedule = "constant"
         return self.optimizer(
             params, kind=self.name, learning_rate_init=estimator.learning_rate_init,
-            lr_schedule=schedule, max_iter=estimator.max_iter,
+            schedule=SCHEDULES[schedule].make(estimator),
             **{key: getattr(estimator, name) for key, name in self.reads.items()},
+            **hyper_parameters,
         )
 
     def state_names(self, learning_rate):
@@ -284,8 +330,7 @@ SOLVERS = _registry(
     Solver("lbfgs", stochastic=False,
            constraints={"max_fun": [Interval(Integral, 1, None, closed="left")]}),
     Solver("sgd", stochastic=True, optimizer=SGDOptimizer,
-           reads={"momentum": "momentum", "nesterov": "nesterovs_momentum",
-                  "power_t": "power_t"},
+           reads={"momentum": "momentum", "nesterov": "nesterovs_momentum"},
            constraints={"momentum": [Interval(Real, 0, 1, closed="both")],
                         "nesterovs_momentum": ["boolean"],
                         "power_t": [Interval(Real, 0, None, closed="left")]},

@@ -41,6 +41,7 @@ from sklearn.base import is_classifier
 
 from ._parts import PARTS, WEIGHTS, architecture_of, layout, parts_of
 from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
+from ._state import ATTRIBUTES, TrainingState, archived_records
 
 FORMAT_VERSION = 1
 
@@ -55,33 +56,29 @@ def register(cls):
     return cls
 
 
+# The scalar fitted attributes: the network's, and the training state's
+# (cbp._state.RECORDS: n_iter_, t_, loss_, best_loss_, ..., the dropout stream)
 _SCALAR_ATTRS = {
     "n_layers_": int,
     "n_outputs_": int,
-    "n_iter_": int,
-    "t_": int,
     "n_features_in_": int,
-    "loss_": float,
-    "best_loss_": float,
-    "best_validation_score_": float,
     "out_activation_": str,
-    "_no_improvement_count": int,
-    # the dropout stream: its key and the rows trained on so far
-    "_dropout_seed": int,
-    "_dropout_stream": int,
+    **archived_records("scalar"),
 }
 
 
 def _optimizer_state_names(model):
-    """The optimizer state saved for this model's solver and schedule
-    (_options.SOLVERS and SCHEDULES: the cosine schedule also needs the
-    epochs the optimizer has started)."""
-    return [entry.name for entry in
-            SOLVERS[model.solver].state_names(model.learning_rate)]
+    """The optimizer state saved for this model's solver and schedule: its
+    _options.State entries (SOLVERS and SCHEDULES: the cosine schedule also
+    needs the epochs it has started), each found by name in the optimizer's
+    state_dict()."""
+    return SOLVERS[model.solver].state_names(model.learning_rate)
 
 
-_ARRAY_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "classes_",
-                "feature_names_in_")
+# The vector fitted attributes: the training state's lists (loss_curve_,
+# validation_scores_, validation_loss_curve_), the classes and feature names
+_ARRAY_ATTRS = (*archived_records("list"), "classes_", "feature_names_in_")
+_LIST_ATTRS = archived_records("list")
 
 
 def save(model, path):
@@ -136,11 +133,12 @@ def _network_arrays(model):
     if hasattr(model, "_label_binarizer"):
         arrays["attr/y_type_"] = np.array(model._label_binarizer.y_type_)
     optimizer = getattr(model, "_optimizer", None)
-    state = _optimizer_state_names(model)
+    saved = {} if optimizer is None else optimizer.state_dict()
+    state = {entry.name: entry.find(saved) for entry in _optimizer_state_names(model)}
     # (after set_params(solver=...) the optimizer is another solver's: not saved)
-    if optimizer is not None and all(hasattr(optimizer, name) for name in state):
-        for name in state:
-            arrays[f"optimizer/{name}"] = np.asarray(getattr(optimizer, name))
+    if optimizer is not None and all(value is not None for value in state.values()):
+        for name, value in state.items():
+            arrays[f"optimizer/{name}"] = np.asarray(value)
     return arrays
 
 
@@ -305,6 +303,7 @@ def _build(arrays):
     if is_classifier(model):
         model._label_binarizer = _label_binarizer(arrays, attrs)
 
+    records = {attr: attrs.pop(attr) for attr in list(attrs) if attr in ATTRIBUTES}
     for attr, value in attrs.items():
         setattr(model, attr, value)
     model._ensemble = ensemble
@@ -313,15 +312,10 @@ def _build(arrays):
     for part, values in parts.items():
         setattr(model, PARTS[part].attribute,
                 [None if v is None else np.array(v) for v in values])
-    if SOLVERS[model.solver].stochastic:
-        model.loss_curve_ = attrs.get("loss_curve_", [])
-        model.validation_scores_ = attrs.get("validation_scores_")
-        model.validation_loss_curve_ = attrs.get("validation_loss_curve_")
-        model.best_validation_score_ = attrs.get("best_validation_score_")
-        model.best_loss_ = attrs.get("best_loss_")
-        model._no_improvement_count = attrs.get("_no_improvement_count", 0)
-    model._optimizer = _load_optimizer(arrays, model, dtype)
-    model._best_params = model._params().copy() if model.early_stopping else None
+    state = TrainingState.of(model)
+    state.loaded(records, SOLVERS[model.solver].stochastic, model.early_stopping,
+                 model._params())
+    state.optimizer = _load_optimizer(arrays, model, dtype)
     _check_manifest(arrays)
     return model
 
@@ -457,7 +451,7 @@ def _attributes(arrays, model, coefs):
             value = arrays[f"attr/{attr}"]
             _require(value.ndim == 1 and value.dtype.kind in "biufU", f"{attr} is not a plain vector")
             attrs[attr] = value
-    for attr in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
+    for attr in _LIST_ATTRS:
         if attr in attrs:
             _require(attrs[attr].dtype.kind == "f", f"{attr} must hold floats")
             attrs[attr] = attrs[attr].tolist()
@@ -525,22 +519,26 @@ def _load_optimizer(arrays, model, dtype):
     _require(not missing, f"missing optimizer state {missing}")
 
     optimizer = model._make_optimizer(model._params())
+    # the new optimizer's state_dict, the saved entries put in by name
+    loaded = optimizer.state_dict()
     for entry in entries:
-        setattr(optimizer, entry.name,
-                _state_value(entry, state[entry.name], optimizer, model, dtype))
+        entry.put(loaded, _state_value(entry, state[entry.name], entry.find(loaded),
+                                       model, dtype))
     for entry in entries:
         if entry.non_negative:
             _require(np.all(state[entry.name] >= 0),
                      f"optimizer state {entry.name!r} has negative values")
+    optimizer.load_state_dict(loaded)
     return optimizer
 
 
-def _state_value(entry, value, optimizer, model, dtype):
-    """The checked value of one saved State entry (see _options.State)."""
+def _state_value(entry, value, current, model, dtype):
+    """The checked value of one saved State entry (see _options.State);
+    current: the new optimizer's own value of it."""
     name = entry.name
     if entry.kind == "vector":
         # (the new optimizer's own vector: the trained values' length)
-        _require(value.shape == getattr(optimizer, name).shape and value.dtype == dtype,
+        _require(value.shape == current.shape and value.dtype == dtype,
                  f"optimizer state {name!r} does not match the weights")
         _require(np.isfinite(value).all(), f"non-finite optimizer state {name!r}")
         return np.array(value)

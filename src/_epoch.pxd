@@ -13,8 +13,8 @@ from libc.string cimport memcpy
 from _backprop cimport chunk_gradient, chunk_loss
 from _forward cimport forward
 from _network cimport NetSpec, Rows, Chunk, cbp_prefetch
-from _optimizers cimport (OptimizerSpec, UpdateStep, update_step, update_tile,
-                          n_tiles, tile_bounds)
+from _optimizers cimport (OptimizerSpec, LrRanges, UpdateStep, update_step,
+                          update_tile, n_tiles, tile_bounds)
 
 
 # --------------------------------------------------------------------------
@@ -305,16 +305,18 @@ cdef inline void _add_blocks(floating *grads, const floating *block_grads,
 
 
 cdef inline bint _train_batch_in_blocks(
-        const NetSpec *net, const OptimizerSpec *opt, const Rows *rows,
-        const Py_ssize_t *batch_ids, Py_ssize_t start, Py_ssize_t n_rows,
-        unsigned long long stream, floating *params, floating *grads,
-        floating *state_1, floating *state_2, floating s, Py_ssize_t t,
+        const NetSpec *net, const OptimizerSpec *opt, const LrRanges *ranges,
+        const Rows *rows, const Py_ssize_t *batch_ids, Py_ssize_t start,
+        Py_ssize_t n_rows, unsigned long long stream, floating *params,
+        floating *grads, floating *velocities, floating *ms, floating *vs,
+        floating s, Py_ssize_t t,
         floating *block_grads, floating *work, Py_ssize_t work_size,
         double *block_losses, double *tile_norms, int *bad, bint check_finite,
         int n_threads, double *loss, double *norm) noexcept nogil:
     """One batch of n_rows rows in blocks (see above): the blocks' gradients,
     their sum (into grads), and the optimizer's update number t of params
-    and its state -- on n_threads threads, in one parallel region. The
+    and its named state vectors (update()'s velocities, ms, vs; ranges its
+    learning-rate factors) -- on n_threads threads, in one parallel region. The
     batch starts at row start of the epoch, whose rows are batch_ids[...]
     (or start + ... when batch_ids is NULL); the epoch starts at position
     stream of the dropout stream.
@@ -353,9 +355,9 @@ cdef inline bint _train_batch_in_blocks(
         for tile in prange(tiles, schedule="static"):
             if not any_bad:
                 _add_blocks(grads, block_grads, n, n_blocks, tile, n_coefs)
-                tile_norms[tile] = update_tile(opt, params, grads, state_1,
-                                               state_2, tile, n, n_coefs, alpha,
-                                               s, &step)
+                tile_norms[tile] = update_tile(opt, ranges, params, grads,
+                                               velocities, ms, vs, tile, n,
+                                               n_coefs, alpha, s, &step)
         cbp_restore_float_mode(float_mode)
     for b in range(n_blocks):
         if bad[b]:

@@ -71,7 +71,7 @@ from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
                       loss_output_activations)
 from _network cimport (NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH,
                       OFFSETS_PER_LAYER, lay_out)
-from _optimizers cimport (OptimizerSpec, UpdateStep, hyper_parameter_defaults,
+from _optimizers cimport (OptimizerSpec, LrRanges, UpdateStep, hyper_parameter_defaults,
                           update, update_step, update_tile, n_tiles, sgd_update,
                           adam_update,
                           optimizer_codes, optimizer_states,
@@ -680,29 +680,47 @@ cdef class Optimizer:
     """The compiled description of an optimizer and its state, built once per fit.
 
     kind : {'sgd', 'adam', 'rmsprop', 'adamw'}
-    params : the flat parameter vector; the state vectors take its length
-        and dtype, starting at zero.
-    state : None, or (velocities, ms, vs) to start from (unpickling).
+    params : the flat parameter vector, (n_params,) float32 or float64; the
+        state vectors take its length and dtype, starting at zero.
     learning_rate : the rate of the coming epoch (schedules change it between
         epochs); for adam, before the bias correction.
+    t : the number of updates made so far (the bias corrections).
+    state : None, or a mapping name -> vector to start from (unpickling,
+        load_state_dict): exactly the kind's names (OPTIMIZER_STATE[kind]),
+        each a writeable contiguous (n_params,) vector of params' dtype,
+        taken as it is (not copied).
+    lr_factors : (start, stop, factor) ranges of the flat parameter vector,
+        0 <= start < stop <= n_params, disjoint, factor finite and >= 0: the
+        values of a range are updated as by this optimizer with the rate
+        learning_rate * factor (adam: lr_t of that rate; adamw: its step and
+        its decay lr * factor * weight_decay), as a torch.optim parameter
+        group of that lr; the other values at learning_rate. Default (): every
+        factor 1, the update unchanged.
     momentum, nesterov : sgd.  beta_1, beta_2 : adam, adamw.  rho : rmsprop.
     epsilon : adam, rmsprop, adamw (adamw adds it after the bias correction,
     as torch.optim.AdamW; adam before it, as scikit-learn).
     weight_decay : adamw's decoupled decay, params *= 1 - lr weight_decay
     each update (every trained value), beside the network's L2 alpha.
 
-    State (public, replaceable by vectors of the same length and dtype):
-    velocities (sgd); ms, vs: first and second moments (adam, adamw); vs:
-    the average of squared gradients (rmsprop) -- OPTIMIZER_STATE[kind];
-    t, the number of updates made so far (the bias corrections).
+    Attributes
+    state : dict name -> (n_params,) vector, OPTIMIZER_STATE[kind]'s names:
+        velocities (sgd); ms, vs, the first and second moments (adam,
+        adamw); vs, the average of squared gradients (rmsprop). train_epoch
+        updates the vectors in place, reading them by name; a vector may be
+        replaced by another of the same length and dtype.
+    t, learning_rate : settable.  kind, lr_factors (sorted (start, stop,
+    factor) tuples), hyper_parameters : read only.
     """
     cdef OptimizerSpec spec
+    cdef LrRanges ranges
     cdef readonly str kind
-    cdef public object velocities, ms, vs
+    cdef readonly dict state
+    cdef readonly tuple lr_factors
     cdef public Py_ssize_t t
+    cdef object _bounds, _factors  # the arrays self.ranges points into
 
     def __cinit__(self, str kind, params, *, double learning_rate, Py_ssize_t t=0,
-                  state=None, **hyper_parameters):
+                  state=None, lr_factors=(), **hyper_parameters):
         unknown = set(hyper_parameters) - set(hyper_parameter_defaults())
         if unknown:
             raise TypeError(f"Optimizer got unexpected hyper-parameters {sorted(unknown)}; "
@@ -716,13 +734,42 @@ cdef class Optimizer:
         self.spec = {**hyper_parameter_defaults(), **hyper_parameters, "kind": code,
                      "learning_rate": learning_rate}
         self.t = t
-        if state is not None:  # (velocities, ms, vs), taken as they are
-            self.velocities, self.ms, self.vs = state
-            return
-        empty = np.zeros(0, dtype=params.dtype)
-        for name in ("velocities", "ms", "vs"):
-            setattr(self, name, np.zeros_like(params)
-                    if name in OPTIMIZER_STATE[kind] else empty)
+        if state is None:
+            self.state = {name: np.zeros_like(params) for name in OPTIMIZER_STATE[kind]}
+        else:
+            self.state = dict(state)
+            self.check_state(params.shape[0], params.dtype)
+        self.set_lr_factors(lr_factors, params.shape[0])
+
+    cdef int set_lr_factors(self, lr_factors, Py_ssize_t n_params) except -1:
+        """Check lr_factors and fill self.ranges (sorted by start)."""
+        cdef Py_ssize_t start, stop, previous_stop = 0
+        cdef double factor
+        cdef Py_ssize_t[:, ::1] bounds
+        cdef double[::1] factors
+        ranges = []
+        for start, stop, factor in lr_factors:
+            ranges.append((start, stop, factor))
+        ranges.sort()
+        for start, stop, factor in ranges:
+            if not (previous_stop <= start < stop <= n_params
+                    and 0 <= factor < float("inf")):
+                raise ValueError(
+                    "lr_factors must be disjoint (start, stop, factor) ranges with "
+                    f"0 <= start < stop <= {n_params} and a finite factor >= 0, got "
+                    f"{list(lr_factors)!r}")
+            previous_stop = stop
+        self.lr_factors = tuple(ranges)
+        self.ranges.n = len(ranges)
+        self.ranges.bounds = NULL
+        self.ranges.factors = NULL
+        if ranges:
+            self._bounds = np.array([r[:2] for r in ranges], dtype=np.intp)
+            self._factors = np.array([r[2] for r in ranges], dtype=np.float64)
+            bounds, factors = self._bounds, self._factors
+            self.ranges.bounds = &bounds[0, 0]
+            self.ranges.factors = &factors[0]
+        return 0
 
     @property
     def learning_rate(self):
@@ -735,35 +782,57 @@ cdef class Optimizer:
     @property
     def hyper_parameters(self):
         """learning_rate and every hyper-parameter (hyper_parameter_defaults's
-        keys), as Python numbers."""
+        keys), as Python numbers, and lr_factors: the keywords that build
+        this optimizer again."""
         cdef dict spec = self.spec
-        return {name: type(default)(spec[name]) for name, default in
-                {"learning_rate": 0.0, **hyper_parameter_defaults()}.items()}
+        return {**{name: type(default)(spec[name]) for name, default in
+                   {"learning_rate": 0.0, **hyper_parameter_defaults()}.items()},
+                "lr_factors": self.lr_factors}
 
     def __reduce__(self):
         return (_rebuild_optimizer,
-                (self.kind, self.hyper_parameters, self.t, self.velocities,
-                 self.ms, self.vs))
+                (self.kind, self.hyper_parameters, self.t, self.state))
+
+    cdef int check_state(self, Py_ssize_t n_params, object dtype) except -1:
+        """self.state holds exactly the kind's vectors, each fitting the
+        parameters."""
+        names = OPTIMIZER_STATE[self.kind]
+        if set(self.state) != set(names):
+            raise ValueError(f"optimizer state must have exactly {list(names)} "
+                             f"({self.kind}), got {list(self.state)}")
+        for name in names:
+            vector = self.state[name]
+            if (not isinstance(vector, np.ndarray) or vector.ndim != 1
+                    or vector.shape[0] != n_params or vector.dtype != dtype
+                    or not vector.flags.c_contiguous or not vector.flags.writeable):
+                raise ValueError(f"optimizer state {name} must be a writeable "
+                                 f"({n_params},) vector of {dtype}")
+        return 0
 
     cdef int check(self, Py_ssize_t n_params, object dtype) except -1:
-        """The hyper-parameters are usable and the state fits the parameters."""
+        """The hyper-parameters are usable and the state and the lr_factors
+        fit the parameters."""
         error = hyper_parameter_error(&self.spec, self.t)
         if error is not None:
             raise ValueError(error)
-        for name, vector in (("velocities", self.velocities), ("ms", self.ms),
-                             ("vs", self.vs)):
-            needed = n_params if name in OPTIMIZER_STATE[self.kind] else 0
-            if (not isinstance(vector, np.ndarray) or vector.ndim != 1
-                    or vector.shape[0] != needed or vector.dtype != dtype
-                    or not vector.flags.c_contiguous or not vector.flags.writeable):
-                raise ValueError(f"optimizer state {name} must be a writeable "
-                                 f"({needed},) vector of {dtype}")
+        self.check_state(n_params, dtype)
+        if self.lr_factors and self.lr_factors[-1][1] > n_params:
+            raise ValueError(f"lr_factors reach past the {n_params} parameters")
         return 0
 
 
-def _rebuild_optimizer(kind, hyper_parameters, t, velocities, ms, vs):
-    # (hyper_parameters pickled before weight_decay existed lack it: 0)
-    return Optimizer(kind, velocities, t=t, state=(velocities, ms, vs),
+def _rebuild_optimizer(kind, hyper_parameters, t, *state):
+    """The Optimizer pickled as (kind, hyper_parameters, t, state), state a
+    mapping name -> vector; or, pickled before the state was named, as
+    (kind, hyper_parameters, t, velocities, ms, vs), the vectors of the
+    names the kind lacks empty. Hyper-parameters pickled before
+    weight_decay or lr_factors existed lack them: their defaults."""
+    if len(state) == 1:
+        state = state[0]
+    else:
+        state = {name: vector for name, vector in zip(("velocities", "ms", "vs"), state)
+                 if name in OPTIMIZER_STATE[kind]}
+    return Optimizer(kind, next(iter(state.values())), t=t, state=state,
                      **hyper_parameters)
 
 
@@ -890,7 +959,7 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     gradient, (raw + alpha coefs) / s, in its own pass; src/_optimizers.pxd).
     A batch whose weights sum to zero is skipped.
 
-    in/out: params (n_params,); the optimizer's state vectors and t.
+    in/out: params (n_params,); the optimizer's state vectors (by name) and t.
     grads (n_params,): scratch (the last batch's raw sums).
     work: net.workspace_size(EPOCH_PART) values.
 
@@ -922,9 +991,11 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
     cdef bint finite = True
     cdef unsigned int float_mode
     cdef const Py_ssize_t *batch_ids
-    cdef floating *state_1
-    cdef floating *state_2 = NULL
-    cdef floating[::1] state_1_view, state_2_view
+    cdef LrRanges ranges = optimizer.ranges
+    cdef floating *velocities = NULL
+    cdef floating *ms = NULL
+    cdef floating *vs = NULL
+    cdef floating[::1] velocities_view, ms_view, vs_view
     # with blocks: each thread's work, the blocks' gradients after the first,
     # their losses and their finiteness flags
     cdef bint blocks = spec.block_rows > 0
@@ -949,12 +1020,17 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
         # rows the batch touched are zeroed again (zero_touched_rows)
         memset(&grads[0], 0,
                spec.coef_count[0] * spec.units[0] * spec.units[1] * sizeof(floating))
-    state = OPTIMIZER_STATE[optimizer.kind]   # (state_1[, state_2])
-    state_1_view = getattr(optimizer, state[0])
-    state_1 = &state_1_view[0]
-    if len(state) > 1:
-        state_2_view = getattr(optimizer, state[1])
-        state_2 = &state_2_view[0]
+    # the state vectors by name (OPTIMIZER_STATE[kind]; check() has seen them)
+    state = optimizer.state
+    if "velocities" in state:
+        velocities_view = state["velocities"]
+        velocities = &velocities_view[0]
+    if "ms" in state:
+        ms_view = state["ms"]
+        ms = &ms_view[0]
+    if "vs" in state:
+        vs_view = state["vs"]
+        vs = &vs_view[0]
     if blocks:
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
@@ -984,8 +1060,9 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                 if blocks:
                     # the gradient and the update together, on threads
                     finite = _train_batch_in_blocks(
-                        &spec, &opt, &rows, batch_ids, start, rows_in_batch, stream,
-                        &params[0], &grads[0], state_1, state_2, <floating> s,
+                        &spec, &opt, &ranges, &rows, batch_ids, start,
+                        rows_in_batch, stream, &params[0], &grads[0], velocities,
+                        ms, vs, <floating> s,
                         t + 1, &block_grads[0], &thread_work[0],
                         spec.work_size[EPOCH], &block_losses[0], &tile_norms[0],
                         &bad[0], check_finite, n_threads, &batch_loss, &norm)
@@ -1006,8 +1083,8 @@ def train_epoch(Network net, Optimizer optimizer, Data data,
                         break
                     t += 1
                     # (the update returns sum_l ||coefs[l]||^2 before it)
-                    norm = update(&opt, &params[0], &grads[0], state_1, state_2,
-                                  spec.n_params, spec.n_coefs,
+                    norm = update(&opt, &ranges, &params[0], &grads[0], velocities,
+                                  ms, vs, spec.n_params, spec.n_coefs,
                                   <floating> spec.alpha, <floating> s, t)
                 batch_loss = batch_loss / s + 0.5 * spec.alpha * norm / s
                 total += batch_loss * rows_in_batch

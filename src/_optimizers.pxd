@@ -36,8 +36,10 @@ cdef inline dict optimizer_codes():
 
 
 cdef inline dict optimizer_states():
-    """Each optimizer's state vectors (attributes of _kernel.Optimizer), in
-    update()'s order: state_1, then state_2 (_kernel.OPTIMIZER_STATE)."""
+    """Each optimizer's named state vectors (_kernel.OPTIMIZER_STATE; the
+    keys of _kernel.Optimizer.state, which update() receives by name):
+    velocities (sgd); ms, vs, the first and second moments (adam, adamw);
+    vs, the average of squared gradients (rmsprop)."""
     return {"sgd": ("velocities",), "adam": ("ms", "vs"), "rmsprop": ("vs",),
             "adamw": ("ms", "vs")}
 
@@ -62,9 +64,22 @@ cdef inline dict hyper_parameter_defaults():
                 epsilon=1e-8, weight_decay=0.0)
 
 
+cdef struct LrRanges:
+    # Learning-rate factors of ranges of the flat parameter vector (filled
+    # by _kernel.Optimizer from its lr_factors): the values start <= i < stop
+    # of range r (bounds[2 r], bounds[2 r + 1]) are updated as by an
+    # optimizer of rate learning_rate * factors[r] -- a torch.optim
+    # parameter group of that lr -- and the values outside every range at
+    # learning_rate. The ranges are sorted and disjoint.
+    Py_ssize_t n                # how many; 0 (or no LrRanges): every factor 1
+    const Py_ssize_t *bounds    # (n, 2): start, stop of each range
+    const double *factors       # (n,)
+
+
 cdef struct UpdateStep:
     # The scalars of one update (number t), the same for every value
     # (update_step).
+    Py_ssize_t t            # the update's number, counting from 1
     double step             # adam: -lr_t; adamw: -lr / (1 - beta_1^t)
     double root_correction  # adamw: sqrt(1 - beta_2^t)
 
@@ -224,29 +239,31 @@ cdef inline void adam_update(floating *params, const floating *raw,
 
 
 cdef inline void _update_range(const OptimizerSpec *opt, floating *params,
-                               const floating *raw, floating *state_1,
-                               floating *state_2, Py_ssize_t start,
+                               const floating *raw, floating *velocities,
+                               floating *ms, floating *vs, Py_ssize_t start,
                                Py_ssize_t stop, bint penalised, floating alpha,
                                floating s, const UpdateStep *step) noexcept nogil:
-    """params[start:stop] by opt's rule; step: update_step's scalars."""
+    """params[start:stop] by opt's rule; step: update_step's scalars. The
+    state vectors by name (optimizer_states(); NULL where the kind has
+    none): velocities (sgd), ms and vs (adam, adamw), vs (rmsprop)."""
     cdef double weight
     if opt.kind == SGD:
-        _sgd_range(params, raw, state_1, start, stop, penalised, alpha, s,
+        _sgd_range(params, raw, velocities, start, stop, penalised, alpha, s,
                    <floating> opt.learning_rate, <floating> opt.momentum,
                    opt.nesterov)
     elif opt.kind == ADAM:
-        _adam_range(params, raw, state_1, state_2, start, stop, penalised,
+        _adam_range(params, raw, ms, vs, start, stop, penalised,
                     alpha, s, <floating> step.step, <floating> opt.beta_1,
                     <floating> opt.beta_2,
                     <floating> (1 - opt.beta_1), <floating> (1 - opt.beta_2),
                     <floating> opt.epsilon)
     elif opt.kind == RMSPROP:
-        _rmsprop_range(params, raw, state_1, start, stop, penalised, alpha, s,
+        _rmsprop_range(params, raw, vs, start, stop, penalised, alpha, s,
                        <floating> opt.learning_rate, <floating> opt.rho,
                        <floating> (1 - opt.rho), <floating> opt.epsilon)
     elif opt.kind == ADAMW:
         weight = 1 - opt.beta_1
-        _adamw_range(params, raw, state_1, state_2, start, stop, penalised,
+        _adamw_range(params, raw, ms, vs, start, stop, penalised,
                      alpha, s, <floating> (1 - opt.learning_rate * opt.weight_decay),
                      <floating> step.step, <floating> step.root_correction,
                      <floating> weight, weight < 0.5, <floating> (1 - weight),
@@ -260,6 +277,7 @@ cdef inline UpdateStep update_step(const OptimizerSpec *opt,
     Adam's -lr_t; AdamW's -lr / (1 - beta_1^t) and sqrt(1 - beta_2^t)
     (torch's bias_correction2 ** 0.5); else 0."""
     cdef UpdateStep step
+    step.t = t
     step.step = 0
     step.root_correction = 1
     if opt.kind == ADAM:
@@ -268,6 +286,37 @@ cdef inline UpdateStep update_step(const OptimizerSpec *opt,
         step.step = -(opt.learning_rate / (1 - pow(opt.beta_1, <double> t)))
         step.root_correction = sqrt(1 - pow(opt.beta_2, <double> t))
     return step
+
+
+cdef inline void _update_range_by_factors(
+        const OptimizerSpec *opt, const LrRanges *ranges, floating *params,
+        const floating *raw, floating *velocities, floating *ms, floating *vs,
+        Py_ssize_t start, Py_ssize_t stop, bint penalised, floating alpha,
+        floating s, const UpdateStep *step) noexcept nogil:
+    """_update_range of params[start:stop], each value at its range's rate:
+    inside range r by the rule of opt with learning_rate * factors[r] and
+    that rate's own update_step (Adam's lr_t, AdamW's step and decay
+    lr * weight_decay, as a torch.optim parameter group of that lr);
+    outside every range by opt and step themselves."""
+    cdef OptimizerSpec scaled = opt[0]
+    cdef UpdateStep scaled_step
+    cdef Py_ssize_t r, lo, hi, done = start
+    for r in range(ranges.n):
+        lo = max(ranges.bounds[2 * r], done)
+        hi = min(ranges.bounds[2 * r + 1], stop)
+        if lo >= hi:
+            continue
+        if done < lo:
+            _update_range(opt, params, raw, velocities, ms, vs, done, lo,
+                          penalised, alpha, s, step)
+        scaled.learning_rate = opt.learning_rate * ranges.factors[r]
+        scaled_step = update_step(&scaled, step.t)
+        _update_range(&scaled, params, raw, velocities, ms, vs, lo, hi,
+                      penalised, alpha, s, &scaled_step)
+        done = hi
+    if done < stop:
+        _update_range(opt, params, raw, velocities, ms, vs, done, stop,
+                      penalised, alpha, s, step)
 
 
 cdef inline Py_ssize_t n_tiles(Py_ssize_t n, Py_ssize_t n_coefs) noexcept nogil:
@@ -290,10 +339,11 @@ cdef inline bint tile_bounds(Py_ssize_t tile, Py_ssize_t n, Py_ssize_t n_coefs,
     return False
 
 
-cdef inline double update_tile(const OptimizerSpec *opt, floating *params,
-                               const floating *raw, floating *state_1,
-                               floating *state_2, Py_ssize_t tile, Py_ssize_t n,
-                               Py_ssize_t n_coefs, floating alpha, floating s,
+cdef inline double update_tile(const OptimizerSpec *opt, const LrRanges *ranges,
+                               floating *params, const floating *raw,
+                               floating *velocities, floating *ms, floating *vs,
+                               Py_ssize_t tile, Py_ssize_t n, Py_ssize_t n_coefs,
+                               floating alpha, floating s,
                                const UpdateStep *step) noexcept nogil:
     """update() of tile number ``tile`` alone (0 <= tile < n_tiles(n,
     n_coefs)); returns the tile's share of the squared norm (0 past the
@@ -306,24 +356,30 @@ cdef inline double update_tile(const OptimizerSpec *opt, floating *params,
     if penalised and alpha != 0:
         # norm = params[start:stop] @ params[start:stop]
         norm = dot(stop - start, params + start)
-    _update_range(opt, params, raw, state_1, state_2, start, stop, penalised,
-                  alpha, s, step)
+    if ranges == NULL or ranges.n == 0:
+        _update_range(opt, params, raw, velocities, ms, vs, start, stop,
+                      penalised, alpha, s, step)
+    else:
+        _update_range_by_factors(opt, ranges, params, raw, velocities, ms, vs,
+                                 start, stop, penalised, alpha, s, step)
     return norm
 
 
-cdef inline double update(const OptimizerSpec *opt, floating *params,
-                          const floating *raw, floating *state_1,
-                          floating *state_2, Py_ssize_t n, Py_ssize_t n_coefs,
-                          floating alpha, floating s, Py_ssize_t t) noexcept nogil:
+cdef inline double update(const OptimizerSpec *opt, const LrRanges *ranges,
+                          floating *params, const floating *raw,
+                          floating *velocities, floating *ms, floating *vs,
+                          Py_ssize_t n, Py_ssize_t n_coefs, floating alpha,
+                          floating s, Py_ssize_t t) noexcept nogil:
     """One update of the flat vectors by the optimizer ``opt``; returns the
     squared norm of the coefs before it, sum_l ||coefs[l]||^2 (the L2 term of
     the batch's loss), when alpha > 0 (else 0).
 
     raw: a batch's raw gradient sums; s: its weight sum; t: the update's
-    number, counting from 1 (Adam, AdamW). in/out: params, and the
-    optimizer's state vectors (optimizer_states(): sgd: state_1 =
-    velocities; adam, adamw: state_1, state_2 = ms, vs; rmsprop: state_1 =
-    vs).
+    number, counting from 1 (Adam, AdamW). in/out: params (n,), and the
+    optimizer's state vectors (n,), by name (optimizer_states(); NULL where
+    the kind has none): sgd's velocities; adam's and adamw's ms and vs;
+    rmsprop's vs. ranges: the learning-rate factors (NULL, or none: every
+    factor 1, each value updated as without them).
 
     AdamW decays every one of the n values (torch decays every parameter it
     is given: coefs, intercepts, batch-norm gamma and beta), independently
@@ -336,6 +392,6 @@ cdef inline double update(const OptimizerSpec *opt, floating *params,
     # reads it from cache (the same values, in the same order, that the tiles
     # of a batch in blocks update on threads)
     for tile in range(n_tiles(n, n_coefs)):
-        norm += update_tile(opt, params, raw, state_1, state_2, tile, n, n_coefs,
-                            alpha, s, &step)
+        norm += update_tile(opt, ranges, params, raw, velocities, ms, vs, tile,
+                            n, n_coefs, alpha, s, &step)
     return norm

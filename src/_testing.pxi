@@ -163,5 +163,6 @@ def adamw_step(floating[::1] params, const floating[::1] grads,
         # (grads is the gradient itself: no weights penalised, s = 1)
         step = update_step(&opt, t)
         for tile in range(n_tiles(n, 0)):
-            update_tile(&opt, &params[0], &grads[0], &ms[0], &vs[0], tile, n, 0,
-                        <floating> 0.0, <floating> 1.0, &step)
+            update_tile(&opt, NULL, &params[0], &grads[0], <floating *> NULL,
+                        &ms[0], &vs[0], tile, n, 0, <floating> 0.0,
+                        <floating> 1.0, &step)

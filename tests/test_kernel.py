@@ -175,11 +175,11 @@ class Problem:
                                rho=RHO, epsilon=EPSILON, weight_decay=WEIGHT_DECAY,
                                t=t)
         if state_1 is not None and kind == "sgd":
-            opt.velocities = state_1.copy()
+            opt.state["velocities"] = state_1.copy()
         if state_1 is not None and kind in ("adam", "adamw"):
-            opt.ms, opt.vs = state_1.copy(), state_2.copy()
+            opt.state["ms"], opt.state["vs"] = state_1.copy(), state_2.copy()
         if state_1 is not None and kind == "rmsprop":
-            opt.vs = state_1.copy()
+            opt.state["vs"] = state_1.copy()
         return opt
 
     # -- calls ---------------------------------------------------------------
@@ -231,7 +231,7 @@ class Problem:
         order = np.empty(0, dtype=np.intp) if order is None else order
         total = kernel.train_epoch(net, opt, self.data(targets), order, batch_size,
                                    params, grads, work, check_finite, n_threads)
-        state = [getattr(opt, name) for name in kernel.OPTIMIZER_STATE[opt.kind]]
+        state = [opt.state[name] for name in kernel.OPTIMIZER_STATE[opt.kind]]
         return {"total": total, "t": opt.t, "params": params, "state_1": state[0],
                 "state_2": state[1] if len(state) > 1 else None, "optimizer": opt}
 
@@ -703,7 +703,8 @@ def test_old_pickled_hyper_parameters_without_weight_decay_rebuild():
     params = Problem().params
     opt = kernel.Optimizer("adam", params, learning_rate=0.01)
     old = {k: v for k, v in opt.hyper_parameters.items() if k != "weight_decay"}
-    copy = kernel._rebuild_optimizer("adam", old, 4, opt.velocities, opt.ms, opt.vs)
+    copy = kernel._rebuild_optimizer("adam", old, 4, np.zeros(0), opt.state["ms"],
+                                     opt.state["vs"])
     assert copy.hyper_parameters == {**old, "weight_decay": 0.0} and copy.t == 4
 
 
@@ -1367,8 +1368,8 @@ def test_update_count_t_advances_by_the_batches_not_skipped(solver, batch_size, 
 def test_optimizer_state_starts_at_zero_in_the_params_dtype(solver):
     params = Problem(dtype=np.float32).params
     opt = Problem().optimizer(solver, params)
-    state = {"sgd": [opt.velocities], "adam": [opt.ms, opt.vs],
-             "rmsprop": [opt.vs], "adamw": [opt.ms, opt.vs]}[opt.kind]
+    state = [opt.state[name] for name in {"sgd": ["velocities"], "adam": ["ms", "vs"],
+             "rmsprop": ["vs"], "adamw": ["ms", "vs"]}[opt.kind]]
     assert opt.t == 0
     for vector in state:
         assert vector.dtype == np.float32 and vector.shape == params.shape
@@ -1383,13 +1384,13 @@ def test_epoch_updates_the_optimizer_state_vectors_in_place(solver):
     names = {"sgd": ["velocities"], "adam": ["ms", "vs"], "rmsprop": ["vs"],
              "adamw": ["ms", "vs"]}[opt.kind]
     for name in names:
-        setattr(opt, name, np.zeros_like(p.params))
-    given = [getattr(opt, name) for name in names]
+        opt.state[name] = np.zeros_like(p.params)
+    given = [opt.state[name] for name in names]
     net = p.network(10)
     kernel.train_epoch(net, opt, p.data(), np.empty(0, np.intp), 10, p.params.copy(),
                        np.empty_like(p.params), np.empty(net.workspace_size(kernel.EPOCH_PART)))
     for name, vector in zip(names, given):
-        assert getattr(opt, name) is vector, f"{name} replaced"
+        assert opt.state[name] is vector, f"{name} replaced"
         assert np.any(vector), f"{name} not updated"
 
 
@@ -1428,9 +1429,10 @@ def test_unpickled_optimizer_has_equal_state_and_hyper_parameters(solver, dtype)
     assert copy.kind == opt.kind
     assert copy.t == opt.t > 0
     assert copy.hyper_parameters == opt.hyper_parameters
-    for name in ("velocities", "ms", "vs"):
-        assert getattr(copy, name).dtype == getattr(opt, name).dtype, name
-        assert_array_equal(getattr(copy, name), getattr(opt, name), err_msg=name)
+    assert copy.state.keys() == opt.state.keys()
+    for name in opt.state:
+        assert copy.state[name].dtype == opt.state[name].dtype, name
+        assert_array_equal(copy.state[name], opt.state[name], err_msg=name)
 
 
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
@@ -1642,7 +1644,7 @@ def _optimizer(solver, **state):
     def make(a):
         opt = a.p.optimizer(solver, a.params)
         for name, vector in state.items():
-            setattr(opt, name, vector(len(a.params)))
+            opt.state[name] = vector(len(a.params))
         return opt
     return _set(optimizer=make)
 

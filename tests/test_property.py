@@ -239,9 +239,9 @@ def test_train_epoch_matches_reference(case, path):
                                  nesterov=nesterov, beta_1=BETA_1, beta_2=BETA_2,
                                  epsilon=EPSILON, t=t)
     if code == "sgd":
-        optimizer.velocities = s1 = state_1.copy()
+        optimizer.state["velocities"] = s1 = state_1.copy()
     else:
-        optimizer.ms, optimizer.vs = s1, s2 = state_1.copy(), state_2.copy()
+        optimizer.state["ms"], optimizer.state["vs"] = s1, s2 = state_1.copy(), state_2.copy()
     net = p.network()
     grads = np.full_like(params, np.nan)
     work = np.full(net.workspace_size(kernel.EPOCH_PART), np.nan, dtype=p.dtype)
