@@ -34,7 +34,7 @@ from ._options import (
     parameter_constraints,
     quoted,
 )
-from ._parts import PARTS, architecture_of, layout
+from ._parts import PARTS, architecture_of, layout, lr_factors
 from ._sklearn_compat import (
     CallbackSupportMixin,
     Interval,
@@ -533,8 +533,10 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
     def _make_optimizer(self, params):
         """A new optimizer of this solver for the flat vector params (the
         state of the trained values; the running statistics come after)."""
-        params = params[:layout(self._fitted_architecture()).n_trained]
-        return SOLVERS[self.solver].make_optimizer(params, self)
+        architecture = self._fitted_architecture()
+        return SOLVERS[self.solver].make_optimizer(
+            params[:layout(architecture).n_trained], self,
+            lr_factors=lr_factors(architecture, self))
 
     def _check_solver(self):
         if not SOLVERS[self.solver].stochastic:

@@ -149,6 +149,16 @@ def architecture_of(estimator, units):
                         bool(estimator.input_scaling))
 
 
+def lr_factors(architecture, estimator):
+    """The ranges of the flat vector the stochastic solvers train at a rate
+    of their own, ((start, stop, factor), ...): the input scaling's, at
+    input_scaling_lr_factor (the kernel Optimizer's lr_factors)."""
+    if not architecture.input_scaling:
+        return ()
+    offset, shape = layout(architecture).places["input_scalings"][0]
+    return ((offset, offset + int(np.prod(shape)), float(estimator.input_scaling_lr_factor)),)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each part lies in the flat vector: ``places[name]``, per layer,
