@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _optimizers
+from ._options import SOLVERS
 
 # initial values that are not values: the record is removed, left as it is,
 # or a copy of the new model's parameter vector
@@ -117,17 +117,21 @@ def _copied(record, value):
 
 
 def optimizer_state(optimizer):
-    """An optimizer as plain values: {'class': its class's name in
-    cbp._optimizers, 'state': its pickled state (numbers, strings, the state
-    vectors as ndarrays)}, a copy."""
-    return {"class": type(optimizer).__name__,
-            "state": copy.deepcopy(optimizer.__getstate__())}
+    """An optimizer as plain values: its own ``state_dict()`` (kind,
+    rates, the update count, hyper-parameters, the state vectors copied, the
+    schedule's state)."""
+    return optimizer.state_dict()
 
 
-def optimizer_from_state(plain):
-    """The optimizer optimizer_state(optimizer) describes (a new one)."""
-    optimizer = object.__new__(getattr(_optimizers, plain["class"]))
-    optimizer.__setstate__(copy.deepcopy(plain["state"]))
+def optimizer_from_state(state_dict):
+    """A new optimizer of the state optimizer_state gave: one of its kind's
+    class (cbp._options.SOLVERS) for vectors of the saved ones' length and
+    dtype, which then loads the state."""
+    like = next(iter(state_dict["state"].values()))
+    optimizer = SOLVERS[state_dict["kind"]].optimizer(
+        np.zeros_like(like), state_dict["learning_rate_init"], kind=state_dict["kind"],
+        **state_dict["hyper_parameters"])
+    optimizer.load_state_dict(copy.deepcopy(state_dict))
     return optimizer
 
 

@@ -816,7 +816,9 @@ cdef class Optimizer:
         if error is not None:
             raise ValueError(error)
         self.check_state(n_params, dtype)
-        if self.lr_factors and self.lr_factors[-1][1] > n_params:
+        # (the ranges are sorted: the last one ends last; no negative
+        # indexing here, wraparound is off)
+        if self.lr_factors and self.lr_factors[len(self.lr_factors) - 1][1] > n_params:
             raise ValueError(f"lr_factors reach past the {n_params} parameters")
         return 0
 
