@@ -687,8 +687,8 @@ cdef class Optimizer:
     t : the number of updates made so far (the bias corrections).
     state : None, or a mapping name -> vector to start from (unpickling,
         load_state_dict): exactly the kind's names (OPTIMIZER_STATE[kind]),
-        each a writeable contiguous (n_params,) vector of params' dtype,
-        taken as it is (not copied).
+        each a (n_params,) vector of params' dtype, taken as it is (not
+        copied; train_epoch needs it writeable and contiguous).
     lr_factors : (start, stop, factor) ranges of the flat parameter vector,
         0 <= start < stop <= n_params, disjoint, factor finite and >= 0: the
         values of a range are updated as by this optimizer with the rate
@@ -738,7 +738,7 @@ cdef class Optimizer:
             self.state = {name: np.zeros_like(params) for name in OPTIMIZER_STATE[kind]}
         else:
             self.state = dict(state)
-            self.check_state(params.shape[0], params.dtype)
+            self.check_state(params.shape[0], params.dtype, False)
         self.set_lr_factors(lr_factors, params.shape[0])
 
     cdef int set_lr_factors(self, lr_factors, Py_ssize_t n_params) except -1:
@@ -793,9 +793,12 @@ cdef class Optimizer:
         return (_rebuild_optimizer,
                 (self.kind, self.hyper_parameters, self.t, self.state))
 
-    cdef int check_state(self, Py_ssize_t n_params, object dtype) except -1:
+    cdef int check_state(self, Py_ssize_t n_params, object dtype,
+                         bint updated) except -1:
         """self.state holds exactly the kind's vectors, each fitting the
-        parameters."""
+        parameters; updated: and each writeable and contiguous (an epoch
+        updates them; a model unpickled from a read-only memory map predicts
+        with read-only ones)."""
         names = OPTIMIZER_STATE[self.kind]
         if set(self.state) != set(names):
             raise ValueError(f"optimizer state must have exactly {list(names)} "
@@ -804,7 +807,8 @@ cdef class Optimizer:
             vector = self.state[name]
             if (not isinstance(vector, np.ndarray) or vector.ndim != 1
                     or vector.shape[0] != n_params or vector.dtype != dtype
-                    or not vector.flags.c_contiguous or not vector.flags.writeable):
+                    or updated and not (vector.flags.c_contiguous
+                                        and vector.flags.writeable)):
                 raise ValueError(f"optimizer state {name} must be a writeable "
                                  f"({n_params},) vector of {dtype}")
         return 0
@@ -815,7 +819,7 @@ cdef class Optimizer:
         error = hyper_parameter_error(&self.spec, self.t)
         if error is not None:
             raise ValueError(error)
-        self.check_state(n_params, dtype)
+        self.check_state(n_params, dtype, True)
         # (the ranges are sorted: the last one ends last; no negative
         # indexing here, wraparound is off)
         if self.lr_factors and self.lr_factors[len(self.lr_factors) - 1][1] > n_params:

@@ -188,6 +188,19 @@ def test_bad_lr_factors_are_refused(lr_factors):
         kernel.Optimizer("sgd", START, learning_rate=0.1, lr_factors=lr_factors)
 
 
+def test_lr_factors_past_the_network_s_parameters_are_refused_by_train_epoch():
+    longer = np.zeros(N_PARAMS + 10)
+    opt = kernel.Optimizer("sgd", longer, learning_rate=0.1,
+                           lr_factors=[(N_PARAMS, N_PARAMS + 10, 2.0)])
+    opt.state["velocities"] = np.zeros(N_PARAMS)
+    net = kernel.Network(UNITS, "relu", "squared_error", ALPHA, False, N)
+    params = START.copy()
+    with pytest.raises(ValueError, match="lr_factors"):
+        kernel.train_epoch(net, opt, kernel.Data(X, Y), np.empty(0, np.intp), N, params,
+                           np.empty_like(params),
+                           np.empty(net.workspace_size(kernel.EPOCH_PART)))
+
+
 def test_lr_factors_are_kept_sorted_and_in_the_hyper_parameters():
     opt = kernel.Optimizer("adamw", START, learning_rate=0.1,
                            lr_factors=RANGES["two-ranges"])
@@ -232,6 +245,15 @@ def test_a_given_state_is_taken_as_it_is(kind):
     state = {name: np.ones(N_PARAMS) for name in kernel.OPTIMIZER_STATE[kind]}
     opt = kernel.Optimizer(kind, START, learning_rate=0.1, state=state)
     assert all(opt.state[name] is state[name] for name in state)
+
+
+def test_a_given_read_only_state_is_taken():
+    """(A model unpickled from a read-only memory map predicts; train_epoch
+    refuses such vectors: tests/test_kernel.py's bad calls.)"""
+    vs = np.zeros(N_PARAMS)
+    vs.setflags(write=False)
+    assert kernel.Optimizer("rmsprop", START, learning_rate=0.1,
+                            state={"vs": vs}).state["vs"] is vs
 
 
 def _with(kind, **changes):
