@@ -31,7 +31,8 @@ from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel
 from cbp._network import initial_parameters, make_network
 from cbp._parts import PARTS, Architecture, layout
-from cbp._options import ENSEMBLES, LOSSES, STOCHASTIC
+from cbp._options import ENSEMBLES, STOCHASTIC
+from cbp._options import LOSSES as LOSS_ENTRIES
 from docs_scripts import load_example
 from kernel_paths import blocks_on_threads
 from optional import optional
@@ -104,7 +105,8 @@ def test_layout_tiles_the_vector_part_by_part_trained_values_first(form, units,
     trained = [end for (name, _), end in zip(entries, ends) if PARTS[name].trained]
     assert places.n_trained == trained[-1] == (ends[-1] if not batch_norm else
                                                places.n_values - 2 * K * sum(units[1:-1]))
-    net = make_network(architecture, "relu", LOSSES["log_loss"], "softmax", 0.0, 10, False)
+    net = make_network(architecture, "relu", LOSS_ENTRIES["log_loss"], "softmax", 0.0, 10,
+                       False)
     assert net.layout() == {**{"input_scalings": [None] * (len(units) - 1),
                                "output_scalings": [None] * (len(units) - 1)},
                             **places.places}
@@ -162,8 +164,8 @@ def _problem(form, dtype, loss, output, n_out, units=(5, 7, 6), n=23, seed=0,
 
 def _kernel_loss_grad(units, ensemble, params, X, Y, w, loss, output, alpha,
                       activation="tanh"):
-    net = make_network(Architecture(units, ensemble), activation, LOSSES[loss], output, alpha,
-                       X.shape[0], scipy.sparse.issparse(X))
+    net = make_network(Architecture(units, ensemble), activation, LOSS_ENTRIES[loss], output,
+                       alpha, X.shape[0], scipy.sparse.issparse(X))
     grads = np.empty_like(params)
     work = np.empty(net.workspace_size(kernel.BACKWARD_PART), dtype=params.dtype)
     J = kernel.loss_grad(net, kernel.Data(X, Y, w), params, grads, work)

@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 import cbp
 from cbp import MLPClassifier, MLPRegressor
 from cbp._dispatch import kernel as K
-from cbp._options import LOSSES, STOCHASTIC
+from cbp._options import LOSSES as LOSS_ENTRIES
+from cbp._options import STOCHASTIC
 from cbp._options import SOLVERS as ALL_SOLVERS
 
 import reference as ref
@@ -597,7 +598,7 @@ def test_validation_loss_of_many_rows_goes_in_chunks_with_batch_norm():
     expected = ref.weighted_loss_sum("log_loss", out, np.eye(3)[y[300:]]) / 1500
     assert_allclose(model.validation_loss_curve_[-1], expected, rtol=1e-10)
     from cbp._network import make_network
-    net = make_network(model._fitted_architecture(), "relu", LOSSES["log_loss"], "softmax",
+    net = make_network(model._fitted_architecture(), "relu", LOSS_ENTRIES["log_loss"], "softmax",
                        0.0, 1500, False, training=False)
     assert net.chunk_rows < 1500
 
