@@ -31,13 +31,20 @@ class FlatParameters:
 
     def _fitted_architecture(self):
         """The fitted network's Architecture: its units, and the parts its
-        attributes name (batch_norm_gammas_: batch normalisation;
-        input_scalings_ without an ensemble: the input scaling)."""
+        attributes hold (batch_norm_gammas_: batch normalisation; an array
+        in input_scalings_[0] without an ensemble: the input scaling -- a
+        part sharing its presence rule with another is there as a list of
+        None)."""
         state = self.__dict__
         ensemble = state.get("_ensemble")
+
+        def holds(name, layer):
+            arrays = state.get(PARTS[name].attribute)
+            return arrays is not None and arrays[layer] is not None
+
         return Architecture(
             self._units, ensemble, batch_norm=PARTS["gammas"].attribute in state,
-            input_scaling=ensemble is None and PARTS["input_scalings"].attribute in state)
+            input_scaling=ensemble is None and holds("input_scalings", 0))
 
     def _fitted_arrays(self, architecture):
         """{part name: the estimator's list of arrays} for every part of the

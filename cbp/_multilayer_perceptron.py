@@ -161,7 +161,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     input_scaling : bool, default=False
         Learn a scale per input feature, x -> x * s before the first layer
         (RealMLP's scaling layer, Holzmueller et al., NeurIPS 2024): s starts
-        at 1, has no L2 penalty and is ``input_scaling_`` ``[0]`` once
+        at 1, has no L2 penalty and is ``input_scalings_[0]`` once
         fitted. A plain network only (``ensemble_size=1``; an ensemble's
         'batch' and 'mini' forms scale the input per member already).
         (cbp addition)
@@ -211,7 +211,9 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     input_scalings_, output_scalings_ : list of shape (n_layers - 1,)
         An ensemble's per-member scalings r and s of each layer's input and
         output, (ensemble_size, units[i]) and (ensemble_size, units[i + 1]),
-        or None where the layer has none (ensemble_size > 1 only).
+        or None where the layer has none (ensemble_size > 1); with
+        ``input_scaling=True``, ``input_scalings_[0]`` is s, (n_features_in_,),
+        and every other entry None.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)

@@ -62,14 +62,12 @@ class Architecture:
         member, intercepts per member, an input scaling, an output scaling
         (an ensemble's from _options.ENSEMBLES; the input scaling makes layer
         0 scale its input) -- or None when every entry is 0."""
-        if self.ensemble is None and not self.input_scaling:
-            return None
         kinds = np.zeros((self.n_layers, 4), dtype=np.intp)
         if self.ensemble is not None:
             kinds[...] = ENSEMBLES[self.ensemble[1]].layer_kinds(self.n_layers)
         if self.input_scaling:
             kinds[0, 2] = 1
-        return kinds
+        return kinds if self.ensemble is not None or kinds.any() else None
 
     def kernel_arguments(self):
         """The keyword arguments of _kernel.Network that give it these parts."""
