@@ -212,8 +212,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         An ensemble's per-member scalings r and s of each layer's input and
         output, (ensemble_size, units[i]) and (ensemble_size, units[i + 1]),
         or None where the layer has none (ensemble_size > 1); with
-        ``input_scaling=True``, ``input_scalings_[0]`` is s, (n_features_in_,),
-        and every other entry None.
+        ``input_scaling=True``, ``input_scalings_[0]`` is s, of shape
+        ``(n_features_in_,)``, and every other entry None.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
