@@ -179,10 +179,12 @@ def initial_parameters(architecture, activation, random_state, dtype):
         initial_weights(architecture.units, init, random_state, params)
     else:
         initial_ensemble(architecture, init, random_state, arrays)
-    for name, part in PARTS.items():
-        for array in arrays.get(name, []) if name not in WEIGHTS else []:
+    for name, entries in arrays.items():
+        if name in WEIGHTS:
+            continue
+        for array in entries:
             if array is not None:
-                array[...] = part.start
+                array[...] = PARTS[name].start
     first = arrays.get("input_scalings", [None])[0]
     if architecture.ensemble is not None and first is not None:
         first[...] = 2 * random_state.randint(0, 2, size=first.shape) - 1
