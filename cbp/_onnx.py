@@ -450,7 +450,8 @@ def calculate_tabular_output_shapes(operator):
     if model is encoder:
         operator.outputs[0].type = FloatTensorType([n, encoder.n_features_out_])
         return
-    _check_exportable(model.network_, f"{type(model).__name__}'s network")
+    for network in model._fitted_networks():
+        _check_exportable(network, f"{type(model).__name__}'s network")
     if is_classifier(model):
         _classifier_types(operator, model.network_, FloatTensorType)
     else:
@@ -458,9 +459,10 @@ def calculate_tabular_output_shapes(operator):
 
 
 def convert_tabular(scope, operator, container):
-    """The encoded table (TableEncoder's output), then the float32 network:
-    a classifier's label and probabilities, a regressor's double output
-    times y_scale_ plus y_mean_ (TabularMLPRegressor.predict)."""
+    """The encoded table (TableEncoder's output), then the float32 network
+    (with folds: the mean of the folds' networks' outputs): a classifier's
+    label and probabilities, a regressor's double output times y_scale_
+    plus y_mean_ (TabularMLPRegressor.predict)."""
     from skl2onnx.proto import onnx_proto
 
     model = operator.raw_operator
@@ -469,7 +471,11 @@ def convert_tabular(scope, operator, container):
     y = _tabular_onnx.encode(emit, encoder, inputs)
     if model is not encoder:
         float32 = onnx_proto.TensorProto.FLOAT, np.float32
-        y = _forward(scope, container, model.network_, y, *float32)
+        outputs = [_forward(scope, container, network, y, *float32)
+                   for network in model._fitted_networks()]
+        y = outputs[0]
+        if len(outputs) > 1:
+            y = emit("Div", [emit("Sum", outputs), np.array(len(outputs), dtype=np.float32)])
         if is_classifier(model):
             return _class_outputs(scope, container, model.network_, y, operator, *float32,
                                   _uses_class_indices(scope, model))

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import _persistence
+from . import _bagging, _persistence
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from ._sklearn_compat import CallbackSupportMixin, Interval, StrOptions, _fit_context
 from ._preprocessing import PiecewiseLinearEncoder
@@ -93,6 +95,8 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "size": [StrOptions(set(SIZES))],
         "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "n_folds": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "categorical_features": [StrOptions({"from_dtype"}), "array-like", None],
@@ -103,11 +107,13 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
     }
 
     # (TabularMLPRegressor's parameters; the classifier adds label_smoothing)
-    def __init__(self, size="small", *, ensemble_size=4, max_iter=30,
-                 validation_fraction=0.2, categorical_features="from_dtype",
+    def __init__(self, size="small", *, ensemble_size=4, n_folds=1, max_iter=30,
+                 validation_fraction=0.2, categorical_features="from_dtype", n_jobs=-1,
                  random_state=None, verbose=False, encoder_params=None, network_params=None):
         self.size = size
         self.ensemble_size = ensemble_size
+        self.n_folds = n_folds
+        self.n_jobs = n_jobs
         self.max_iter = max_iter
         self.validation_fraction = validation_fraction
         self.categorical_features = categorical_features
@@ -121,16 +127,16 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         params.update(self.encoder_params or {})
         return TableEncoder(**params)
 
-    def _network(self, n_rows):
+    def _network(self, n_train, validation, random_state):
+        """The unfitted network for n_train training rows, early-stopped on
+        validation rows when there are (validation: bool)."""
         size = SIZES[self.size]
-        validation = n_rows * self.validation_fraction >= MIN_VALIDATION_ROWS
-        n_train = n_rows - int(np.ceil(n_rows * self.validation_fraction)) * validation
         batch_size = min(batch_size_for(n_train), max(n_train, 1))
         params = dict(NETWORK, hidden_layer_sizes=size.hidden_layer_sizes,
                       ensemble_size=self.ensemble_size, max_iter=self.max_iter,
                       batch_size=batch_size,
                       validation_fraction=self.validation_fraction,
-                      random_state=self.random_state, verbose=self.verbose)
+                      random_state=random_state, verbose=self.verbose)
         if not validation:
             params["early_stopping"] = False
         params.update(self._task_network_params())
@@ -141,6 +147,19 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
             raise ValueError(f"network_params has unknown parameter(s) {sorted(unknown)}; "
                              f"see {self._Network.__name__}'s parameters.")
         return network.set_params(**params)
+
+    def _one_network(self, n_rows):
+        """The network of a fit without folds: it splits off its own
+        validation_fraction of the n_rows rows (when that is at least
+        MIN_VALIDATION_ROWS rows)."""
+        validation = n_rows * self.validation_fraction >= MIN_VALIDATION_ROWS
+        n_train = n_rows - int(np.ceil(n_rows * self.validation_fraction)) * validation
+        return self._network(n_train, validation, self.random_state)
+
+    def _bagged(self, n_rows):
+        """Whether a fit of n_rows rows trains n_folds networks: n_folds > 1
+        and every fold at least MIN_VALIDATION_ROWS rows."""
+        return self.n_folds > 1 and n_rows // self.n_folds >= MIN_VALIDATION_ROWS
 
     def _task_network_params(self):
         return {}
@@ -153,19 +172,64 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         Z = self.encoder_.transform(X)
-        self.network_ = self._network(Z.shape[0])
+        n_rows = Z.shape[0]
         callbacks = getattr(self, "_skl_callbacks", None)
+        if self._bagged(n_rows):
+            random_state = check_random_state(self.random_state)
+            split_seed, *seeds = random_state.randint(np.iinfo(np.int32).max,
+                                                      size=self.n_folds + 1)
+            fold_rows = _bagging.folds(n_rows, y, self.n_folds, is_classifier(self),
+                                       split_seed)
+            networks = [self._network(len(train), True, seed)
+                        for (train, _), seed in zip(fold_rows, seeds, strict=True)]
+        else:
+            fold_rows = None
+            networks = [self._one_network(n_rows)]
         if callbacks:
-            self.network_.set_callbacks(*callbacks)
+            for network in networks:
+                network.set_callbacks(*callbacks)
         # BLAS on one thread (unless network_params asks for blocks on
         # threads): these products are small, BLAS's threads gained 5-12 % on an
         # idle 2-core machine and can cost many times that on a busy one,
         # and its results may depend on its thread count. (Blocks on two
         # OpenMP threads cost 1.5x here: the synchronisation per batch
-        # outweighs products this small.)
-        with blas_limit(1 if self.network_.block_rows is None else None):
-            self.network_.fit(Z, y, sample_weight=sample_weight)
+        # outweighs products this small.) The folds run on threads of their
+        # own (n_jobs), one after the other when callbacks watch them.
+        with blas_limit(1 if networks[0].block_rows is None else None):
+            if fold_rows is None:
+                networks[0].fit(Z, y, sample_weight=sample_weight)
+            else:
+                networks = _bagging.fit_folds(networks, Z, y, sample_weight, fold_rows,
+                                              1 if callbacks else self.n_jobs)
+        self.networks_ = networks
+        self.network_ = networks[0]
+        if fold_rows is None:
+            self.__dict__.pop("oof_score_", None)
+        else:
+            self.oof_score_ = self._out_of_fold_score(Z, y, sample_weight, fold_rows)
         return self
+
+    def _out_of_fold_score(self, Z, y, sample_weight, fold_rows):
+        """The score (accuracy, or R^2) of the out-of-fold predictions on the
+        rows of the validation parts (every row but a lone class's)."""
+        networks = self.networks_
+        outputs = _bagging.out_of_fold(self._network_output, networks, Z, fold_rows,
+                                       self._n_network_outputs(networks[0]))
+        rows = np.sort(np.concatenate([validation for _, validation in fold_rows]))
+        weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
+        return float(self._score_outputs(y[rows], outputs[rows], weights))
+
+    def _predicted_outputs(self, Z):
+        """The networks' mean output on encoded rows Z (one network: its own)."""
+        networks = self._fitted_networks()
+        if len(networks) == 1:
+            return self._network_output(networks[0], Z)
+        return np.mean([self._network_output(network, Z) for network in networks], axis=0)
+
+    def _fitted_networks(self):
+        check_is_fitted(self, "network_")
+        # (a model pickled before bagging has no networks_)
+        return self.__dict__.get("networks_") or [self.network_]
 
     def _encoded(self, X):
         check_is_fitted(self, "network_")
@@ -197,13 +261,17 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
     # ---------------------------------------------------------- archives
 
     def _archive_arrays(self, network_arrays):
-        """The archive entries of this model (see _persistence.save)."""
-        check_is_fitted(self, "network_")
-        arrays = {f"network/{key}": value for key, value in
-                  network_arrays(self.network_).items()}
+        """The archive entries of this model (see _persistence.save): the
+        network's under network/ (with folds: fold i's under network<i>/),
+        the encoder's under encoder/, the fitted attributes under attr/."""
+        networks = self._fitted_networks()
+        arrays = {}
+        for i, network in enumerate(networks):
+            prefix = "network/" if len(networks) == 1 else f"network{i}/"
+            arrays.update({prefix + key: value for key, value in network_arrays(network).items()})
         for key, value in _encoder_arrays(self.encoder_).items():
             arrays[f"encoder/{key}"] = value
-        for name in self._ARCHIVED:
+        for name in self._ARCHIVED + ("oof_score_",) * hasattr(self, "oof_score_"):
             arrays[f"attr/{name}"] = np.asarray(getattr(self, name))
         return arrays
 
@@ -221,19 +289,32 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
             model._validate_params()
         except (ValueError, TypeError) as exc:
             require(False, f"invalid parameters: {exc}")
-        network = build_network(_sub(arrays, "network/"))
-        require(isinstance(network, cls._Network), "the network is not a "
-                + cls._Network.__name__)
-        model.network_ = network
+        n_folds = 0
+        while any(key.startswith(f"network{n_folds}/") for key in arrays):
+            n_folds += 1
+        prefixes = [f"network{i}/" for i in range(n_folds)] or ["network/"]
+        require(n_folds in (0, model.n_folds), f"{n_folds} fold networks for n_folds="
+                f"{model.n_folds}")
+        networks = []
+        for prefix in prefixes:
+            network = build_network(_sub(arrays, prefix))
+            require(isinstance(network, cls._Network), "the network is not a "
+                    + cls._Network.__name__)
+            networks.append(network)
+        model.networks_ = networks
+        model.network_ = networks[0]
         model.encoder_ = _encoder_from_arrays(_sub(arrays, "encoder/"), require)
-        require(model.encoder_.n_features_out_ == network.n_features_in_,
+        require(all(model.encoder_.n_features_out_ == network.n_features_in_
+                    for network in networks),
                 "the encoder's columns do not match the network's inputs")
         model.n_features_in_ = model.encoder_.n_features_in_
         if hasattr(model.encoder_, "feature_names_in_"):
             model.feature_names_in_ = model.encoder_.feature_names_in_
-        for name in cls._ARCHIVED:
+        for name in cls._ARCHIVED + ("oof_score_",) * (n_folds > 0):
             require(f"attr/{name}" in arrays, f"missing attr/{name}")
             setattr(model, name, np.array(arrays[f"attr/{name}"]))
+        if n_folds:
+            model.oof_score_ = float(model.oof_score_)
         return model
 
     def _json_params(self):
@@ -368,6 +449,13 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         per-member scalings); predictions average their probabilities.
         Time grows about linearly with it (8: +0.0003 mean score on the
         development suite, in 2.1 times the time).
+    n_folds : int >= 1, default=1
+        Bagging over all the rows: n_folds networks, each trained on the
+        other folds and early-stopped on its own (stratified, for classes),
+        predictions averaged; ``oof_score_`` scores each row by the network
+        that did not train on it. 1: one network, early-stopped on a
+        ``validation_fraction`` of the rows. Folds of fewer than 20 rows:
+        one network, without a split.
     label_smoothing : float in [0, 1), default=0.1
         Training targets y(1 - eps) + eps / n_classes (MLPClassifier's).
     max_iter : int, default=30
@@ -375,10 +463,16 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         along a cosine over them, and training stops after 16 epochs
         without a better validation score, keeping the best epoch's weights.
     validation_fraction : float in (0, 1), default=0.2
-        The rows (stratified) held out to choose the epoch. Fewer than
+        Without folds, the rows (stratified) held out to choose the epoch. Fewer than
         20 held-out rows: no split, all ``max_iter`` epochs are trained.
     categorical_features : 'from_dtype', array-like or None, default='from_dtype'
         The categorical columns (TableEncoder's parameter).
+    n_jobs : int or None, default=-1
+        The folds' threads (joblib's ``n_jobs``: -1, every core; None, one
+        unless a ``joblib.parallel_config`` says otherwise, whose backend --
+        Dask, Ray -- can also spread them). Each network runs BLAS on one
+        thread; the model is the same on any number of threads. With
+        callbacks the folds run one after the other.
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the initial weights, shuffling and dropout.
     verbose : bool, default=False
@@ -399,11 +493,16 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     encoder_ : TableEncoder
         The fitted column encoder.
     network_ : MLPClassifier
-        The fitted network, reading ``encoder_``'s output.
+        The fitted network, reading ``encoder_``'s output (with folds: the
+        first fold's).
+    networks_ : list of MLPClassifier
+        Every fold's network (one without folds).
+    oof_score_ : float, with folds
+        The accuracy of the out-of-fold predictions.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
     n_iter_, loss_curve_, validation_scores_, best_validation_score_
-        The network's.
+        The network's (``network_``).
 
     Examples
     --------
@@ -427,12 +526,14 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     _Network = MLPClassifier
     _ARCHIVED = ("classes_",)
 
-    def __init__(self, size="small", *, ensemble_size=4, label_smoothing=0.1, max_iter=30,
-                 validation_fraction=0.2, categorical_features="from_dtype",
-                 random_state=None, verbose=False, encoder_params=None, network_params=None):
-        super().__init__(size, ensemble_size=ensemble_size, max_iter=max_iter,
+    def __init__(self, size="small", *, ensemble_size=4, n_folds=1, label_smoothing=0.1,
+                 max_iter=30, validation_fraction=0.2, categorical_features="from_dtype",
+                 n_jobs=-1, random_state=None, verbose=False, encoder_params=None,
+                 network_params=None):
+        super().__init__(size, ensemble_size=ensemble_size, n_folds=n_folds, max_iter=max_iter,
                          validation_fraction=validation_fraction,
-                         categorical_features=categorical_features, random_state=random_state,
+                         categorical_features=categorical_features, n_jobs=n_jobs,
+                         random_state=random_state,
                          verbose=verbose, encoder_params=encoder_params,
                          network_params=network_params)
         self.label_smoothing = label_smoothing
@@ -458,20 +559,37 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         self.classes_ = self.network_.classes_
         return self
 
+    @staticmethod
+    def _network_output(network, Z):
+        return network.predict_proba(Z)
+
+    @staticmethod
+    def _n_network_outputs(network):
+        return len(network.classes_)
+
+    def _score_outputs(self, y, probabilities, sample_weight):
+        return accuracy_score(y, self.networks_[0].classes_[np.argmax(probabilities, axis=1)],
+                              sample_weight=sample_weight)
+
     def predict_proba(self, X):
-        """Class probabilities, (n_samples, n_classes), in ``classes_`` order."""
-        Z = self._encoded(X)
-        return self.network_.predict_proba(Z)
+        """Class probabilities, (n_samples, n_classes), in ``classes_`` order
+        (with folds: the mean of the folds' networks')."""
+        return self._predicted_outputs(self._encoded(X))
 
     def predict_log_proba(self, X):
         """Logarithms of ``predict_proba``."""
         Z = self._encoded(X)
-        return self.network_.predict_log_proba(Z)
+        if len(self._fitted_networks()) == 1:
+            return self.network_.predict_log_proba(Z)
+        with np.errstate(divide="ignore"):
+            return np.log(self._predicted_outputs(Z))
 
     def predict(self, X):
         """The most probable class of each row, (n_samples,)."""
         Z = self._encoded(X)
-        return self.network_.predict(Z)
+        if len(self._fitted_networks()) == 1:
+            return self.network_.predict(Z)
+        return self.classes_[np.argmax(self._predicted_outputs(Z), axis=1)]
 
 
 @_persistence.register
@@ -494,15 +612,28 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     ensemble_size : int >= 1, default=4
         Members trained as one (TabM's BatchEnsemble); predictions average
         their outputs. Time grows about linearly with it.
+    n_folds : int >= 1, default=1
+        Bagging over all the rows: n_folds networks, each trained on the
+        other folds and early-stopped on its own (stratified, for classes),
+        predictions averaged; ``oof_score_`` scores each row by the network
+        that did not train on it. 1: one network, early-stopped on a
+        ``validation_fraction`` of the rows. Folds of fewer than 20 rows:
+        one network, without a split.
     max_iter : int, default=30
         At most this many epochs; the learning rate decays from 4e-3 to 0
         along a cosine over them, and training stops after 16 epochs
         without a better validation R^2, keeping the best epoch's weights.
     validation_fraction : float in (0, 1), default=0.2
-        The rows held out to choose the epoch. Fewer than 20 held-out
+        Without folds, the rows held out to choose the epoch. Fewer than 20 held-out
         rows: no split, all ``max_iter`` epochs are trained.
     categorical_features : 'from_dtype', array-like or None, default='from_dtype'
         The categorical columns (TableEncoder's parameter).
+    n_jobs : int or None, default=-1
+        The folds' threads (joblib's ``n_jobs``: -1, every core; None, one
+        unless a ``joblib.parallel_config`` says otherwise, whose backend --
+        Dask, Ray -- can also spread them). Each network runs BLAS on one
+        thread; the model is the same on any number of threads. With
+        callbacks the folds run one after the other.
     random_state : int, RandomState instance or None, default=None
     verbose : bool, default=False
     encoder_params : dict or None, default=None
@@ -515,12 +646,17 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     ----------
     encoder_ : TableEncoder
     network_ : MLPRegressor
-        Trained on the standardised targets (y - ``y_mean_``) / ``y_scale_``.
+        Trained on the standardised targets (y - ``y_mean_``) / ``y_scale_``
+        (with folds: the first fold's).
+    networks_ : list of MLPRegressor
+        Every fold's network (one without folds).
+    oof_score_ : float, with folds
+        The R^2 of the out-of-fold predictions.
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when fitted on a DataFrame
     n_iter_, loss_curve_, validation_scores_, best_validation_score_
-        The network's.
+        The network's (``network_``).
 
     Examples
     --------
@@ -567,9 +703,21 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
         self._fit_network(X, target if y.ndim == 2 else target.ravel(), sample_weight)
         return self
 
+    @staticmethod
+    def _network_output(network, Z):
+        return network.predict(Z)
+
+    @staticmethod
+    def _n_network_outputs(network):
+        return network.n_outputs_
+
+    def _score_outputs(self, y, outputs, sample_weight):
+        # (R^2 of the standardised targets: that of the targets)
+        return r2_score(y, outputs.reshape(y.shape), sample_weight=sample_weight)
+
     def predict(self, X):
-        """Predicted targets, (n_samples,) or (n_samples, n_outputs)."""
-        Z = self._encoded(X)
-        out = self.network_.predict(Z)
+        """Predicted targets, (n_samples,) or (n_samples, n_outputs) (with
+        folds: the mean of the folds' networks')."""
+        out = self._predicted_outputs(self._encoded(X))
         shape = (-1,) if out.ndim == 1 else (-1, out.shape[1])
         return (out.reshape(len(out), -1) * self.y_scale_ + self.y_mean_).reshape(shape)
