@@ -1,7 +1,8 @@
-"""The tabular estimators against gradient boosting, scikit-learn's MLP and
-PyTorch's RealMLP and TabM, on real tables that PyPI packages ship.
+"""The tabular estimators against gradient boosting (CatBoost, LightGBM,
+XGBoost, HistGradientBoosting), scikit-learn's MLP and PyTorch's RealMLP and
+TabM, on real tables that PyPI packages ship.
 
-    python benchmarks/tabular.py                      # cbp, hgb, sklearn: ~15 min
+    python benchmarks/tabular.py                      # cbp and the GBDTs: ~25 min
     python benchmarks/tabular.py --models realmlp,tabm --splits 1   # pytabkit: ~1 h
     python benchmarks/tabular.py --quick              # 3 sets, 1 split: ~1 min
     python benchmarks/tabular.py --report results/tabular-*.jsonl   # table + chart
@@ -11,9 +12,12 @@ Protocol (fixed): each data set of benchmarks/tabular_data.py (at most
 stratified for classification); every model is fitted on the training part
 as given -- a DataFrame with its categorical columns and missing values --
 and scored on the test part: accuracy, or R^2. Fit time is the wall time of
-``fit``, preprocessing included, on ONE thread for every model
-(threadpoolctl limits BLAS and OpenMP; torch.set_num_threads(1); pytabkit's
-n_threads=1), so that two runs can share a 2-core machine.
+``fit``, preprocessing included, with each library's default threads
+(--threads default: every core, for every model here) or on one thread for
+every model (--threads 1: threadpoolctl limits BLAS and OpenMP; cbp's
+n_jobs=1, CatBoost's thread_count=1, LightGBM's and XGBoost's n_jobs=1,
+torch.set_num_threads(1), pytabkit's n_threads=1), so that two runs can
+share a 2-core machine.
 
 Models:
     cbp        cbp.TabularMLPClassifier / TabularMLPRegressor(random_state=seed),
@@ -22,6 +26,16 @@ Models:
     hgb        HistGradientBoostingClassifier / Regressor(categorical_features=
                "from_dtype", random_state=seed), defaults (its own early
                stopping above 10,000 rows)
+    catboost   CatBoostClassifier / Regressor(random_seed=seed, verbose=0),
+               defaults (1000 trees of depth 6), categorical columns as
+               strings ('missing' where missing) named in cat_features:
+               its native categorical handling
+    lightgbm   LGBMClassifier / Regressor(random_state=seed, verbose=-1),
+               defaults, categorical columns as pandas 'category' (its
+               native handling)
+    xgboost    XGBClassifier / Regressor(random_state=seed,
+               enable_categorical=True), defaults, categorical columns as
+               'category'; classes trained as their indices
     sklearn    scikit-learn's MLPClassifier / MLPRegressor(random_state=seed),
                defaults, in a standard pipeline: numeric columns median-imputed
                and standardised, categorical ones one-hot
@@ -42,6 +56,7 @@ prints the Markdown table, and --chart draws score against fit time.
 """
 
 import argparse
+import contextlib
 import datetime
 import glob
 import json
@@ -60,8 +75,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tabular_data  # noqa: E402  (the data suite beside this file)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-MODELS = ["cbp", "hgb", "sklearn", "realmlp", "tabm"]
-QUICK = ["penguins", "fair", "gssvocab"]
+MODELS = ["cbp", "hgb", "catboost", "lightgbm", "xgboost", "sklearn", "realmlp", "tabm"]
+QUICK = ["chile", "fair", "gssvocab"]
 
 
 # ----------------------------------------------------------------- models
@@ -83,14 +98,70 @@ def _categories(X):
     return X
 
 
-def make_cbp(task, seed, params):
+def make_cbp(task, seed, params, threads):
     import cbp
 
     Model = cbp.TabularMLPRegressor if task == "regression" else cbp.TabularMLPClassifier
+    if threads == "1":
+        params = {"n_jobs": 1, **params}
     return Model(random_state=seed, **params), None
 
 
-def make_hgb(task, seed, params):
+def make_catboost(task, seed, params, threads):
+    import catboost
+
+    Model = catboost.CatBoostRegressor if task == "regression" else catboost.CatBoostClassifier
+    if threads == "1":
+        params = {"thread_count": 1, **params}
+
+    def prepare(X_train, X_test):
+        X_train, X_test = _strings(X_train), _strings(X_test)
+        model.set_params(cat_features=[c for c in X_train.columns
+                                       if not pd.api.types.is_numeric_dtype(X_train[c].dtype)])
+        return X_train, X_test
+
+    model = Model(random_seed=seed, verbose=0, allow_writing_files=False, **params)
+    return model, prepare
+
+
+def make_lightgbm(task, seed, params, threads):
+    import lightgbm
+
+    Model = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+    if threads == "1":
+        params = {"n_jobs": 1, **params}
+    return Model(random_state=seed, verbose=-1, **params), _as_categories
+
+
+class _LabelsAsIndices:
+    """A classifier trained on y's class indices (XGBoost takes only 0 .. n - 1)
+    that predicts the labels."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, X, y):
+        self.classes_, indices = np.unique(np.asarray(y).astype(str), return_inverse=True)
+        self.model.fit(X, indices)
+        return self
+
+    def predict(self, X):
+        return self.classes_[np.asarray(self.model.predict(X)).astype(int).ravel()]
+
+
+def make_xgboost(task, seed, params, threads):
+    import xgboost
+
+    if threads == "1":
+        params = {"n_jobs": 1, **params}
+    if task == "regression":
+        return xgboost.XGBRegressor(random_state=seed, enable_categorical=True,
+                                    **params), _as_categories
+    return _LabelsAsIndices(xgboost.XGBClassifier(random_state=seed, enable_categorical=True,
+                                                  **params)), _as_categories
+
+
+def make_hgb(task, seed, params, threads):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     Model = (HistGradientBoostingRegressor if task == "regression"
@@ -98,7 +169,7 @@ def make_hgb(task, seed, params):
     return Model(categorical_features="from_dtype", random_state=seed, **params), _as_categories
 
 
-def make_sklearn(task, seed, params):
+def make_sklearn(task, seed, params, threads):
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.compose import make_column_selector
     from sklearn.impute import SimpleImputer
@@ -134,14 +205,16 @@ def _strings(X):
     return X
 
 
-def _pytabkit(name, task, seed, params):
+def _pytabkit(name, task, seed, params, threads):
     import pytabkit
     import torch
 
-    torch.set_num_threads(1)
+    n_threads = 1 if threads == "1" else os.cpu_count()
+    torch.set_num_threads(n_threads)
     kind = "Regressor" if task == "regression" else "Classifier"
     Model = getattr(pytabkit, f"{name}_{kind}")
-    return Model(device="cpu", n_threads=1, random_state=seed, verbosity=0, **params), \
+    return Model(device="cpu", n_threads=n_threads, random_state=seed, verbosity=0,
+                 **params), \
         _imputed_with_categories
 
 
@@ -164,15 +237,16 @@ def _imputed_with_categories(X_train, X_test):
     return out
 
 
-def make_realmlp(task, seed, params):
-    return _pytabkit("RealMLP_TD", task, seed, params)
+def make_realmlp(task, seed, params, threads):
+    return _pytabkit("RealMLP_TD", task, seed, params, threads)
 
 
-def make_tabm(task, seed, params):
-    return _pytabkit("TabM_D", task, seed, params)
+def make_tabm(task, seed, params, threads):
+    return _pytabkit("TabM_D", task, seed, params, threads)
 
 
-MAKERS = {"cbp": make_cbp, "hgb": make_hgb, "sklearn": make_sklearn,
+MAKERS = {"cbp": make_cbp, "hgb": make_hgb, "catboost": make_catboost,
+          "lightgbm": make_lightgbm, "xgboost": make_xgboost, "sklearn": make_sklearn,
           "realmlp": make_realmlp, "tabm": make_tabm}
 
 
@@ -186,11 +260,12 @@ def score(task, y_true, y_pred):
     return float(accuracy_score(y_true.astype(str), y_pred.astype(str)))
 
 
-def run_one(model_name, task, X_train, y_train, X_test, y_test, seed, params):
-    model, prepare = MAKERS[model_name](task, seed, params)
+def run_one(model_name, task, X_train, y_train, X_test, y_test, seed, params, threads):
+    model, prepare = MAKERS[model_name](task, seed, params, threads)
     if prepare is not None:
         X_train, X_test = prepare(X_train, X_test)
-    with threadpool_limits(1), warnings.catch_warnings():
+    limits = threadpool_limits(1) if threads == "1" else contextlib.nullcontext()
+    with limits, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         model.fit(X_train, y_train)
@@ -198,7 +273,7 @@ def run_one(model_name, task, X_train, y_train, X_test, y_test, seed, params):
         predicted = model.predict(X_test)
     extra = {}
     if model_name == "cbp":
-        extra = {"epochs": int(model.n_iter_)}
+        extra = {"epochs": [int(network.n_iter_) for network in model.networks_]}
     return score(task, y_test, predicted), fit_time, extra
 
 
@@ -229,10 +304,10 @@ def run(args):
             X_train, X_test, y_train, y_test = split(X, y, task, seed)
             for model_name in models:
                 s, t, extra = run_one(model_name, task, X_train, y_train, X_test, y_test,
-                                      seed, params if model_name == "cbp" else {})
+                                      seed, params if model_name == "cbp" else {}, args.threads)
                 record = dict(data=name, task=task, rows=len(X), split=seed,
                               model=label if model_name == "cbp" else model_name,
-                              score=s, fit_time=t, machine=machine,
+                              score=s, fit_time=t, machine=machine, threads=args.threads,
                               when=datetime.datetime.now().isoformat(timespec="seconds"),
                               **extra)
                 print(f"{name:12s} split {seed} {record['model']:24s} score {s:.4f} "
@@ -333,6 +408,7 @@ def chart(records, path, baseline="hgb"):
     base = table[baseline]
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     names = {"cbp": "cbp TabularMLP* (defaults)", "hgb": "HistGradientBoosting",
+             "catboost": "CatBoost", "lightgbm": "LightGBM", "xgboost": "XGBoost",
              "sklearn": "scikit-learn MLP pipeline", "realmlp": "RealMLP (pytabkit)",
              "tabm": "TabM (pytabkit)"}
     # (the cbp variants' points are close: their labels below, above, right)
@@ -361,7 +437,9 @@ def chart(records, path, baseline="hgb"):
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlim(right=right * 8)  # (room for the labels)
-    ax.set_xlabel("median fit time per data set (s, one thread, log scale)")
+    threads = {r.get("threads", "1") for r in records}
+    ax.set_xlabel("median fit time per data set (s, "
+                  + ("one thread" if threads == {"1"} else "default threads") + ", log scale)")
     ax.set_ylabel("mean test score minus HistGradientBoosting's")
     ax.set_title(f"{len(info)} tables: score against fit time (mean over each model's sets)")
     fig.tight_layout()
@@ -370,10 +448,15 @@ def chart(records, path, baseline="hgb"):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="cbp,hgb,sklearn")
+    parser.add_argument("--models", default="cbp,hgb,catboost,lightgbm,xgboost")
     parser.add_argument("--only", default="")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--threads", choices=["default", "1"], default="default",
+                        help="default: each library's own (all cores for every model here: "
+                        "cbp's folds, CatBoost's, LightGBM's, XGBoost's and "
+                        "HistGradientBoosting's trees, BLAS for scikit-learn's MLP, "
+                        "torch for pytabkit's); 1: one thread for every model")
     parser.add_argument("--max-rows", type=int, default=20000)
     parser.add_argument("--cbp", default="", help="TabularMLP* parameters, a JSON object")
     parser.add_argument("--label", default="", help="the cbp variant's name in the results")
