@@ -47,9 +47,15 @@ def robust_statistics(X):
                             - np.nanmin(centred, axis=0, initial=np.inf))
         spread = np.where(spread == 0.0, half_range, spread)
     spread = np.where(np.isfinite(spread), spread, 0.0)
+    return center, spread, robust_factor(spread)
+
+
+def robust_factor(spread):
+    """1 / (spread + 1e-30), 0 where spread is 0: float64, spread's shape."""
+    spread = np.asarray(spread, dtype=np.float64)
     factor = 1.0 / (spread + _EPS)
     factor[spread == 0.0] = 0.0
-    return center, spread, factor
+    return factor
 
 
 def smooth_clip(z, max_abs_value=3.0):
