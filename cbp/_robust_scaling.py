@@ -111,10 +111,10 @@ class RobustScaleSmoothClip(OneToOneFeatureMixin, TransformerMixin, BaseEstimato
     (array([2.]), array([2.]))
     >>> scaler.transform(X).round(3)
     array([[-0.949],
-           [-0.486],
+           [-0.493],
            [ 0.   ],
-           [ 0.486],
-           [ 2.998]])
+           [ 0.493],
+           [ 2.994]])
     """
 
     _parameter_constraints: dict = {
