@@ -69,11 +69,15 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     batch_size : int or 'auto', default='auto'
         Size of minibatches for the stochastic solvers; 'auto' is
         ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine'}, default='constant'
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'coslog4'}, default='constant'
         Learning rate schedule for ``solver='sgd'``. 'cosine' (cbp addition;
         also for 'adam', 'adamw' and 'rmsprop') uses ``learning_rate_init * (1 +
         cos(pi * epoch / max_iter)) / 2`` in each epoch, counting from 0 (and
-        on through ``partial_fit`` calls).
+        on through ``partial_fit`` calls). 'coslog4' (cbp addition, RealMLP's
+        schedule; the same solvers) uses in epoch ``e`` the mean over
+        ``e / max_iter <= t <= (e + 1) / max_iter`` of ``learning_rate_init *
+        (1 - cos(2 pi log2(1 + 15 t))) / 2``: four cycles up from 0 and back
+        down to 0 over ``max_iter`` epochs.
     learning_rate_init : float, default=0.001
         Initial learning rate (sgd, adam).
     power_t : float, default=0.5

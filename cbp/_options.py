@@ -64,8 +64,8 @@ import scipy.sparse
 
 from ._dispatch import kernel as _kernel
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
-from ._schedules import (AdaptiveSchedule, ConstantSchedule, CosineSchedule,
-                         InvScalingSchedule)
+from ._schedules import (AdaptiveSchedule, ConstantSchedule, Coslog4Schedule,
+                         CosineSchedule, InvScalingSchedule)
 from ._sklearn_compat import Interval, StrOptions
 
 
@@ -281,6 +281,8 @@ SCHEDULES = _registry(
     Schedule("adaptive", AdaptiveSchedule),
     Schedule("cosine", CosineSchedule, state=(State("epoch", "count", schedule=True),),
              refused_elsewhere=True),
+    Schedule("coslog4", Coslog4Schedule, state=(State("epoch", "count", schedule=True),),
+             refused_elsewhere=True),
 )
 
 
@@ -335,25 +337,25 @@ SOLVERS = _registry(
                         "nesterovs_momentum": ["boolean"],
                         "power_t": [Interval(Real, 0, None, closed="left")]},
            state=(State("velocities", "vector"), State("learning_rate", "rate")),
-           schedules=("constant", "invscaling", "adaptive", "cosine")),
+           schedules=("constant", "invscaling", "adaptive", "cosine", "coslog4")),
     Solver("adam", stochastic=True, optimizer=AdamOptimizer,
            reads=_same("beta_1", "beta_2", "epsilon"),
            constraints={"beta_1": [_UNIT], "beta_2": [_UNIT],
                         "epsilon": [Interval(Real, 0, None, closed="neither")]},
            state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
                   State("t", "count")),
-           schedules=("constant", "cosine")),
+           schedules=("constant", "cosine", "coslog4")),
     Solver("adamw", stochastic=True, optimizer=AdamOptimizer,
            reads=_same("beta_1", "beta_2", "epsilon", "weight_decay"),
            constraints={"weight_decay": [Interval(Real, 0, None, closed="left")]},
            state=(State("ms", "vector"), State("vs", "vector", non_negative=True),
                   State("t", "count")),
-           schedules=("constant", "cosine")),
+           schedules=("constant", "cosine", "coslog4")),
     Solver("rmsprop", stochastic=True, optimizer=RMSpropOptimizer,
            reads=_same("rho", "epsilon"),
            constraints={"rho": [_UNIT]},
            state=(State("vs", "vector", non_negative=True),),
-           schedules=("constant", "cosine")),
+           schedules=("constant", "cosine", "coslog4")),
 )
 
 STOCHASTIC = [name for name, solver in SOLVERS.items() if solver.stochastic]

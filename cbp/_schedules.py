@@ -31,6 +31,35 @@ def cosine_learning_rate(learning_rate_init, epoch, max_iter):
     return learning_rate_init * 0.5 * (1.0 + math.cos(math.pi * epoch / max_iter))
 
 
+def coslog_factor(t, n_cycles):
+    """RealMLP's 'coslog' factor at the fraction t of training (Holzmüller
+    et al., 2024; pytabkit's CoslogFunc):
+
+        f(t) = (1 - cos(2 pi log2(1 + (2^n_cycles - 1) t))) / 2,
+
+    0 at t = 0 and at t = 1, rising to 1 and falling back to 0 n_cycles
+    times between, each cycle twice as long as the one before (the formula as
+    written past t = 1)."""
+    a = 2.0**n_cycles - 1.0
+    return 0.5 * (1.0 - math.cos(2.0 * math.pi * math.log2(1.0 + a * t)))
+
+
+def coslog_mean_factor(t0, t1, n_cycles):
+    """The mean of coslog_factor over [t0, t1] (t0 < t1), in closed form:
+    with a = 2^n_cycles - 1, b = 2 pi / ln 2 and u = ln(1 + a t),
+
+        integral of cos(b u) dt = (1 + a t)(cos(b u) + b sin(b u)) / (a (1 + b^2))."""
+    a = 2.0**n_cycles - 1.0
+    b = 2.0 * math.pi / math.log(2.0)
+
+    def integral(t):  # of coslog_factor from 0 to t, less the constant
+        u = math.log1p(a * t)
+        cosine = (1.0 + a * t) * (math.cos(b * u) + b * math.sin(b * u)) / (a * (1.0 + b * b))
+        return 0.5 * (t - cosine)
+
+    return (integral(t1) - integral(t0)) / (t1 - t0)
+
+
 class ConstantSchedule:
     """The rate stays the optimizer's own (learning_rate_init); stalled
     training stops. Every schedule's base: the epoch count, the hooks as
@@ -124,6 +153,38 @@ class CosineSchedule(ConstantSchedule):
     def epoch_starts(self, optimizer):
         optimizer.learning_rate = cosine_learning_rate(
             float(self.learning_rate_init), self.epoch, self.max_iter
+        )
+        super().epoch_starts(optimizer)
+
+
+class Coslog4Schedule(ConstantSchedule):
+    """RealMLP's 'coslog4' (pytabkit's lr_sched='coslog4'): four cycles
+    of coslog_factor over max_iter epochs, each starting and ending at 0.
+
+    pytabkit sets the rate before every step, lr_init * f(t) with t the
+    fraction of the training samples seen (samples before the step over
+    max_iter times the epoch's samples). cbp's kernel takes one rate per
+    epoch, so this sets, at the start of epoch e (counting from 0), that
+    rate's mean over the epoch: lr_init * coslog_mean_factor(e / max_iter,
+    (e + 1) / max_iter, 4), the mean over the epoch's samples of
+    pytabkit's per-step rates as the batches get small. (A rate per step
+    needs the epoch loop of the kernel to tell the optimizer the samples
+    seen before each step.) The rate at t = 0 is 0: an epoch's mean is not,
+    so no epoch is wasted.
+    """
+
+    name = "coslog4"
+    reads = ("learning_rate_init", "max_iter")
+    n_cycles = 4
+
+    def __init__(self, learning_rate_init, max_iter):
+        super().__init__()
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+
+    def epoch_starts(self, optimizer):
+        optimizer.learning_rate = float(self.learning_rate_init) * coslog_mean_factor(
+            self.epoch / self.max_iter, (self.epoch + 1) / self.max_iter, self.n_cycles
         )
         super().epoch_starts(optimizer)
 

@@ -10,10 +10,10 @@ Numeric column j (missing values: NaN, None, pd.NA):
         QuantileTransformer(output_distribution="normal", subsample=None):
         interpolated both ways and averaged, so tied values share one level;
         clipped to Phi^-1(1e-7) ... Phi^-1(1 - 1e-7) = +-5.2;
-    'robust': (x - m_j) / s_j with s_j the interquartile range (the half
-        range of the 5-95 % quantiles, then the range, when it is 0), then
-        the smooth clip x / sqrt(1 + (x / 3)^2) (RealMLP's, Holzmueller et
-        al. 2024);
+    'robust': RealMLP's (Holzmueller et al. 2024), RobustScaleSmoothClip
+        of the imputed values: z = (x - m_j) / s_j, s_j the interquartile
+        range (half the range when it is 0; z = 0 for a constant column),
+        then the smooth clip z / sqrt(1 + (z / 3)^2);
     and, with ``n_bins``, also its piecewise-linear encoding by quantile bins
     of the imputed values (PiecewiseLinearEncoder).
 Categorical column: its values as strings; a missing value is the category
@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._preprocessing import PiecewiseLinearEncoder
+from ._robust_scaling import robust_factor, robust_statistics, smooth_clip
 from ._sklearn_compat import Interval, StrOptions, _fit_context
 
 MISSING = "<missing>"
@@ -94,7 +95,8 @@ class TableEncoder(TransformerMixin, BaseEstimator):
         ``references_``.
     references_ : ndarray of float64, shape (``n_quantiles_``,)
     centers_, scales_ : ndarray of float64, shape (n_numeric,)
-        ('robust') the medians and spreads.
+        ('robust') the medians and spreads (RobustScaleSmoothClip's
+        ``center_`` and ``spread_``; 0 for a constant column).
     bin_encoder_ : PiecewiseLinearEncoder or None
     categories_ : list of ndarray of str
         Each categorical column's categories with a column of their own.
@@ -268,8 +270,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
             # (as scikit-learn: rounding can make percentiles decrease)
             self.quantiles_ = np.maximum.accumulate(quantiles.reshape(n_quantiles, -1), axis=0)
         else:
-            self.centers_ = self.medians_.copy()
-            self.scales_ = np.array([_spread(column) for column in imputed.T])
+            self.centers_, self.scales_, _ = robust_statistics(imputed)
         self.bin_encoder_ = None
         if self.n_bins is not None and imputed.shape[1]:
             self.bin_encoder_ = PiecewiseLinearEncoder(n_bins=self.n_bins).fit(imputed)
@@ -312,8 +313,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
 
     def _transform_numeric(self, values):
         if self.numeric == "robust":
-            scaled = (values - self.centers_) / self.scales_
-            return scaled / np.sqrt(1.0 + (scaled / _CLIP) ** 2)
+            return smooth_clip((values + (-self.centers_)) * robust_factor(self.scales_), _CLIP)
         out = np.empty_like(values)
         for j in range(values.shape[1]):
             q, r = self.quantiles_[:, j], self.references_
@@ -361,12 +361,3 @@ def _is_numeric_column(column):
     except (TypeError, ValueError):
         return False
 
-
-def _spread(column):
-    """The robust scale of a column: its interquartile range, else half its
-    5-95 % range, else half its range, else 1 (a constant column)."""
-    for low, high, divide in ((25, 75, 1.0), (5, 95, 2.0), (0, 100, 2.0)):
-        lo, hi = np.percentile(column, [low, high]) if len(column) else (0.0, 0.0)
-        if hi > lo:
-            return (hi - lo) / divide
-    return 1.0

@@ -408,8 +408,11 @@ def _encoder_from_arrays(arrays, require):
                 and (np.diff(encoder.quantiles_, axis=0) >= 0).all(),
                 "quantiles_ are not each column's increasing quantiles")
     else:
-        require(encoder.scales_.shape == (n_numeric,) and (encoder.scales_ > 0).all(),
-                "scales_ must be positive, one per numeric column")
+        require(encoder.centers_.shape == (n_numeric,) and np.isfinite(encoder.centers_).all()
+                and encoder.scales_.shape == (n_numeric,) and np.isfinite(encoder.scales_).all()
+                and (encoder.scales_ >= 0).all(),
+                "centers_ and scales_ must be finite, one per numeric column, "
+                "scales_ non-negative")
     encoder.categories_ = []
     for j in range(n_categorical):
         require(f"categories_/{j}" in arrays, f"missing encoder categories_/{j}")

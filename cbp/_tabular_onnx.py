@@ -19,7 +19,7 @@ columns to float32 at the end, as transform does:
             the levels steps); Phi^-1 as two Chebyshev interpolants of
             scipy.special.ndtri (central and tail) made at export, within
             1e-13 of it;
-        'robust': (x - centre) / scale, then x / sqrt(1 + (x / 3)^2);
+        'robust': (x - centre) * factor, then x / sqrt(1 + (x / 3)^2);
     their missing-value indicators (IsNaN, where the training data missed
         some);
     their piecewise-linear encodings (x w + b, clipped by Max / Min);
@@ -43,6 +43,7 @@ from numpy.polynomial import chebyshev
 from scipy.special import ndtri as _scipy_ndtri
 from sklearn.exceptions import NotFittedError
 
+from ._robust_scaling import robust_factor
 from ._table_encoder import _BOUND, _CLIP, MISSING, TableEncoder
 from ._tabular import TabularMLPClassifier, TabularMLPRegressor
 
@@ -280,9 +281,10 @@ _FLOAT, _DOUBLE, _STRING = 1, 11, 8
 
 
 def _robust(emit, encoder, x):
-    """(x - centre) / scale, then the smooth clip x / sqrt(1 + (x / 3)^2)."""
-    scaled = emit("Div", [emit("Sub", [x, encoder.centers_[None, :]]),
-                          encoder.scales_[None, :]])
+    """(x - centre) * factor (robust_factor of the scale: 0 for a constant
+    column), then the smooth clip x / sqrt(1 + (x / 3)^2)."""
+    scaled = emit("Mul", [emit("Sub", [x, encoder.centers_[None, :]]),
+                          robust_factor(encoder.scales_)[None, :]])
     ratio = emit("Div", [scaled, _CLIP])
     return emit("Div", [scaled, emit("Sqrt", [emit("Add", [1.0, emit("Mul", [ratio, ratio])])])])
 

@@ -132,6 +132,27 @@ def test_adamw_trains_as_pytorch(weight_decay, alpha):
     _assert_same(ours, *theirs)
 
 
+@pytest.mark.parametrize("solver, torch_optimizer, epsilon", [
+    # cbp's 'adam' adds epsilon before the bias correction (scikit-learn's
+    # placement), torch.optim.Adam after: a negligible one makes them one rule
+    ("adam", "Adam", 1e-30),
+    ("adamw", "AdamW", 1e-8),
+])
+def test_beta_2_of_realmlp_trains_as_pytorch(solver, torch_optimizer, epsilon):
+    """beta_2 = 0.95, RealMLP's (pytabkit's sq_mom), as torch's betas[1]
+    (AdamW: both libraries' default weight_decay, 0.01)."""
+    optional("torch")
+    X, y = _regression()
+    coefs, intercepts = _start([5, 7, 1])
+    ours = _cbp_steps(MLPRegressor(**_full_batch(
+        hidden_layer_sizes=(7,), activation="tanh", solver=solver, learning_rate_init=0.02,
+        beta_2=0.95, epsilon=epsilon)), X, y, coefs, intercepts, 5)
+    theirs = _torch_steps("tanh", X, y, coefs, intercepts, 5,
+                          lambda torch, p: getattr(torch.optim, torch_optimizer)(
+                              p, lr=0.02, betas=(0.9, 0.95), eps=epsilon))
+    _assert_same(ours, *theirs)
+
+
 def test_adamw_with_the_cosine_schedule_decays_by_the_scheduled_rate():
     optional("torch")
     import math

@@ -189,6 +189,93 @@ def test_cosine_schedule_carries_on_through_partial_fit():
 
 
 # ---------------------------------------------------------------------------
+# RealMLP's coslog4 schedule (its per-epoch rates: tests/test_optimizers.py)
+# ---------------------------------------------------------------------------
+
+def _coslog4_mean(epoch, max_iter):
+    """The mean over the epoch of pytabkit's CoslogFunc(4), by quadrature."""
+    from scipy.integrate import quad
+
+    f = lambda t: 0.5 * (1 - math.cos(2 * math.pi * math.log2(1 + 15 * t)))  # noqa: E731
+    t0, t1 = epoch / max_iter, (epoch + 1) / max_iter
+    return quad(f, t0, t1, epsabs=0, epsrel=1e-13)[0] / (t1 - t0)
+
+
+@pytest.mark.parametrize("solver", STOCHASTIC)
+def test_coslog4_rates_are_the_epochs_means_of_realmlps_schedule(solver, monkeypatch):
+    from cbp._dispatch import kernel
+
+    seen = []
+    original = kernel.train_epoch
+
+    def spy(net, optimizer, *args):
+        seen.append(optimizer.learning_rate)
+        return original(net, optimizer, *args)
+
+    monkeypatch.setattr(kernel, "train_epoch", spy)
+    X, y = _classification()
+    _fit(MLPClassifier(hidden_layer_sizes=(4,), solver=solver, learning_rate="coslog4",
+                       learning_rate_init=0.02, max_iter=7, tol=0.0, n_iter_no_change=100,
+                       random_state=0), X, y)
+    np.testing.assert_allclose(seen, [0.02 * _coslog4_mean(e, 7) for e in range(7)],
+                               rtol=1e-10)
+
+
+def test_coslog4_schedule_trains_as_pytorch_with_the_same_rates():
+    torch = optional("torch")
+    X, y = _regression()
+    max_iter, lr = 6, 0.1
+    ours = _fit(MLPRegressor(**_full_batch(hidden_layer_sizes=(7,), solver="sgd", momentum=0.0,
+                                           learning_rate="coslog4", learning_rate_init=lr,
+                                           max_iter=max_iter)), X, y)
+    half_squared = lambda out, target: 0.5 * ((out - target) ** 2).sum()  # noqa: E731
+    coefs, _ = _torch_run([5, 7, 1], "relu", X, y, half_squared, max_iter,
+                          lambda p, lr: torch.optim.SGD(p, lr=lr), lr,
+                          lr_of_step=lambda e: lr * _coslog4_mean(e, max_iter))
+    _assert_same_weights(ours.coefs_, coefs)
+
+
+_COSLOG4 = dict(hidden_layer_sizes=(4,), solver="adam", learning_rate="coslog4",
+                learning_rate_init=0.01, max_iter=6, random_state=0, tol=0.0,
+                n_iter_no_change=100)
+
+
+def test_coslog4_fits_are_reproducible():
+    X, y = _classification()
+    a, b = (_fit(MLPClassifier(**_COSLOG4), X, y) for _ in range(2))
+    _assert_same_weights(a.coefs_, b.coefs_, rtol=0)
+
+
+def test_coslog4_schedule_carries_on_through_partial_fit():
+    X, y = _classification()
+    params = dict(_COSLOG4, shuffle=False, batch_size=N)
+    whole = _fit(MLPClassifier(**params), X, y)
+    steps = MLPClassifier(**params)
+    for _ in range(params["max_iter"]):
+        steps.partial_fit(X, y, classes=np.unique(y))
+    _assert_same_weights(steps.coefs_, whole.coefs_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("how", ["save", "pickle"])
+def test_coslog4_schedule_state_survives_save_and_pickle(how, tmp_path):
+    import pickle
+
+    X, y = _classification()
+    model = _fit(MLPClassifier(**dict(_COSLOG4, max_iter=3)), X, y)
+    if how == "save":
+        model.save(tmp_path / "m.npz")
+        copy = cbp.load(tmp_path / "m.npz")
+    else:
+        copy = pickle.loads(pickle.dumps(model))
+    assert copy._optimizer.schedule == model._optimizer.schedule
+    assert copy._optimizer.schedule.epoch == 3
+    for _ in range(2):
+        model.partial_fit(X, y)
+        copy.partial_fit(X, y)
+    _assert_same_weights(copy.coefs_, model.coefs_, rtol=0)
+
+
+# ---------------------------------------------------------------------------
 # The weight-change stopping rule
 # ---------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def test_the_options_are_scikit_learn_s_and_cbp_s_additions():
     additions = {
         "activation": {"leaky_relu", "gelu", "silu", "selu", "mish"},
         "solver": {"adamw", "rmsprop"},
-        "learning_rate": {"cosine"},
+        "learning_rate": {"cosine", "coslog4"},
     }
     for name, added in additions.items():
         for ours, theirs in ((MLPClassifier, sk.MLPClassifier), (MLPRegressor, sk.MLPRegressor)):

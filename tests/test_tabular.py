@@ -21,7 +21,7 @@ from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cbp
-from cbp import (MLPClassifier, PiecewiseLinearEncoder, TableEncoder,
+from cbp import (MLPClassifier, PiecewiseLinearEncoder, RobustScaleSmoothClip, TableEncoder,
                  TabularMLPClassifier, TabularMLPRegressor)
 from cbp._table_encoder import MISSING
 from cbp._tabular import SIZES, batch_size_for
@@ -99,6 +99,20 @@ def test_robust_encoding_is_centred_scaled_and_smoothly_clipped():
     np.testing.assert_allclose(encoder.transform(x[:, None])[:, 0], expected, rtol=1e-6,
                                atol=1e-7)
     assert np.abs(encoder.transform([[1e12]])).max() < 3.0 + 1e-6
+
+
+def test_robust_encoding_is_robust_scale_smooth_clip_of_the_imputed_values():
+    rng = np.random.RandomState(2)
+    X = np.c_[rng.standard_t(2, size=300), np.where(rng.uniform(size=300) < 0.8, 1.0, 0.0),
+              np.full(300, 7.0)]
+    X[::7, 0] = np.nan
+    encoder = TableEncoder(numeric="robust").fit(X)
+    imputed = SimpleImputer(strategy="median").fit_transform(X)
+    scaler = RobustScaleSmoothClip().fit(imputed)
+    np.testing.assert_array_equal(encoder.centers_, scaler.center_)
+    np.testing.assert_array_equal(encoder.scales_, scaler.spread_)
+    np.testing.assert_array_equal(encoder.transform(X)[:, :3],
+                                  scaler.transform(imputed).astype(np.float32))
 
 
 def test_constant_numeric_column_encodes_as_a_constant():
