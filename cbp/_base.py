@@ -24,12 +24,14 @@ from ._callbacks import FitTasks
 from ._fitted import FlatParameters, restored_on_error
 from ._network import check_fits_in_memory, initial_parameters, kernel_input, predict_raw
 from ._options import (
+    EMBEDDINGS,
     LOSSES,
     SOLVERS,
     STOCHASTIC,
     check_combinations,
     classifier_output,
     dropout_rates,
+    embedding_of,
     ensemble_of,
     parameter_constraints,
     quoted,
@@ -127,6 +129,10 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
     ):
         self.activation = activation
         self.solver = solver
@@ -162,6 +168,10 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.ensemble = ensemble
         self.input_scaling = input_scaling
         self.input_scaling_lr_factor = input_scaling_lr_factor
+        self.numeric_embedding = numeric_embedding
+        self.embedding_size = embedding_size
+        self.n_frequencies = n_frequencies
+        self.frequency_scale = frequency_scale
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -417,6 +427,12 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
                     f"{getattr(fitted, option)} -> {bool(getattr(self, option))}. "
                     "Fit again with warm_start=False."
                 )
+        wanted = embedding_of(self, self.n_features_in_)
+        if fitted.embedding != wanted or (
+                wanted is not None and fitted.units[0] != self.n_features_in_ * self.embedding_size):
+            raise ValueError(
+                "numeric_embedding, embedding_size or n_frequencies changed since the "
+                "model was fitted. Fit again with warm_start=False.")
         if self._fitted_ensemble() != ensemble_of(self):
             fitted = self._fitted_ensemble() or (1, self.ensemble)
             raise ValueError(
@@ -515,11 +531,15 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             self.out_activation_ = LOSSES[self.loss].output
 
         architecture = architecture_of(self, layer_units)
+        embedding = architecture.embedding
+        start = None if embedding is None else {
+            name: getattr(self, name) for name in EMBEDDINGS[embedding[0]].start}
         params = initial_parameters(architecture, self.activation, self._random_state,
-                                    dtype)
+                                    dtype, embedding_start=start)
         for part in PARTS.values():
             self.__dict__.pop(part.attribute, None)
         self._ensemble = architecture.ensemble
+        self._embedding = embedding
         self._set_params_vector(params, architecture)
         # the records of a new model (a new dropout stream among them, drawn
         # when dropout first trains it)

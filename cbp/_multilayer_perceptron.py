@@ -168,6 +168,33 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     input_scaling_lr_factor : float > 0, default=6.0
         The stochastic solvers train s with ``learning_rate_init`` times
         this (RealMLP-TD's ``scale_lr_factor``: 6). (cbp addition)
+    numeric_embedding : {None, 'periodic'}, default=None
+        A trained embedding of each input feature before the first layer
+        (Gorishniy et al., "On Embeddings for Numerical Features in Tabular
+        Deep Learning", NeurIPS 2022). 'periodic' is their PLR embedding,
+        ``rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
+        n_frequencies=n_frequencies, frequency_init_scale=frequency_scale,
+        lite=False)``: per feature j, v = 2 pi c_j x_j (``n_frequencies``
+        trained frequencies c_j), then ``relu([cos v, sin v] @ W_j + b_j)``,
+        one linear map (W_j, b_j) per feature; the first layer reads the
+        ``n_features_in_ * embedding_size`` values, feature by feature.
+        Its arrays are ``embedding_frequencies_[0]`` (n_features_in_,
+        n_frequencies), ``embedding_coefs_[0]`` (n_features_in_, 2
+        n_frequencies, embedding_size) and ``embedding_intercepts_[0]``
+        (n_features_in_, embedding_size) once fitted, drawn as rtdl's from
+        ``random_state`` after the weights, with no L2 penalty (``alpha``).
+        An ensemble's members share it. Dense X only. (cbp addition)
+    embedding_size : int >= 1, default=24
+        d, the values each feature is embedded into (rtdl's
+        ``d_embedding``). (cbp addition)
+    n_frequencies : int >= 1, default=48
+        The periodic embedding's frequencies per feature (rtdl's
+        ``n_frequencies``, k in the paper). (cbp addition)
+    frequency_scale : float > 0, default=0.01
+        The periodic embedding's starting frequencies are normal(0,
+        frequency_scale) truncated at 3 frequency_scale (rtdl's
+        ``frequency_init_scale``, sigma in the paper: the hyper-parameter
+        that matters most). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -291,6 +318,10 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -329,6 +360,10 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             ensemble=ensemble,
             input_scaling=input_scaling,
             input_scaling_lr_factor=input_scaling_lr_factor,
+            numeric_embedding=numeric_embedding,
+            embedding_size=embedding_size,
+            n_frequencies=n_frequencies,
+            frequency_scale=frequency_scale,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -592,6 +627,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -629,6 +668,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             ensemble=ensemble,
             input_scaling=input_scaling,
             input_scaling_lr_factor=input_scaling_lr_factor,
+            numeric_embedding=numeric_embedding,
+            embedding_size=embedding_size,
+            n_frequencies=n_frequencies,
+            frequency_scale=frequency_scale,
         )
         self.huber_delta = huber_delta
 

@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._options import HIDDEN_ACTIVATIONS, SOLVERS
-from ._parts import PARTS, WEIGHTS, layout, views
+from ._options import EMBEDDINGS, HIDDEN_ACTIVATIONS, SOLVERS
+from ._parts import PARTS, layout, views
 
 # Rows go through the layers in chunks (prediction and training alike), so
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
@@ -53,7 +53,7 @@ def chunk_rows(architecture, n_rows, gathered_input):
     of activations (every member's, for an ensemble), and of input rows when
     those are gathered (shuffled dense training rows), per chunk."""
     units, members = architecture.units, architecture.members
-    per_row = members * sum(units[1:]) + (units[0] if gathered_input else 0)
+    per_row = members * sum(units[1:]) + (architecture.n_features if gathered_input else 0)
     shared = (architecture.ensemble is not None
               and not architecture.layer_kinds()[:, 0].all())
     floor = -(-_MIN_CHUNK_ROWS // members) if shared else _MIN_CHUNK_ROWS
@@ -166,12 +166,16 @@ def as_units(units):
     return np.ascontiguousarray(units, dtype=np.intp)
 
 
-def initial_parameters(architecture, activation, random_state, dtype):
+def initial_parameters(architecture, activation, random_state, dtype, embedding_start=None):
     """The flat vector of a new network, as scikit-learn's MLP starts for the
     hidden ``activation`` (its initialisation in _options.HIDDEN_ACTIVATIONS):
     the weights drawn layer by layer (initial_weights, or initial_ensemble
     for an ensemble), then every other part at its Part.start (an
-    ensemble's first input scaling: random signs, drawn last, as TabM)."""
+    ensemble's first input scaling: random signs, drawn then, as TabM), and
+    last a numeric embedding's arrays, drawn by its _options.EMBEDDINGS
+    entry from embedding_start (the estimator parameters it names, e.g.
+    {"frequency_scale": 0.01}) -- after every other draw, so that a network
+    without one starts as it always did."""
     init = HIDDEN_ACTIVATIONS[activation].init
     params = np.empty(layout(architecture).n_values, dtype=dtype)
     arrays = views(params, architecture)
@@ -180,7 +184,7 @@ def initial_parameters(architecture, activation, random_state, dtype):
     else:
         initial_ensemble(architecture, init, random_state, arrays)
     for name, entries in arrays.items():
-        if name in WEIGHTS:
+        if PARTS[name].start is None:  # (drawn)
             continue
         for array in entries:
             if array is not None:
@@ -188,6 +192,9 @@ def initial_parameters(architecture, activation, random_state, dtype):
     first = arrays.get("input_scalings", [None])[0]
     if architecture.ensemble is not None and first is not None:
         first[...] = 2 * random_state.randint(0, 2, size=first.shape) - 1
+    if architecture.embedding is not None:
+        EMBEDDINGS[architecture.embedding[0]].draw(random_state, arrays,
+                                                   **(embedding_start or {}))
     return params
 
 

@@ -21,6 +21,8 @@ checks that the names are exactly each kernel build's).
                         the kernel's layer_kinds; the tabm package's name)
     LAYER_OPTIONS       name -> LayerOption(constraints, the rule that
                         refuses it with some solver or input)
+    EMBEDDINGS          name -> NumericEmbedding(the estimator parameters it
+                        reads, its initialisation); the kernel's EMBEDDINGS
 
 How to add
 ----------
@@ -61,6 +63,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import scipy.sparse
+from scipy.special import ndtr, ndtri
 
 from ._dispatch import kernel as _kernel
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
@@ -479,6 +482,72 @@ def _input_scaling_refused(estimator, X, n_hidden):
             "'mini', whose members scale their input each (r), or input_scaling=False.")
 
 
+def _truncated_normal(random_state, scale, shape):
+    """normal(0, scale) truncated to [-3 scale, 3 scale] (torch's
+    trunc_normal_, rtdl's frequencies), by the inverse of the normal's CDF
+    at uniform draws between its values at -3 and 3."""
+    u = random_state.uniform(ndtr(-3.0), ndtr(3.0), size=shape)
+    return scale * np.clip(ndtri(u), -3.0, 3.0)
+
+
+def _draw_periodic(random_state, arrays, frequency_scale):
+    """rtdl's PeriodicEmbeddings(lite=False) start, into arrays (views's):
+    the frequencies c ~ normal(0, frequency_scale) truncated at 3
+    frequency_scale, then the per-feature coefs (F, 2q, d) and intercepts
+    (F, d) ~ U(-b, b), b = 1 / sqrt(2q) (_NLinear's)."""
+    c = arrays["embedding_frequencies"][0]
+    W = arrays["embedding_coefs"][0]
+    b = arrays["embedding_intercepts"][0]
+    c[...] = _truncated_normal(random_state, frequency_scale, c.shape)
+    bound = W.shape[1] ** -0.5
+    W[...] = random_state.uniform(-bound, bound, W.shape)
+    b[...] = random_state.uniform(-bound, bound, b.shape)
+
+
+@dataclass(frozen=True)
+class NumericEmbedding:
+    """A trained embedding of each numeric input feature into d values
+    before the first layer (the kernel's EMBEDDINGS, src/_embeddings.pxd).
+    ``parameters``: the estimator parameters it reads, with their
+    constraints; ``draw(random_state, arrays, **start)``: its starting
+    values, from the estimator parameters named in ``start``."""
+
+    name: str
+    parameters: dict
+    draw: Callable
+    start: tuple = ()
+
+
+EMBEDDINGS = _registry(
+    # rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
+    # n_frequencies=..., frequency_init_scale=frequency_scale, lite=False)
+    NumericEmbedding(
+        "periodic",
+        {"embedding_size": [Interval(Integral, 1, None, closed="left")],
+         "n_frequencies": [Interval(Integral, 1, None, closed="left")],
+         "frequency_scale": [Interval(Real, 0, None, closed="neither")]},
+        _draw_periodic, start=("frequency_scale",)),
+)
+
+
+def embedding_of(estimator, n_features):
+    """The estimator's numeric embedding as an Architecture holds it, (name,
+    n_features, n_frequencies), or None."""
+    name = getattr(estimator, "numeric_embedding", None)
+    if name is None:
+        return None
+    return (name, int(n_features), int(estimator.n_frequencies))
+
+
+def _numeric_embedding_refused(estimator, X, n_hidden):
+    if estimator.numeric_embedding is None:
+        return None
+    if scipy.sparse.issparse(X):
+        return (f"numeric_embedding={estimator.numeric_embedding!r} embeds every "
+                "column of a dense X: pass X.toarray(), or numeric_embedding=None.")
+    return None
+
+
 def ensemble_of(estimator):
     """The estimator's ensemble as the network functions take it: (members,
     form), or None for ensemble_size=1 (a plain network)."""
@@ -509,6 +578,11 @@ LAYER_OPTIONS = _registry(
     LayerOption("ensemble", [StrOptions(set(ENSEMBLES))]),
     LayerOption("input_scaling", ["boolean"], _input_scaling_refused),
     LayerOption("input_scaling_lr_factor", [Interval(Real, 0, None, closed="neither")]),
+    LayerOption("numeric_embedding", [None, StrOptions(set(EMBEDDINGS))],
+                _numeric_embedding_refused),
+    *(LayerOption(name, constraints) for name, constraints in
+      {name: constraints for embedding in EMBEDDINGS.values()
+       for name, constraints in embedding.parameters.items()}.items()),
 )
 
 

@@ -42,6 +42,19 @@
 #     when layer 0 has r (BACKWARD).
 # With k = 1 and no scalings every size above is the plain network's.
 #
+# A numeric embedding (embedding != NO_EMBEDDING; _embeddings.pxd) maps the
+# chunk's n_features = F input values per row to units[0] = F * d values
+# (d = embedding_size), which layer 0 reads instead of the input (shared by
+# the members). Periodic (rtdl's PeriodicEmbeddings, lite=False): trained
+# after every r and s (no L2), before batch normalisation's blocks,
+#     frequencies (F, q)             at frequency_offset   (q = n_frequencies)
+#     embedding coefs (F, 2q, d)     at embedding_coef_offset
+#     embedding intercepts (F, d)    at embedding_intercept_offset
+# Scratch: the periodic features [cos, sin] (M, F, 2q) at periodic_offset and
+# the embedding (M, F * d) at embedded_offset (FORWARD); dJ/d(periodic
+# features) of one feature (M, 2q) at periodic_delta_offset, and dJ/d(layer
+# 0's input) at input_delta_offset (k * M * units[0]) (BACKWARD).
+#
 # lay_out (below) computes both layouts' offsets; cbp/_network.py makes the
 # same parameter layout's views for Python (coefs_, intercepts_, ...), and
 # tests/test_ensembles.py checks the two agree.
@@ -50,6 +63,17 @@ from libc.stdint cimport uint64_t
 
 from _blas cimport gemm, small_gemm, gemv_column, outer
 from _losses cimport LossSpec
+
+
+cdef enum Embedding:  # numeric embeddings of the input (_embeddings.pxd)
+    NO_EMBEDDING = 0
+    PERIODIC = 1
+
+
+cdef inline dict embedding_codes():
+    """The numeric embeddings by name (cbp/_options.py's EMBEDDINGS names
+    exactly these)."""
+    return {"periodic": PERIODIC}
 
 
 cdef enum:  # workspace parts
@@ -126,6 +150,18 @@ cdef struct NetSpec:
     Py_ssize_t input_delta_offset   # into work, when layer 0 has r; else -1
     double row_work                 # multiply-adds of one row's forward and
                                     # backward pass, roughly
+    # a numeric embedding of the input (see the top of this file)
+    int embedding                   # Embedding code; NO_EMBEDDING: none
+    Py_ssize_t n_features           # F, the input's columns (units[0] without
+                                    # an embedding)
+    Py_ssize_t embedding_size       # d: units[0] = F * d
+    Py_ssize_t n_frequencies        # q (periodic)
+    Py_ssize_t frequency_offset     # into params, or -1
+    Py_ssize_t embedding_coef_offset
+    Py_ssize_t embedding_intercept_offset
+    Py_ssize_t periodic_offset      # into work, or -1
+    Py_ssize_t embedded_offset
+    Py_ssize_t periodic_delta_offset
 
 
 # The offset tables of a NetSpec, one block of Py_ssize_t: OFFSETS_PER_LAYER
@@ -139,12 +175,14 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
     """Fill net's offset tables (coef_offset: a block of OFFSETS_PER_LAYER *
     (L + 1) values, allocated by the caller), n_coefs, n_params, n_values,
     work_size and row_work, as the comment at the top of this file lays them
-    out, from its units, n_layers, members, chunk_rows, batch_norm and
-    sparse_input; dropout: the (L - 1,) rates (NULL for L = 1); keeps_z: the
+    out, from its units, n_layers, members, chunk_rows, batch_norm,
+    sparse_input and embedding (n_features, embedding_size, n_frequencies);
+    dropout: the (L - 1,) rates (NULL for L = 1); keeps_z: the
     hidden activation needs_z; layer_kinds: (L, 4) per layer: member
     weights, member intercepts, r, s (0 or 1; NULL: a plain network).
     Tables of options a layer does not have hold -1."""
     cdef Py_ssize_t L = net.n_layers, K = net.members, l, k, part, position
+    cdef Py_ssize_t F, q, d
     cdef Py_ssize_t KM = K * net.chunk_rows
     cdef const Py_ssize_t *u = net.units
     net.intercept_offset = net.coef_offset + L
@@ -192,6 +230,18 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
             if layer_kinds[4 * l + 3]:
                 net.s_offset[l] = position
                 position += K * u[l + 1]
+    net.frequency_offset = -1
+    net.embedding_coef_offset = -1
+    net.embedding_intercept_offset = -1
+    if net.embedding == PERIODIC:
+        F, q, d = net.n_features, net.n_frequencies, net.embedding_size
+        net.frequency_offset = position
+        position += F * q
+        net.embedding_coef_offset = position
+        position += F * 2 * q * d
+        net.embedding_intercept_offset = position
+        position += F * d
+        net.row_work += 3.0 * F * (q + 2 * q * d + d)
     net.n_params = position
     if net.batch_norm:
         for part in range(4):  # gamma, beta | running mean, running var
@@ -228,6 +278,15 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
         if net.s_offset[l] >= 0:
             net.product_offset[l] = position
             position += KM * u[l + 1]
+    net.periodic_offset = -1
+    net.embedded_offset = -1
+    net.periodic_delta_offset = -1
+    if net.embedding == PERIODIC:
+        net.periodic_offset = position
+        position += net.chunk_rows * net.n_features * 2 * net.n_frequencies
+    if net.embedding != NO_EMBEDDING:
+        net.embedded_offset = position
+        position += net.chunk_rows * u[0]
     net.work_size[FORWARD] = position
     if keeps_z:
         for k in range(L - 1):
@@ -237,13 +296,16 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
         net.delta_offset[l] = position
         position += KM * u[l + 1]
     net.input_delta_offset = -1
-    if net.r_offset[0] >= 0 and not net.sparse_input:
+    if (net.r_offset[0] >= 0 or net.embedding != NO_EMBEDDING) and not net.sparse_input:
         net.input_delta_offset = position
         position += KM * u[0]
+    if net.embedding == PERIODIC:
+        net.periodic_delta_offset = position
+        position += net.chunk_rows * 2 * net.n_frequencies
     net.work_size[BACKWARD] = position
     net.x_offset = position
     if not net.sparse_input:  # shuffled dense rows are gathered; CSR rows are not
-        position += net.chunk_rows * u[0]
+        position += net.chunk_rows * net.n_features
     net.y_offset = position
     position += net.chunk_rows * u[L]
     net.sw_offset = position
@@ -324,6 +386,15 @@ cdef inline bint drops(const NetSpec *net, Py_ssize_t k) noexcept nogil:
     return net.training and net.any_dropout and net.dropout[k] > 0
 
 
+cdef inline const floating *network_input(const NetSpec *net, const Chunk *chunk,
+                                          const floating *work) noexcept nogil:
+    """What layer 0 reads before its input scaling: the chunk's dense input
+    rows, or their numeric embedding (n rows, written by the forward pass)."""
+    if net.embedding != NO_EMBEDDING:
+        return work + net.embedded_offset
+    return <const floating *> chunk.X
+
+
 cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
                                         const floating *work,
                                         Py_ssize_t l) noexcept nogil:
@@ -334,7 +405,7 @@ cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
     if net.r_offset[l] >= 0:
         return work + net.scaled_offset[l]
     if l == 0:
-        return <const floating *> chunk.X
+        return network_input(net, chunk, work)
     if drops(net, l - 1):
         return work + net.dropped_offset[l - 1]
     return work + net.activation_offset[l]
@@ -346,7 +417,7 @@ cdef inline const floating *unscaled_input(const NetSpec *net, const Chunk *chun
     """activations[l] before layer l's input scaling: the chunk's dense input
     (n rows, shared by the members) for l == 0, else k * n rows of work."""
     if l == 0:
-        return <const floating *> chunk.X
+        return network_input(net, chunk, work)
     if drops(net, l - 1):
         return work + net.dropped_offset[l - 1]
     return work + net.activation_offset[l]

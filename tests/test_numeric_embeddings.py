@@ -1,0 +1,380 @@
+"""numeric_embedding: a trained embedding of each input feature before the
+first layer (rtdl_num_embeddings's PeriodicEmbeddings), in the kernel --
+against rtdl's modules and PyTorch's autograd and optimizers, and through
+the paths every part of a network takes (save, load, pickle, warm start,
+L-BFGS, ensembles, blocks, the refusals)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.utils import check_random_state
+
+import cbp
+from cbp import MLPClassifier, MLPRegressor
+from cbp._dispatch import kernel as _kernel
+from cbp._network import initial_parameters
+from cbp._parts import Architecture, views
+from optional import optional
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+N, F, D, Q, SIGMA = 30, 4, 3, 5, 0.3   # rows, features, embedding size, frequencies
+HIDDEN = (7, 6)
+RTOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, F)) * np.array([0.5, 1.0, 2.0, 1.5])
+    y = np.tanh(X @ rng.normal(size=F)) + 0.1 * rng.normal(size=N)
+    return X, y
+
+
+def _estimator_params(**params):
+    """Full batch, one update per epoch, in sample order, never stopping."""
+    return dict(dict(hidden_layer_sizes=HIDDEN, activation="tanh", batch_size=N,
+                     shuffle=False, random_state=0, tol=0.0, n_iter_no_change=10**6,
+                     numeric_embedding="periodic", embedding_size=D, n_frequencies=Q,
+                     frequency_scale=SIGMA), **params)
+
+
+def _architecture(units, ensemble=None):
+    return Architecture((F * D, *units[1:]), ensemble, embedding=("periodic", F, Q))
+
+
+def _start(units, dtype=np.float64, ensemble=None, random_state=0):
+    """(params, arrays): what an estimator with these units starts from."""
+    architecture = _architecture(units, ensemble)
+    params = initial_parameters(architecture, "tanh", check_random_state(random_state),
+                                dtype, embedding_start={"frequency_scale": SIGMA})
+    return params, views(params, architecture)
+
+
+def _rtdl_embedding(torch, rtdl, arrays):
+    """rtdl's PeriodicEmbeddings (float64) holding cbp's embedding arrays."""
+    module = rtdl.PeriodicEmbeddings(F, D, n_frequencies=Q, frequency_init_scale=SIGMA,
+                                     activation=True, lite=False).double()
+    with torch.no_grad():
+        module.periodic.weight.copy_(torch.from_numpy(
+            arrays["embedding_frequencies"][0].astype(np.float64)))
+        module.linear.weight.copy_(torch.from_numpy(
+            arrays["embedding_coefs"][0].astype(np.float64)))
+        module.linear.bias.copy_(torch.from_numpy(
+            arrays["embedding_intercepts"][0].astype(np.float64)))
+    return module
+
+
+def _linears(torch, arrays):
+    linears = []
+    for coef, intercept in zip(arrays["coefs"], arrays["intercepts"]):
+        linear = torch.nn.Linear(*coef.shape, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(coef.T.astype(np.float64)))
+            linear.bias.copy_(torch.from_numpy(intercept.astype(np.float64)))
+        linears.append(linear)
+    return linears
+
+
+def _torch_forward(torch, embedding, linears, X_t):
+    a = embedding(X_t).flatten(1)
+    for l, linear in enumerate(linears):
+        a = linear(a)
+        if l < len(linears) - 1:
+            a = torch.tanh(a)
+    return a
+
+
+def _max_relative(ours, theirs):
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_embedding_is_rtdl_s_periodic_embeddings(dtype):
+    """A one-layer network whose layer is the identity outputs the embedding."""
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X, _ = _data()
+    units = (F * D, F * D)
+    params, arrays = _start(units, dtype)
+    arrays["coefs"][0][...] = np.eye(F * D)
+    arrays["intercepts"][0][...] = 0
+    net = _kernel.Network(np.array(units, dtype=np.intp), "identity", None, output="identity",
+                          chunk_rows=7, **_architecture(units).kernel_arguments())
+    out = np.empty((N, F * D), dtype=dtype)
+    work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=dtype)
+    _kernel.forward(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype)), params, out, work)
+    theirs = _rtdl_embedding(torch, rtdl, arrays)(torch.from_numpy(
+        X.astype(dtype).astype(np.float64))).flatten(1).detach().numpy()
+    assert (theirs > 0).any() and (theirs == 0).any()  # the ReLU acts
+    assert_allclose(out, theirs, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_loss_gradient_is_pytorch_s(dtype):
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X, y = _data()
+    units = (F * D, *HIDDEN, 1)
+    params, arrays = _start(units, dtype)
+    architecture = _architecture(units)
+    net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
+                          False, 11, **architecture.kernel_arguments())
+    grads = np.empty(net.n_params, dtype=dtype)
+    work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=dtype)
+    J = _kernel.loss_grad(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype),
+                                            np.ascontiguousarray(y.reshape(-1, 1), dtype=dtype)),
+                          params, grads, work)
+    embedding, linears = _rtdl_embedding(torch, rtdl, arrays), _linears(torch, arrays)
+    X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
+    y_t = torch.from_numpy(y.astype(dtype).astype(np.float64).reshape(-1, 1))
+    loss = ((_torch_forward(torch, embedding, linears, X_t) - y_t) ** 2).sum() / (2 * N)
+    loss.backward()
+    assert_allclose(J, loss.item(), rtol=RTOL[dtype])
+    ours = views(grads, Architecture(architecture.units, embedding=architecture.embedding))
+    theirs = {"embedding_frequencies": embedding.periodic.weight.grad,
+              "embedding_coefs": embedding.linear.weight.grad,
+              "embedding_intercepts": embedding.linear.bias.grad}
+    for name, grad in theirs.items():
+        assert _max_relative(ours[name][0], grad.numpy()) < 50 * RTOL[dtype], name
+    for l, linear in enumerate(linears):
+        assert _max_relative(ours["coefs"][l], linear.weight.grad.numpy().T) < 50 * RTOL[dtype]
+        assert _max_relative(ours["intercepts"][l], linear.bias.grad.numpy()) < 50 * RTOL[dtype]
+
+
+# optimizer name -> (cbp's parameters, torch.optim's optimizer)
+OPTIMIZERS = {
+    "sgd": (dict(solver="sgd", momentum=0.0, learning_rate_init=0.05),
+            lambda torch, parameters: torch.optim.SGD(parameters, lr=0.05)),
+    "sgd-nesterov": (dict(solver="sgd", momentum=0.9, nesterovs_momentum=True,
+                          learning_rate_init=0.02),
+                     lambda torch, parameters: torch.optim.SGD(parameters, lr=0.02,
+                                                               momentum=0.9, nesterov=True)),
+    "adamw": (dict(solver="adamw", learning_rate_init=0.01, weight_decay=0.1),
+              lambda torch, parameters: torch.optim.AdamW(parameters, lr=0.01,
+                                                          weight_decay=0.1)),
+}
+
+
+def _torch_steps(torch, rtdl, X, y, steps, make_optimizer, alpha):
+    """rtdl's PeriodicEmbeddings + Linear/tanh layers after ``steps``
+    full-batch steps from cbp's start; scikit-learn's squared error sum / 2n
+    and L2 0.5 alpha sum ||W||^2 / n on the Linear layers' weights alone."""
+    _, arrays = _start((F * D, *HIDDEN, 1))
+    embedding, linears = _rtdl_embedding(torch, rtdl, arrays), _linears(torch, arrays)
+    opt = make_optimizer(torch, [*embedding.parameters(),
+                                 *[p for m in linears for p in m.parameters()]])
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1))
+    for _ in range(steps):
+        opt.zero_grad()
+        J = ((_torch_forward(torch, embedding, linears, X_t) - y_t) ** 2).sum() / (2 * N)
+        J = J + 0.5 * alpha * sum((m.weight ** 2).sum() for m in linears) / N
+        J.backward()
+        opt.step()
+    return embedding, linears
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-nesterov", "adamw"])
+def test_five_steps_train_as_pytorch(optimizer):
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X, y = _data()
+    params, make_optimizer = OPTIMIZERS[optimizer]
+    ours = MLPRegressor(**_estimator_params(max_iter=5, alpha=0.1, **params)).fit(X, y)
+    embedding, linears = _torch_steps(torch, rtdl, X, y, 5, make_optimizer, alpha=0.1)
+    pairs = [(ours.embedding_frequencies_[0], embedding.periodic.weight),
+             (ours.embedding_coefs_[0], embedding.linear.weight),
+             (ours.embedding_intercepts_[0], embedding.linear.bias)]
+    pairs += [(c, m.weight.T) for c, m in zip(ours.coefs_, linears)]
+    pairs += [(b, m.bias) for b, m in zip(ours.intercepts_, linears)]
+    for mine, theirs in pairs:
+        assert_allclose(mine, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_float32_trains_as_float64_loosely():
+    X, y = _data()
+    params = _estimator_params(max_iter=5, solver="adamw", learning_rate_init=0.01)
+    wide = MLPRegressor(**params).fit(X, y)
+    narrow = MLPRegressor(**params).fit(X.astype(np.float32), y.astype(np.float32))
+    assert narrow.embedding_coefs_[0].dtype == np.float32
+    for a, b in [(narrow.embedding_frequencies_[0], wide.embedding_frequencies_[0]),
+                 (narrow.embedding_coefs_[0], wide.embedding_coefs_[0])]:
+        assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    assert_allclose(narrow.predict(X.astype(np.float32)), wide.predict(X), rtol=1e-3,
+                    atol=1e-4)
+
+
+def test_the_start_is_rtdl_s_distribution():
+    """Frequencies normal(0, sigma) truncated at 3 sigma; the per-feature
+    linear map U(-b, b), b = 1 / sqrt(2q)."""
+    _, arrays = _start((F * D, 5, 1), random_state=3)
+    c = arrays["embedding_frequencies"][0]
+    assert c.shape == (F, Q) and np.all(np.abs(c) <= 3 * SIGMA) and c.std() > 0.1 * SIGMA
+    bound = (2 * Q) ** -0.5
+    for name, shape in (("embedding_coefs", (F, 2 * Q, D)), ("embedding_intercepts", (F, D))):
+        array = arrays[name][0]
+        assert array.shape == shape and np.all(np.abs(array) <= bound)
+
+
+def test_the_weights_start_as_without_it():
+    """The embedding is drawn after every other draw: the layers after the
+    first start as a network without it does (the first layer is wider)."""
+    X, y = _data()
+    plain = MLPRegressor(**_estimator_params(max_iter=1, learning_rate_init=1e-300,
+                                             numeric_embedding=None)).fit(X, y)
+    embedded = MLPRegressor(**_estimator_params(max_iter=1,
+                                                learning_rate_init=1e-300)).fit(X, y)
+    assert embedded.coefs_[0].shape == (F * D, HIDDEN[0])
+    assert not hasattr(plain, "embedding_frequencies_")
+    assert plain.coefs_[0].shape == (F, HIDDEN[0])
+
+
+def test_lbfgs_trains_it():
+    X, y = _data()
+    start = MLPRegressor(**_estimator_params(solver="lbfgs", max_iter=1)).fit(X, y)
+    model = MLPRegressor(**_estimator_params(solver="lbfgs", max_iter=40)).fit(X, y)
+    assert model.loss_ < 0.5 * start.loss_
+    assert not np.allclose(model.embedding_frequencies_[0], start.embedding_frequencies_[0])
+
+
+@pytest.mark.parametrize("form", ["batch", "mini", "packed"])
+def test_an_ensemble_s_gradient_is_its_central_differences(form):
+    """The members share the embedding: its gradient sums theirs."""
+    X, y = _data()
+    units = (F * D, 5, 1)
+    ensemble = (3, form)
+    architecture = _architecture(units, ensemble)
+    params, _ = _start(units, ensemble=ensemble)
+    net = _kernel.Network(np.array(architecture.units, dtype=np.intp), "tanh", "squared_error",
+                          0.0, False, 8, **architecture.kernel_arguments())
+    data = _kernel.Data(X, y.reshape(-1, 1).copy())
+    grads = np.empty(net.n_params)
+    work = np.empty(net.workspace_size(_kernel.BACKWARD_PART))
+    _kernel.loss_grad(net, data, params, grads, work)
+    places = net.layout()
+    rng = np.random.default_rng(0)
+    for name in ("embedding_frequencies", "embedding_coefs", "embedding_intercepts", "coefs"):
+        offset, shape = places[name][0]
+        for i in offset + rng.choice(int(np.prod(shape)), 4, replace=False):
+            values = []
+            for step in (1e-6, -1e-6):
+                moved = params.copy()
+                moved[i] += step
+                values.append(_kernel.loss_grad(net, data, moved, np.empty_like(grads), work))
+            assert_allclose(grads[i], (values[0] - values[1]) / 2e-6, rtol=1e-5, atol=1e-9)
+
+
+def test_an_ensemble_trains_with_it():
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(max_iter=5, ensemble_size=3,
+                                             ensemble="batch")).fit(X, y)
+    assert model.embedding_coefs_[0].shape == (F, 2 * Q, D)
+    assert np.isfinite(model.predict(X)).all()
+
+
+def test_blocks_on_threads_train_as_one_piece_to_rounding():
+    X, y = _data()
+    whole = MLPRegressor(**_estimator_params(max_iter=4)).fit(X, y)
+    blocks = MLPRegressor(**_estimator_params(max_iter=4, block_rows=8)).fit(X, y)
+    for a, b in [(blocks.embedding_frequencies_[0], whole.embedding_frequencies_[0]),
+                 (blocks.embedding_coefs_[0], whole.embedding_coefs_[0])]:
+        assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_chunks_train_as_one_piece_to_rounding():
+    """A batch larger than a chunk sums its chunks' gradients (the
+    embedding's too): the full-batch L-BFGS gradient, in chunks of 7 rows."""
+    X, y = _data()
+    units = (F * D, *HIDDEN, 1)
+    params, _ = _start(units)
+    architecture = _architecture(units)
+    data = _kernel.Data(X, y.reshape(-1, 1).copy())
+    results = []
+    for rows in (N, 7):
+        net = _kernel.Network(np.array(architecture.units, dtype=np.intp), "tanh",
+                              "squared_error", 0.0, False, rows,
+                              **architecture.kernel_arguments())
+        grads = np.empty(net.n_params)
+        work = np.empty(net.workspace_size(_kernel.BACKWARD_PART))
+        _kernel.loss_grad(net, data, params, grads, work)
+        results.append(grads)
+    assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_save_load_and_pickle_give_the_same_model(Estimator, tmp_path):
+    X, y = _data()
+    if Estimator is MLPClassifier:
+        y = (y > 0).astype(int)
+    model = Estimator(**_estimator_params(max_iter=3, solver="adam")).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    copies = [cbp.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(model))]
+    for copy in copies:
+        for name in ("embedding_frequencies_", "embedding_coefs_", "embedding_intercepts_"):
+            assert_array_equal(getattr(copy, name)[0], getattr(model, name)[0])
+        assert_array_equal(copy.predict(X), model.predict(X))
+    model.partial_fit(X, y)
+    for copy in copies:
+        copy.partial_fit(X, y)
+        assert_array_equal(copy.embedding_coefs_[0], model.embedding_coefs_[0])
+
+
+def test_an_archive_without_its_embedding_is_refused(tmp_path):
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(max_iter=2)).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    del arrays["embedding_frequencies_/0"]
+    arrays["__manifest__"] = np.array(sorted(arrays))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="embedding_frequencies_ is missing"):
+        cbp.load(tmp_path / "bad.npz")
+
+
+def test_warm_start_refuses_a_changed_embedding():
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(max_iter=2, warm_start=True)).fit(X, y)
+    model.set_params(n_frequencies=Q + 1)
+    with pytest.raises(ValueError, match="numeric_embedding, embedding_size or n_frequencies"):
+        model.fit(X, y)
+    model.predict(X)  # still usable
+
+
+def test_default_has_no_embedding():
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(max_iter=2, numeric_embedding=None)).fit(X, y)
+    for name in ("embedding_frequencies_", "embedding_coefs_", "embedding_intercepts_"):
+        assert not hasattr(model, name)
+    assert MLPRegressor().numeric_embedding is None
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(numeric_embedding="fourier"), "numeric_embedding"),
+    (dict(embedding_size=0), "embedding_size"),
+    (dict(n_frequencies=0), "n_frequencies"),
+    (dict(frequency_scale=0.0), "frequency_scale"),
+    (dict(frequency_scale=-1.0), "frequency_scale"),
+])
+def test_bad_parameters_are_refused_by_name(params, match):
+    X, y = _data()
+    with pytest.raises(ValueError, match=match):
+        MLPRegressor(**_estimator_params(**params)).fit(X, y)
+
+
+def test_sparse_input_is_refused_by_name():
+    X, y = _data()
+    with pytest.raises(ValueError, match="numeric_embedding='periodic'.*dense"):
+        MLPRegressor(**_estimator_params()).fit(scipy.sparse.csr_matrix(X), y)
+
+
+def test_onnx_export_is_refused_by_name():
+    optional("skl2onnx")
+    import cbp.onnx
+
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(max_iter=2)).fit(X, y)
+    with pytest.raises(ValueError, match="numeric_embedding='periodic'"):
+        cbp.onnx.to_onnx(model, X[:1])
