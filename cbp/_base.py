@@ -24,7 +24,6 @@ from ._callbacks import FitTasks
 from ._fitted import FlatParameters, restored_on_error
 from ._network import check_fits_in_memory, initial_parameters, kernel_input, predict_raw
 from ._options import (
-    EMBEDDINGS,
     LOSSES,
     SOLVERS,
     STOCHASTIC,
@@ -32,6 +31,7 @@ from ._options import (
     classifier_output,
     dropout_rates,
     embedding_of,
+    embedding_start,
     ensemble_of,
     parameter_constraints,
     quoted,
@@ -133,6 +133,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         embedding_size=24,
         n_frequencies=48,
         frequency_scale=0.01,
+        n_bins=48,
     ):
         self.activation = activation
         self.solver = solver
@@ -172,6 +173,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.embedding_size = embedding_size
         self.n_frequencies = n_frequencies
         self.frequency_scale = frequency_scale
+        self.n_bins = n_bins
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -338,7 +340,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self._random_state = check_random_state(self.random_state)
         validation = self._validation_data(*validation, dtype=X.dtype)
         if first_pass:
-            self._initialize(layer_units, X.dtype)
+            self._initialize(layer_units, X.dtype, X)
         fit = self._fit_description(X, Y, sample_weight, layer_units, incremental,
                                     validation, finite_in_kernel)
         if stochastic and (not incremental or fit.state.optimizer is None):
@@ -431,8 +433,9 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         if fitted.embedding != wanted or (
                 wanted is not None and fitted.units[0] != self.n_features_in_ * self.embedding_size):
             raise ValueError(
-                "numeric_embedding, embedding_size or n_frequencies changed since the "
-                "model was fitted. Fit again with warm_start=False.")
+                "numeric_embedding or its size (embedding_size, n_frequencies or "
+                "n_bins) changed since the model was fitted. Fit again with "
+                "warm_start=False.")
         if self._fitted_ensemble() != ensemble_of(self):
             fitted = self._fitted_ensemble() or (1, self.ensemble)
             raise ValueError(
@@ -522,7 +525,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         smoothing); Y itself by default."""
         return Y
 
-    def _initialize(self, layer_units, dtype):
+    def _initialize(self, layer_units, dtype, X=None):
         # (n_outputs_ is set by _fit before this is called)
         self.n_layers_ = len(layer_units)
         if is_classifier(self):
@@ -532,10 +535,9 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
 
         architecture = architecture_of(self, layer_units)
         embedding = architecture.embedding
-        start = None if embedding is None else {
-            name: getattr(self, name) for name in EMBEDDINGS[embedding[0]].start}
-        params = initial_parameters(architecture, self.activation, self._random_state,
-                                    dtype, embedding_start=start)
+        params = initial_parameters(
+            architecture, self.activation, self._random_state, dtype,
+            embedding_start=None if embedding is None else embedding_start(self, X))
         for part in PARTS.values():
             self.__dict__.pop(part.attribute, None)
         self._ensemble = architecture.ensemble

@@ -168,22 +168,32 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     input_scaling_lr_factor : float > 0, default=6.0
         The stochastic solvers train s with ``learning_rate_init`` times
         this (RealMLP-TD's ``scale_lr_factor``: 6). (cbp addition)
-    numeric_embedding : {None, 'periodic'}, default=None
-        A trained embedding of each input feature before the first layer
-        (Gorishniy et al., "On Embeddings for Numerical Features in Tabular
-        Deep Learning", NeurIPS 2022). 'periodic' is their PLR embedding,
+    numeric_embedding : {None, 'periodic', 'piecewise_linear'}, default=None
+        A trained embedding of each input feature into ``embedding_size``
+        values before the first layer (Gorishniy et al., "On Embeddings for
+        Numerical Features in Tabular Deep Learning", NeurIPS 2022), which
+        then reads ``n_features_in_ * embedding_size`` values, feature by
+        feature. 'periodic' is their PLR embedding,
         ``rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
         n_frequencies=n_frequencies, frequency_init_scale=frequency_scale,
         lite=False)``: per feature j, v = 2 pi c_j x_j (``n_frequencies``
-        trained frequencies c_j), then ``relu([cos v, sin v] @ W_j + b_j)``,
-        one linear map (W_j, b_j) per feature; the first layer reads the
-        ``n_features_in_ * embedding_size`` values, feature by feature.
-        Its arrays are ``embedding_frequencies_[0]`` (n_features_in_,
-        n_frequencies), ``embedding_coefs_[0]`` (n_features_in_, 2
-        n_frequencies, embedding_size) and ``embedding_intercepts_[0]``
-        (n_features_in_, embedding_size) once fitted, drawn as rtdl's from
-        ``random_state`` after the weights, with no L2 penalty (``alpha``).
-        An ensemble's members share it. Dense X only. (cbp addition)
+        trained frequencies c_j, ``embedding_frequencies_[0]``), then
+        ``relu([cos v, sin v] @ W_j + b_j)``, one linear map per feature
+        (``embedding_coefs_[0]`` (n_features_in_, 2 n_frequencies,
+        embedding_size), ``embedding_intercepts_[0]`` (n_features_in_,
+        embedding_size)). 'piecewise_linear' is
+        ``rtdl_num_embeddings.PiecewiseLinearEmbeddings(bins, embedding_size,
+        activation=False, version="B")``, bins ``n_bins`` quantile bins of
+        each feature of the X given to the first fit (as
+        :class:`PiecewiseLinearEncoder`): per feature, x_j a_j + b_j (a_j:
+        ``embedding_slopes_[0]``) plus its piecewise-linear encoding times
+        W_j (``embedding_coefs_[0]``, (n_features_in_, n_bins,
+        embedding_size), starting at 0); the bins' maps are
+        ``embedding_bin_weights_``, ``embedding_bin_biases_`` and
+        ``embedding_bin_counts_`` (not trained). Drawn as rtdl's from
+        ``random_state`` after the weights; no L2 penalty (``alpha``); an
+        ensemble's members share it. Dense X only; not exported to ONNX.
+        (cbp addition)
     embedding_size : int >= 1, default=24
         d, the values each feature is embedded into (rtdl's
         ``d_embedding``). (cbp addition)
@@ -195,6 +205,10 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         frequency_scale) truncated at 3 frequency_scale (rtdl's
         ``frequency_init_scale``, sigma in the paper: the hyper-parameter
         that matters most). (cbp addition)
+    n_bins : int >= 2, default=48
+        The piecewise-linear embedding's bins per feature (fewer for a
+        feature of few distinct values; rtdl's ``compute_bins``'
+        ``n_bins``). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -241,6 +255,13 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         or None where the layer has none (ensemble_size > 1); with
         ``input_scaling=True``, ``input_scalings_[0]`` is s, of shape
         ``(n_features_in_,)``, and every other entry None.
+    embedding_frequencies_, embedding_slopes_, embedding_coefs_, embedding_intercepts_ : list of one ndarray
+        The numeric embedding's trained arrays (``numeric_embedding``; the
+        frequencies for 'periodic', the slopes for 'piecewise_linear').
+    embedding_bin_weights_, embedding_bin_biases_, embedding_bin_counts_ : list of one ndarray
+        The piecewise-linear embedding's bins: each feature's affine maps
+        (n_features_in_, n_bins) and its number of bins (n_features_in_,),
+        from the X of the first fit.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -322,6 +343,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         embedding_size=24,
         n_frequencies=48,
         frequency_scale=0.01,
+        n_bins=48,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -364,6 +386,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             embedding_size=embedding_size,
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
+            n_bins=n_bins,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -631,6 +654,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         embedding_size=24,
         n_frequencies=48,
         frequency_scale=0.01,
+        n_bins=48,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -672,6 +696,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             embedding_size=embedding_size,
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
+            n_bins=n_bins,
         )
         self.huber_delta = huber_delta
 

@@ -173,9 +173,9 @@ def initial_parameters(architecture, activation, random_state, dtype, embedding_
     for an ensemble), then every other part at its Part.start (an
     ensemble's first input scaling: random signs, drawn then, as TabM), and
     last a numeric embedding's arrays, drawn by its _options.EMBEDDINGS
-    entry from embedding_start (the estimator parameters it names, e.g.
-    {"frequency_scale": 0.01}) -- after every other draw, so that a network
-    without one starts as it always did."""
+    entry from embedding_start (the training X and the estimator
+    parameters the entry reads: _options.embedding_start) -- after every
+    other draw, so that a network without one starts as it always did."""
     init = HIDDEN_ACTIVATIONS[activation].init
     params = np.empty(layout(architecture).n_values, dtype=dtype)
     arrays = views(params, architecture)

@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._dispatch import kernel as _kernel
-from ._options import ENSEMBLES, embedding_of, ensemble_of
+from ._options import EMBEDDINGS, ENSEMBLES, embedding_of, ensemble_of
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,8 +38,9 @@ class Architecture:
     numeric embedding; *hidden_layer_sizes, n_outputs), an ensemble
     (members, form) or None, batch normalisation of the hidden layers, a
     learned per-feature scaling of its input (RealMLP's scaling layer, x ->
-    x * s), a numeric embedding of its input (name, n_features,
-    n_frequencies) or None (_options.EMBEDDINGS)."""
+    x * s), a numeric embedding of its input (name, n_features, size: its
+    entry's ``size`` parameter, n_frequencies or n_bins) or None
+    (_options.EMBEDDINGS)."""
 
     units: tuple
     ensemble: Optional[tuple] = None
@@ -53,9 +54,8 @@ class Architecture:
             object.__setattr__(self, "ensemble",
                                (int(self.ensemble[0]), str(self.ensemble[1])))
         if self.embedding is not None:
-            name, n_features, n_frequencies = self.embedding
-            object.__setattr__(self, "embedding",
-                               (str(name), int(n_features), int(n_frequencies)))
+            name, n_features, size = self.embedding
+            object.__setattr__(self, "embedding", (str(name), int(n_features), int(size)))
         # the key of the layout's and the prediction networks' caches, which
         # every predict looks up: hashed once (a dataclass's generated
         # __hash__ runs Python code on each lookup, ~0.4 us of a 6 us
@@ -103,9 +103,9 @@ class Architecture:
         if kinds is not None:
             arguments.update(members=self.members, layer_kinds=kinds)
         if self.embedding is not None:
-            name, n_features, n_frequencies = self.embedding
-            arguments.update(embedding=name, n_features=n_features,
-                             n_frequencies=n_frequencies)
+            name, n_features, size = self.embedding
+            arguments.update({"embedding": name, "n_features": n_features,
+                              EMBEDDINGS[name].size: size})
         return arguments
 
 
@@ -145,6 +145,18 @@ def _embedded(architecture):
     return architecture.embedding is not None
 
 
+def _periodic(architecture):
+    return _embedded(architecture) and architecture.embedding[0] == "periodic"
+
+
+def _piecewise_linear(architecture):
+    return _embedded(architecture) and architecture.embedding[0] == "piecewise_linear"
+
+
+def _bin_counts(value):
+    return bool(np.all((value >= 0) & (value == np.round(value))))
+
+
 def _non_negative(value):
     return bool(np.all(value >= 0))
 
@@ -158,8 +170,10 @@ PARTS = {part.name: part for part in (
     Part("input_scalings", "input_scalings_", True, 1.0, _scaled),
     Part("output_scalings", "output_scalings_", True, 1.0, _scaled),
     # a numeric embedding of the input (one entry each, before layer 0):
-    # drawn after the weights, as rtdl_num_embeddings (initial_parameters)
-    Part("embedding_frequencies", "embedding_frequencies_", True, None, _embedded),
+    # drawn after the weights, as rtdl_num_embeddings (initial_parameters);
+    # the piecewise-linear bins' affine maps from the training X
+    Part("embedding_frequencies", "embedding_frequencies_", True, None, _periodic),
+    Part("embedding_slopes", "embedding_slopes_", True, None, _piecewise_linear),
     Part("embedding_coefs", "embedding_coefs_", True, None, _embedded),
     Part("embedding_intercepts", "embedding_intercepts_", True, None, _embedded),
     # batch normalisation of every hidden layer, torch.nn.BatchNorm1d's
@@ -169,6 +183,10 @@ PARTS = {part.name: part for part in (
     Part("running_means", "batch_norm_running_means_", False, 0.0, _normalised),
     Part("running_vars", "batch_norm_running_vars_", False, 1.0, _normalised,
          _non_negative, "negative running variances"),
+    Part("bin_weights", "embedding_bin_weights_", False, None, _piecewise_linear),
+    Part("bin_biases", "embedding_bin_biases_", False, None, _piecewise_linear),
+    Part("bin_counts", "embedding_bin_counts_", False, None, _piecewise_linear,
+         _bin_counts, "bin counts that are not whole numbers >= 0"),
 )}
 
 WEIGHTS = ("coefs", "intercepts")

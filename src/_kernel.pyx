@@ -285,17 +285,23 @@ cdef class Network:
         Per layer: its own weights per member, its own intercepts per
         member, an input scaling r per member, an output scaling s per
         member (cbp/_options.py's ENSEMBLES make them). None: all 0.
-    embedding : None or 'periodic'
+    embedding : None, 'periodic' or 'piecewise_linear'
         A trained numeric embedding of the n_features input columns before
         layer 0 (src/_embeddings.pxd), shared by the members: layer 0 reads
         units[0] = n_features * d values per row (d, the embedding size, is
         units[0] / n_features). 'periodic': rtdl's PeriodicEmbeddings
-        (lite=False, with its ReLU), n_frequencies frequencies per feature.
-        Dense input only.
+        (lite=False, with its ReLU), n_frequencies frequencies per feature;
+        'piecewise_linear': rtdl's PiecewiseLinearEmbeddings (version 'B',
+        no activation) over n_bins bins per feature, whose affine maps are
+        buffers of params (set by the caller: layout()'s 'bin_weights',
+        'bin_biases', 'bin_counts'). Dense input only.
     n_features : int >= 1
         The input's columns, with an embedding (without, units[0]).
     n_frequencies : int >= 1
         The periodic embedding's frequencies per feature.
+    n_bins : int >= 1
+        The piecewise-linear embedding's bins per feature (the most any
+        feature has; rtdl's max_n_bins).
 
     Attribute ``stream_position`` (public): the rows trained on so far, the
     dropout stream's position; train_epoch advances it by the epoch's rows.
@@ -316,7 +322,7 @@ cdef class Network:
                   dropout=None, unsigned long long dropout_seed=0,
                   Py_ssize_t block_rows=0, Py_ssize_t members=1,
                   layer_kinds=None, str embedding=None, Py_ssize_t n_features=0,
-                  Py_ssize_t n_frequencies=0):
+                  Py_ssize_t n_frequencies=0, Py_ssize_t n_bins=0):
         cdef Py_ssize_t L, l, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
@@ -404,7 +410,7 @@ cdef class Network:
         self.spec.embedding = NO_EMBEDDING
         self.spec.n_features = units[0]
         self.spec.embedding_size = 1
-        self.spec.n_frequencies = 0
+        self.spec.encoding_width = 0
         if embedding is not None:
             self.spec.embedding = _name("numeric embedding", embedding, EMBEDDINGS)
             if sparse_input:
@@ -417,7 +423,11 @@ cdef class Network:
             if self.spec.embedding == PERIODIC:
                 if n_frequencies < 1:
                     raise ValueError(f"n_frequencies must be >= 1, got {n_frequencies}")
-                self.spec.n_frequencies = n_frequencies
+                self.spec.encoding_width = 2 * n_frequencies
+            else:
+                if n_bins < 1:
+                    raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+                self.spec.encoding_width = n_bins
         self.embedding = embedding
 
         self.spec.coef_offset = <Py_ssize_t *> malloc(OFFSETS_PER_LAYER * (L + 1)
@@ -458,8 +468,10 @@ cdef class Network:
     def layout(self):
         """{name: [(offset, shape) or None per layer]} of the flat vector:
         'coefs', 'intercepts', 'input_scalings', 'output_scalings'; with
-        an embedding 'embedding_frequencies', 'embedding_coefs',
-        'embedding_intercepts' (one entry each); with batch_norm 'gammas',
+        an embedding 'embedding_coefs', 'embedding_intercepts' and
+        'embedding_frequencies' (periodic) or 'embedding_slopes',
+        'bin_weights', 'bin_biases', 'bin_counts' (piecewise; one entry
+        each); with batch_norm 'gammas',
         'betas', 'running_means', 'running_vars' (per hidden layer) -- the layout lay_out computed (tests compare it with
         cbp/_network.py's)."""
         cdef Py_ssize_t l, L = self.spec.n_layers, K = self.spec.members
@@ -480,12 +492,19 @@ cdef class Network:
                                 for l in range(L)],
         }
         if self.spec.embedding != NO_EMBEDDING:
-            # the numeric embedding: one entry, before layer 0
+            # the numeric embedding: one entry each, before layer 0
             F, d = self.spec.n_features, self.spec.embedding_size
-            q = self.spec.n_frequencies
-            result["embedding_frequencies"] = [part(self.spec.frequency_offset, 1, F, q)]
+            w = self.spec.encoding_width
+            if self.spec.embedding == PERIODIC:
+                result["embedding_frequencies"] = [part(self.spec.frequency_offset, 1,
+                                                        F, w // 2)]
+            else:
+                result["embedding_slopes"] = [part(self.spec.slope_offset, 1, F, d)]
+                result["bin_weights"] = [part(self.spec.bin_weight_offset, 1, F, w)]
+                result["bin_biases"] = [part(self.spec.bin_bias_offset, 1, F, w)]
+                result["bin_counts"] = [part(self.spec.bin_count_offset, 1, F)]
             result["embedding_coefs"] = [part(self.spec.embedding_coef_offset, 1,
-                                              F, 2 * q, d)]
+                                              F, w, d)]
             result["embedding_intercepts"] = [part(self.spec.embedding_intercept_offset,
                                                    1, F, d)]
         if self.spec.batch_norm:
