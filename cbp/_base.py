@@ -431,7 +431,8 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
                 )
         wanted = embedding_of(self, self.n_features_in_)
         if fitted.embedding != wanted or (
-                wanted is not None and fitted.units[0] != self.n_features_in_ * self.embedding_size):
+                wanted is not None
+                and fitted.units[0] != self.n_features_in_ * self.embedding_size):
             raise ValueError(
                 "numeric_embedding or its size (embedding_size, n_frequencies or "
                 "n_bins) changed since the model was fitted. Fit again with "

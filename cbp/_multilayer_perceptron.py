@@ -179,15 +179,15 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         lite=False)``: per feature j, v = 2 pi c_j x_j (``n_frequencies``
         trained frequencies c_j, ``embedding_frequencies_[0]``), then
         ``relu([cos v, sin v] @ W_j + b_j)``, one linear map per feature
-        (``embedding_coefs_[0]`` (n_features_in_, 2 n_frequencies,
-        embedding_size), ``embedding_intercepts_[0]`` (n_features_in_,
+        (``embedding_coefs_[0]`` (``n_features_in_``, 2 n_frequencies,
+        embedding_size), ``embedding_intercepts_[0]`` (``n_features_in_``,
         embedding_size)). 'piecewise_linear' is
         ``rtdl_num_embeddings.PiecewiseLinearEmbeddings(bins, embedding_size,
         activation=False, version="B")``, bins ``n_bins`` quantile bins of
         each feature of the X given to the first fit (as
         :class:`PiecewiseLinearEncoder`): per feature, x_j a_j + b_j (a_j:
         ``embedding_slopes_[0]``) plus its piecewise-linear encoding times
-        W_j (``embedding_coefs_[0]``, (n_features_in_, n_bins,
+        W_j (``embedding_coefs_[0]``, (``n_features_in_``, n_bins,
         embedding_size), starting at 0); the bins' maps are
         ``embedding_bin_weights_``, ``embedding_bin_biases_`` and
         ``embedding_bin_counts_`` (not trained). Drawn as rtdl's from
@@ -255,13 +255,17 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         or None where the layer has none (ensemble_size > 1); with
         ``input_scaling=True``, ``input_scalings_[0]`` is s, of shape
         ``(n_features_in_,)``, and every other entry None.
-    embedding_frequencies_, embedding_slopes_, embedding_coefs_, embedding_intercepts_ : list of one ndarray
-        The numeric embedding's trained arrays (``numeric_embedding``; the
-        frequencies for 'periodic', the slopes for 'piecewise_linear').
-    embedding_bin_weights_, embedding_bin_biases_, embedding_bin_counts_ : list of one ndarray
-        The piecewise-linear embedding's bins: each feature's affine maps
-        (n_features_in_, n_bins) and its number of bins (n_features_in_,),
-        from the X of the first fit.
+    embedding_coefs_, embedding_intercepts_ : list of one ndarray
+        The numeric embedding's per-feature linear map (``numeric_embedding``).
+    embedding_frequencies_, embedding_slopes_ : list of one ndarray
+        The periodic embedding's frequencies, the piecewise-linear one's
+        slopes (trained; the other one is absent).
+    embedding_bin_weights_, embedding_bin_biases_ : list of one ndarray
+        The piecewise-linear embedding's bins: each feature's affine maps,
+        (``n_features_in_``, n_bins), from the X of the first fit.
+    embedding_bin_counts_ : list of one ndarray
+        The piecewise-linear embedding's number of bins of each feature,
+        (``n_features_in_``,).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)

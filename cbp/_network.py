@@ -266,7 +266,8 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
 
     ValueError when a layer or a chunk is too large for BLAS's int
     dimensions; MemoryError when the parameters (every member's, for an
-    ensemble (members, form), and batch normalisation's), gradients,
+    ensemble (members, form), batch normalisation's and a numeric
+    embedding's), gradients,
     optimizer state, the copies kept between epochs and the scratch memory
     for one chunk of batches of max_rows rows (every member's activations and
     deltas; Python integers: no overflow) exceed the machine's physical
@@ -274,7 +275,10 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
     """
     units = list(architecture.units)
     max_rows = chunk_rows(architecture, max_rows, not sparse_input)
-    for size in units + [max_rows]:
+    # (an embedding's encoding rows are BLAS's leading dimension too)
+    widths = [] if architecture.embedding is None else [
+        2 * architecture.n_features * architecture.embedding[2]]
+    for size in units + widths + [max_rows]:
         if size > _BLAS_INT_MAX:
             raise ValueError(
                 f"a layer of {size} units (or a batch of {size} rows) is larger "
@@ -283,8 +287,14 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
     members = architecture.members
     n_params = layout(architecture).n_values
     work = max_rows * (
-        members * (2 * sum(units[1:]) + units[-1]) + (0 if sparse_input else units[0]) + 1
+        members * (2 * sum(units[1:]) + units[-1])
+        + (0 if sparse_input else architecture.n_features) + 1
     )
+    if architecture.embedding is not None:
+        # its encoding (at most 2 values per feature and frequency or bin),
+        # its output and the delta of it
+        work += max_rows * (2 * architecture.n_features * architecture.embedding[2]
+                            + (members + 1) * units[0])
     itemsize = np.dtype(dtype).itemsize
     # params, grads, two optimizer vectors, last-epoch and best copies, the
     # copies a refit keeps to undo a failure, and the float64 draw of the
