@@ -506,3 +506,42 @@ def test_onnx_export_is_refused_by_name(kind):
     model = MLPRegressor(**_estimator_params(kind, max_iter=2)).fit(X, y)
     with pytest.raises(ValueError, match=f"numeric_embedding='{kind}'"):
         cbp.onnx.to_onnx(model, X[:1])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_batch_norm_and_dropout_train_with_it(kind):
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(kind, max_iter=3, batch_norm=True,
+                                             dropout=0.1)).fit(X, y)
+    _, start = _start(kind, (F * D, *HIDDEN, 1))
+    assert np.isfinite(model.predict(X)).all()
+    # (not its intercepts: batch normalisation cancels constant shifts of z)
+    assert not np.allclose(model.embedding_coefs_[0], start["embedding_coefs"][0])
+    assert len(model.batch_norm_gammas_) == 2
+
+
+def test_a_batch_norm_network_s_gradient_is_its_central_differences():
+    """Batch normalisation's parts come after the embedding's in the flat
+    vector: both gradients in place."""
+    X, y = _data()
+    units = (F * D, 5, 1)
+    architecture = Architecture((F * D, 5, 1), None, batch_norm=True,
+                                embedding=("periodic", F, Q))
+    params = initial_parameters(architecture, "tanh", check_random_state(0), np.float64,
+                                embedding_start=dict(KINDS["periodic"][0], X=X))
+    net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
+                          False, N, **architecture.kernel_arguments())
+    data = _kernel.Data(X, y.reshape(-1, 1).copy())
+    grads = np.empty(net.n_params)
+    work = np.empty(net.workspace_size(_kernel.BACKWARD_PART))
+    _kernel.loss_grad(net, data, params, grads, work)
+    places = net.layout()
+    for name in ("embedding_frequencies", "embedding_coefs", "gammas", "betas"):
+        offset, shape = places[name][0]
+        for i in offset + np.arange(min(3, int(np.prod(shape)))):
+            values = []
+            for step in (1e-6, -1e-6):
+                moved = params.copy()
+                moved[i] += step
+                values.append(_kernel.loss_grad(net, data, moved, np.empty_like(grads), work))
+            assert_allclose(grads[i], (values[0] - values[1]) / 2e-6, rtol=1e-5, atol=1e-9)
