@@ -30,6 +30,8 @@ from ._options import (
     check_combinations,
     classifier_output,
     dropout_rates,
+    embedding_of,
+    embedding_start,
     ensemble_of,
     parameter_constraints,
     quoted,
@@ -127,6 +129,11 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
+        n_bins=48,
     ):
         self.activation = activation
         self.solver = solver
@@ -162,6 +169,11 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.ensemble = ensemble
         self.input_scaling = input_scaling
         self.input_scaling_lr_factor = input_scaling_lr_factor
+        self.numeric_embedding = numeric_embedding
+        self.embedding_size = embedding_size
+        self.n_frequencies = n_frequencies
+        self.frequency_scale = frequency_scale
+        self.n_bins = n_bins
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -328,7 +340,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self._random_state = check_random_state(self.random_state)
         validation = self._validation_data(*validation, dtype=X.dtype)
         if first_pass:
-            self._initialize(layer_units, X.dtype)
+            self._initialize(layer_units, X.dtype, X)
         fit = self._fit_description(X, Y, sample_weight, layer_units, incremental,
                                     validation, finite_in_kernel)
         if stochastic and (not incremental or fit.state.optimizer is None):
@@ -417,6 +429,14 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
                     f"{getattr(fitted, option)} -> {bool(getattr(self, option))}. "
                     "Fit again with warm_start=False."
                 )
+        wanted = embedding_of(self, self.n_features_in_)
+        if fitted.embedding != wanted or (
+                wanted is not None
+                and fitted.units[0] != self.n_features_in_ * self.embedding_size):
+            raise ValueError(
+                "numeric_embedding or its size (embedding_size, n_frequencies or "
+                "n_bins) changed since the model was fitted. Fit again with "
+                "warm_start=False.")
         if self._fitted_ensemble() != ensemble_of(self):
             fitted = self._fitted_ensemble() or (1, self.ensemble)
             raise ValueError(
@@ -506,7 +526,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         smoothing); Y itself by default."""
         return Y
 
-    def _initialize(self, layer_units, dtype):
+    def _initialize(self, layer_units, dtype, X=None):
         # (n_outputs_ is set by _fit before this is called)
         self.n_layers_ = len(layer_units)
         if is_classifier(self):
@@ -515,11 +535,14 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
             self.out_activation_ = LOSSES[self.loss].output
 
         architecture = architecture_of(self, layer_units)
-        params = initial_parameters(architecture, self.activation, self._random_state,
-                                    dtype)
+        embedding = architecture.embedding
+        params = initial_parameters(
+            architecture, self.activation, self._random_state, dtype,
+            embedding_start=None if embedding is None else embedding_start(self, X))
         for part in PARTS.values():
             self.__dict__.pop(part.attribute, None)
         self._ensemble = architecture.ensemble
+        self._embedding = embedding
         self._set_params_vector(params, architecture)
         # the records of a new model (a new dropout stream among them, drawn
         # when dropout first trains it)

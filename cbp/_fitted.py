@@ -34,7 +34,7 @@ class FlatParameters:
         attributes hold (batch_norm_gammas_: batch normalisation; an array
         in input_scalings_[0] without an ensemble: the input scaling -- a
         part sharing its presence rule with another is there as a list of
-        None)."""
+        None; the numeric embedding fitted, _embedding, as the ensemble)."""
         state = self.__dict__
         ensemble = state.get("_ensemble")
 
@@ -44,7 +44,8 @@ class FlatParameters:
 
         return Architecture(
             self._units, ensemble, batch_norm=PARTS["gammas"].attribute in state,
-            input_scaling=ensemble is None and holds("input_scalings", 0))
+            input_scaling=ensemble is None and holds("input_scalings", 0),
+            embedding=state.get("_embedding"))
 
     def _fitted_arrays(self, architecture):
         """{part name: the estimator's list of arrays} for every part of the

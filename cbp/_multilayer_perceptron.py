@@ -172,6 +172,47 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     input_scaling_lr_factor : float > 0, default=6.0
         The stochastic solvers train s with ``learning_rate_init`` times
         this (RealMLP-TD's ``scale_lr_factor``: 6). (cbp addition)
+    numeric_embedding : {None, 'periodic', 'piecewise_linear'}, default=None
+        A trained embedding of each input feature into ``embedding_size``
+        values before the first layer (Gorishniy et al., "On Embeddings for
+        Numerical Features in Tabular Deep Learning", NeurIPS 2022), which
+        then reads ``n_features_in_ * embedding_size`` values, feature by
+        feature. 'periodic' is their PLR embedding,
+        ``rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
+        n_frequencies=n_frequencies, frequency_init_scale=frequency_scale,
+        lite=False)``: per feature j, v = 2 pi c_j x_j (``n_frequencies``
+        trained frequencies c_j, ``embedding_frequencies_[0]``), then
+        ``relu([cos v, sin v] @ W_j + b_j)``, one linear map per feature
+        (``embedding_coefs_[0]`` (``n_features_in_``, 2 n_frequencies,
+        embedding_size), ``embedding_intercepts_[0]`` (``n_features_in_``,
+        embedding_size)). 'piecewise_linear' is
+        ``rtdl_num_embeddings.PiecewiseLinearEmbeddings(bins, embedding_size,
+        activation=False, version="B")``, bins ``n_bins`` quantile bins of
+        each feature of the X given to the first fit (as
+        :class:`PiecewiseLinearEncoder`): per feature, x_j a_j + b_j (a_j:
+        ``embedding_slopes_[0]``) plus its piecewise-linear encoding times
+        W_j (``embedding_coefs_[0]``, (``n_features_in_``, n_bins,
+        embedding_size), starting at 0); the bins' maps are
+        ``embedding_bin_weights_``, ``embedding_bin_biases_`` and
+        ``embedding_bin_counts_`` (not trained). Drawn as rtdl's from
+        ``random_state`` after the weights; no L2 penalty (``alpha``); an
+        ensemble's members share it. Dense X only; not exported to ONNX.
+        (cbp addition)
+    embedding_size : int >= 1, default=24
+        d, the values each feature is embedded into (rtdl's
+        ``d_embedding``). (cbp addition)
+    n_frequencies : int >= 1, default=48
+        The periodic embedding's frequencies per feature (rtdl's
+        ``n_frequencies``, k in the paper). (cbp addition)
+    frequency_scale : float > 0, default=0.01
+        The periodic embedding's starting frequencies are normal(0,
+        frequency_scale) truncated at 3 frequency_scale (rtdl's
+        ``frequency_init_scale``, sigma in the paper: the hyper-parameter
+        that matters most). (cbp addition)
+    n_bins : int >= 2, default=48
+        The piecewise-linear embedding's bins per feature (fewer for a
+        feature of few distinct values; rtdl's ``compute_bins``'
+        ``n_bins``). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -218,6 +259,17 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         or None where the layer has none (ensemble_size > 1); with
         ``input_scaling=True``, ``input_scalings_[0]`` is s, of shape
         ``(n_features_in_,)``, and every other entry None.
+    embedding_coefs_, embedding_intercepts_ : list of one ndarray
+        The numeric embedding's per-feature linear map (``numeric_embedding``).
+    embedding_frequencies_, embedding_slopes_ : list of one ndarray
+        The periodic embedding's frequencies, the piecewise-linear one's
+        slopes (trained; the other one is absent).
+    embedding_bin_weights_, embedding_bin_biases_ : list of one ndarray
+        The piecewise-linear embedding's bins: each feature's affine maps,
+        (``n_features_in_``, n_bins), from the X of the first fit.
+    embedding_bin_counts_ : list of one ndarray
+        The piecewise-linear embedding's number of bins of each feature,
+        (``n_features_in_``,).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -295,6 +347,11 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
+        n_bins=48,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -333,6 +390,11 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             ensemble=ensemble,
             input_scaling=input_scaling,
             input_scaling_lr_factor=input_scaling_lr_factor,
+            numeric_embedding=numeric_embedding,
+            embedding_size=embedding_size,
+            n_frequencies=n_frequencies,
+            frequency_scale=frequency_scale,
+            n_bins=n_bins,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -596,6 +658,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         ensemble="batch",
         input_scaling=False,
         input_scaling_lr_factor=6.0,
+        numeric_embedding=None,
+        embedding_size=24,
+        n_frequencies=48,
+        frequency_scale=0.01,
+        n_bins=48,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -633,6 +700,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             ensemble=ensemble,
             input_scaling=input_scaling,
             input_scaling_lr_factor=input_scaling_lr_factor,
+            numeric_embedding=numeric_embedding,
+            embedding_size=embedding_size,
+            n_frequencies=n_frequencies,
+            frequency_scale=frequency_scale,
+            n_bins=n_bins,
         )
         self.huber_delta = huber_delta
 

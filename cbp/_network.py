@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse
 
 from ._dispatch import kernel as _kernel
-from ._options import HIDDEN_ACTIVATIONS, SOLVERS
-from ._parts import PARTS, WEIGHTS, layout, views
+from ._options import EMBEDDINGS, HIDDEN_ACTIVATIONS, SOLVERS
+from ._parts import PARTS, layout, views
 
 # Rows go through the layers in chunks (prediction and training alike), so
 # that scratch memory stays small whatever the batch: about _CHUNK_VALUES
@@ -53,7 +53,7 @@ def chunk_rows(architecture, n_rows, gathered_input):
     of activations (every member's, for an ensemble), and of input rows when
     those are gathered (shuffled dense training rows), per chunk."""
     units, members = architecture.units, architecture.members
-    per_row = members * sum(units[1:]) + (units[0] if gathered_input else 0)
+    per_row = members * sum(units[1:]) + (architecture.n_features if gathered_input else 0)
     shared = (architecture.ensemble is not None
               and not architecture.layer_kinds()[:, 0].all())
     floor = -(-_MIN_CHUNK_ROWS // members) if shared else _MIN_CHUNK_ROWS
@@ -166,12 +166,16 @@ def as_units(units):
     return np.ascontiguousarray(units, dtype=np.intp)
 
 
-def initial_parameters(architecture, activation, random_state, dtype):
+def initial_parameters(architecture, activation, random_state, dtype, embedding_start=None):
     """The flat vector of a new network, as scikit-learn's MLP starts for the
     hidden ``activation`` (its initialisation in _options.HIDDEN_ACTIVATIONS):
     the weights drawn layer by layer (initial_weights, or initial_ensemble
     for an ensemble), then every other part at its Part.start (an
-    ensemble's first input scaling: random signs, drawn last, as TabM)."""
+    ensemble's first input scaling: random signs, drawn then, as TabM), and
+    last a numeric embedding's arrays, drawn by its _options.EMBEDDINGS
+    entry from embedding_start (the training X and the estimator
+    parameters the entry reads: _options.embedding_start) -- after every
+    other draw, so that a network without one starts as it always did."""
     init = HIDDEN_ACTIVATIONS[activation].init
     params = np.empty(layout(architecture).n_values, dtype=dtype)
     arrays = views(params, architecture)
@@ -180,7 +184,7 @@ def initial_parameters(architecture, activation, random_state, dtype):
     else:
         initial_ensemble(architecture, init, random_state, arrays)
     for name, entries in arrays.items():
-        if name in WEIGHTS:
+        if PARTS[name].start is None:  # (drawn)
             continue
         for array in entries:
             if array is not None:
@@ -188,6 +192,9 @@ def initial_parameters(architecture, activation, random_state, dtype):
     first = arrays.get("input_scalings", [None])[0]
     if architecture.ensemble is not None and first is not None:
         first[...] = 2 * random_state.randint(0, 2, size=first.shape) - 1
+    if architecture.embedding is not None:
+        EMBEDDINGS[architecture.embedding[0]].draw(random_state, arrays,
+                                                   **(embedding_start or {}))
     return params
 
 
@@ -259,7 +266,8 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
 
     ValueError when a layer or a chunk is too large for BLAS's int
     dimensions; MemoryError when the parameters (every member's, for an
-    ensemble (members, form), and batch normalisation's), gradients,
+    ensemble (members, form), batch normalisation's and a numeric
+    embedding's), gradients,
     optimizer state, the copies kept between epochs and the scratch memory
     for one chunk of batches of max_rows rows (every member's activations and
     deltas; Python integers: no overflow) exceed the machine's physical
@@ -267,7 +275,10 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
     """
     units = list(architecture.units)
     max_rows = chunk_rows(architecture, max_rows, not sparse_input)
-    for size in units + [max_rows]:
+    # (an embedding's encoding rows are BLAS's leading dimension too)
+    widths = [] if architecture.embedding is None else [
+        2 * architecture.n_features * architecture.embedding[2]]
+    for size in units + widths + [max_rows]:
         if size > _BLAS_INT_MAX:
             raise ValueError(
                 f"a layer of {size} units (or a batch of {size} rows) is larger "
@@ -276,8 +287,14 @@ def check_fits_in_memory(architecture, max_rows, dtype, solver="adam", sparse_in
     members = architecture.members
     n_params = layout(architecture).n_values
     work = max_rows * (
-        members * (2 * sum(units[1:]) + units[-1]) + (0 if sparse_input else units[0]) + 1
+        members * (2 * sum(units[1:]) + units[-1])
+        + (0 if sparse_input else architecture.n_features) + 1
     )
+    if architecture.embedding is not None:
+        # its encoding (at most 2 values per feature and frequency or bin),
+        # its output and the delta of it
+        work += max_rows * (2 * architecture.n_features * architecture.embedding[2]
+                            + (members + 1) * units[0])
     itemsize = np.dtype(dtype).itemsize
     # params, grads, two optimizer vectors, last-epoch and best copies, the
     # copies a refit keeps to undo a failure, and the float64 draw of the

@@ -66,6 +66,13 @@ def _check_exportable(model, name=None):
             f"This {name} instance is not fitted yet; fit it before exporting "
             "it to ONNX."
         )
+    embedding = model.__dict__.get("_embedding")
+    if embedding is not None:
+        raise ValueError(
+            f"cannot export {name} to ONNX: it was fitted with "
+            f"numeric_embedding={embedding[0]!r}, which the export does not "
+            "write (fit with numeric_embedding=None to export)."
+        )
     if model.activation not in HIDDEN_FORMS:
         raise ValueError(
             f"cannot export {name} to ONNX: unknown hidden activation "

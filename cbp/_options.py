@@ -21,6 +21,8 @@ checks that the names are exactly each kernel build's).
                         the kernel's layer_kinds; the tabm package's name)
     LAYER_OPTIONS       name -> LayerOption(constraints, the rule that
                         refuses it with some solver or input)
+    EMBEDDINGS          name -> NumericEmbedding(the estimator parameters it
+                        reads, its initialisation); the kernel's EMBEDDINGS
 
 How to add
 ----------
@@ -61,6 +63,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import scipy.sparse
+from scipy.special import ndtr, ndtri
 
 from ._dispatch import kernel as _kernel
 from ._optimizers import AdamOptimizer, RMSpropOptimizer, SGDOptimizer
@@ -481,6 +484,131 @@ def _input_scaling_refused(estimator, X, n_hidden):
             "'mini', whose members scale their input each (r), or input_scaling=False.")
 
 
+def _truncated_normal(random_state, scale, shape):
+    """normal(0, scale) truncated to [-3 scale, 3 scale] (torch's
+    trunc_normal_, rtdl's frequencies), by the inverse of the normal's CDF
+    at uniform draws between its values at -3 and 3."""
+    u = random_state.uniform(ndtr(-3.0), ndtr(3.0), size=shape)
+    return scale * np.clip(ndtri(u), -3.0, 3.0)
+
+
+def _draw_periodic(random_state, arrays, frequency_scale, **unused):
+    """rtdl's PeriodicEmbeddings(lite=False) start, into arrays (views's):
+    the frequencies c ~ normal(0, frequency_scale) truncated at 3
+    frequency_scale, then the per-feature coefs (F, 2q, d) and intercepts
+    (F, d) ~ U(-b, b), b = 1 / sqrt(2q) (_NLinear's)."""
+    c = arrays["embedding_frequencies"][0]
+    W = arrays["embedding_coefs"][0]
+    b = arrays["embedding_intercepts"][0]
+    c[...] = _truncated_normal(random_state, frequency_scale, c.shape)
+    bound = W.shape[1] ** -0.5
+    W[...] = random_state.uniform(-bound, bound, W.shape)
+    b[...] = random_state.uniform(-bound, bound, b.shape)
+
+
+def bin_maps(bin_edges, n_bins):
+    """rtdl's _PiecewiseLinearEncodingImpl buffers for these edges (a list
+    of each feature's increasing edges, at most n_bins + 1 of them): (bin
+    weights (F, n_bins), bin biases (F, n_bins), bin counts (F,)) -- a
+    feature's last bin in the last column, its others first, zeros between
+    (a feature with one edge, constant in the data, encodes as zeros)."""
+    F = len(bin_edges)
+    weights, biases = np.zeros((F, n_bins)), np.zeros((F, n_bins))
+    counts = np.zeros(F)
+    for j, edges in enumerate(bin_edges):
+        edges = np.asarray(edges, dtype=np.float64)
+        if len(edges) < 2:
+            continue
+        width = np.diff(edges)
+        w, b = 1.0 / width, -edges[:-1] / width
+        count = len(width)
+        weights[j, -1], biases[j, -1] = w[-1], b[-1]
+        weights[j, :count - 1], biases[j, :count - 1] = w[:-1], b[:-1]
+        counts[j] = count
+    return weights, biases, counts
+
+
+def _draw_piecewise_linear(random_state, arrays, X, n_bins, **unused):
+    """rtdl's PiecewiseLinearEmbeddings(version="B") start, into arrays:
+    the linear embedding's slopes and intercepts (F, d) ~ U(-b, b), b = 1 /
+    sqrt(d) (LinearEmbeddings'), the per-feature coefs 0; the bins' maps
+    from the quantile bins of X (PiecewiseLinearEncoder's, rtdl's
+    compute_bins')."""
+    from ._preprocessing import PiecewiseLinearEncoder
+
+    a = arrays["embedding_slopes"][0]
+    b = arrays["embedding_intercepts"][0]
+    bound = a.shape[1] ** -0.5
+    a[...] = random_state.uniform(-bound, bound, a.shape)
+    b[...] = random_state.uniform(-bound, bound, b.shape)
+    arrays["embedding_coefs"][0][...] = 0.0
+    edges = PiecewiseLinearEncoder(n_bins=n_bins).fit(X).bin_edges_
+    maps = bin_maps(edges, n_bins)
+    for name, values in zip(("bin_weights", "bin_biases", "bin_counts"), maps):
+        arrays[name][0][...] = values
+
+
+@dataclass(frozen=True)
+class NumericEmbedding:
+    """A trained embedding of each numeric input feature into d values
+    before the first layer (the kernel's EMBEDDINGS, src/_embeddings.pxd).
+    ``size``: the estimator parameter (and the kernel Network's keyword)
+    of each feature's encoding size; ``parameters``: the estimator
+    parameters it reads, with their constraints; ``draw(random_state,
+    arrays, X=..., **parameters)``: its starting values (views's arrays),
+    from the training X and those parameters' values."""
+
+    name: str
+    size: str
+    parameters: dict
+    draw: Callable
+
+
+_EMBEDDING_SIZE = {"embedding_size": [Interval(Integral, 1, None, closed="left")]}
+
+EMBEDDINGS = _registry(
+    # rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
+    # n_frequencies=..., frequency_init_scale=frequency_scale, lite=False)
+    NumericEmbedding(
+        "periodic", "n_frequencies",
+        {**_EMBEDDING_SIZE,
+         "n_frequencies": [Interval(Integral, 1, None, closed="left")],
+         "frequency_scale": [Interval(Real, 0, None, closed="neither")]},
+        _draw_periodic),
+    # rtdl_num_embeddings.PiecewiseLinearEmbeddings(compute_bins(X, n_bins),
+    # embedding_size, activation=False, version="B")
+    NumericEmbedding(
+        "piecewise_linear", "n_bins",
+        {**_EMBEDDING_SIZE, "n_bins": [Interval(Integral, 2, None, closed="left")]},
+        _draw_piecewise_linear),
+)
+
+
+def embedding_of(estimator, n_features):
+    """The estimator's numeric embedding as an Architecture holds it, (name,
+    n_features, its size parameter's value), or None."""
+    name = getattr(estimator, "numeric_embedding", None)
+    if name is None:
+        return None
+    return (name, int(n_features), int(getattr(estimator, EMBEDDINGS[name].size)))
+
+
+def embedding_start(estimator, X):
+    """The keywords of the estimator's embedding's draw: X and the
+    parameters its entry reads."""
+    entry = EMBEDDINGS[estimator.numeric_embedding]
+    return {"X": X, **{name: getattr(estimator, name) for name in entry.parameters}}
+
+
+def _numeric_embedding_refused(estimator, X, n_hidden):
+    if estimator.numeric_embedding is None:
+        return None
+    if scipy.sparse.issparse(X):
+        return (f"numeric_embedding={estimator.numeric_embedding!r} embeds every "
+                "column of a dense X: pass X.toarray(), or numeric_embedding=None.")
+    return None
+
+
 def ensemble_of(estimator):
     """The estimator's ensemble as the network functions take it: (members,
     form), or None for ensemble_size=1 (a plain network)."""
@@ -511,6 +639,11 @@ LAYER_OPTIONS = _registry(
     LayerOption("ensemble", [StrOptions(set(ENSEMBLES))]),
     LayerOption("input_scaling", ["boolean"], _input_scaling_refused),
     LayerOption("input_scaling_lr_factor", [Interval(Real, 0, None, closed="neither")]),
+    LayerOption("numeric_embedding", [None, StrOptions(set(EMBEDDINGS))],
+                _numeric_embedding_refused),
+    *(LayerOption(name, constraints) for name, constraints in
+      {name: constraints for embedding in EMBEDDINGS.values()
+       for name, constraints in embedding.parameters.items()}.items()),
 )
 
 

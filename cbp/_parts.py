@@ -28,31 +28,40 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._dispatch import kernel as _kernel
-from ._options import ENSEMBLES, ensemble_of
+from ._options import EMBEDDINGS, ENSEMBLES, embedding_of, ensemble_of
 
 
 @dataclass(frozen=True, eq=False)
 class Architecture:
-    """What a network is made of, by name: its units (n_features,
-    *hidden_layer_sizes, n_outputs), an ensemble (members, form) or None,
-    batch normalisation of the hidden layers, a learned per-feature scaling
-    of its input (RealMLP's scaling layer, x -> x * s)."""
+    """What a network is made of, by name: its units (the layers' widths,
+    units[0] the first layer's input: n_features, or n_features * d after a
+    numeric embedding; *hidden_layer_sizes, n_outputs), an ensemble
+    (members, form) or None, batch normalisation of the hidden layers, a
+    learned per-feature scaling of its input (RealMLP's scaling layer, x ->
+    x * s), a numeric embedding of its input (name, n_features, size: its
+    entry's ``size`` parameter, n_frequencies or n_bins) or None
+    (_options.EMBEDDINGS)."""
 
     units: tuple
     ensemble: Optional[tuple] = None
     batch_norm: bool = False
     input_scaling: bool = False
+    embedding: Optional[tuple] = None
 
     def __post_init__(self):
         object.__setattr__(self, "units", tuple(int(u) for u in self.units))
         if self.ensemble is not None:
             object.__setattr__(self, "ensemble",
                                (int(self.ensemble[0]), str(self.ensemble[1])))
+        if self.embedding is not None:
+            name, n_features, size = self.embedding
+            object.__setattr__(self, "embedding", (str(name), int(n_features), int(size)))
         # the key of the layout's and the prediction networks' caches, which
         # every predict looks up: hashed once (a dataclass's generated
         # __hash__ runs Python code on each lookup, ~0.4 us of a 6 us
         # one-sample predict)
-        key = (self.units, self.ensemble, self.batch_norm, self.input_scaling)
+        key = (self.units, self.ensemble, self.batch_norm, self.input_scaling,
+               self.embedding)
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))
 
@@ -69,6 +78,11 @@ class Architecture:
     @property
     def members(self):
         return 1 if self.ensemble is None else self.ensemble[0]
+
+    @property
+    def n_features(self):
+        """The input's columns (what an embedding reads, else units[0])."""
+        return self.units[0] if self.embedding is None else self.embedding[1]
 
     def layer_kinds(self):
         """The kernel's layer_kinds, (L, 4) intp -- per layer: weights per
@@ -88,6 +102,10 @@ class Architecture:
         arguments = {"batch_norm": self.batch_norm}
         if kinds is not None:
             arguments.update(members=self.members, layer_kinds=kinds)
+        if self.embedding is not None:
+            name, n_features, size = self.embedding
+            arguments.update({"embedding": name, "n_features": n_features,
+                              EMBEDDINGS[name].size: size})
         return arguments
 
 
@@ -123,6 +141,22 @@ def _normalised(architecture):
     return architecture.batch_norm
 
 
+def _embedded(architecture):
+    return architecture.embedding is not None
+
+
+def _periodic(architecture):
+    return _embedded(architecture) and architecture.embedding[0] == "periodic"
+
+
+def _piecewise_linear(architecture):
+    return _embedded(architecture) and architecture.embedding[0] == "piecewise_linear"
+
+
+def _bin_counts(value):
+    return bool(np.all((value >= 0) & (value == np.round(value))))
+
+
 def _non_negative(value):
     return bool(np.all(value >= 0))
 
@@ -135,6 +169,13 @@ PARTS = {part.name: part for part in (
     # ensemble's first r: random signs, initial_parameters)
     Part("input_scalings", "input_scalings_", True, 1.0, _scaled),
     Part("output_scalings", "output_scalings_", True, 1.0, _scaled),
+    # a numeric embedding of the input (one entry each, before layer 0):
+    # drawn after the weights, as rtdl_num_embeddings (initial_parameters);
+    # the piecewise-linear bins' affine maps from the training X
+    Part("embedding_frequencies", "embedding_frequencies_", True, None, _periodic),
+    Part("embedding_slopes", "embedding_slopes_", True, None, _piecewise_linear),
+    Part("embedding_coefs", "embedding_coefs_", True, None, _embedded),
+    Part("embedding_intercepts", "embedding_intercepts_", True, None, _embedded),
     # batch normalisation of every hidden layer, torch.nn.BatchNorm1d's
     # starting values
     Part("gammas", "batch_norm_gammas_", True, 1.0, _normalised),
@@ -142,6 +183,10 @@ PARTS = {part.name: part for part in (
     Part("running_means", "batch_norm_running_means_", False, 0.0, _normalised),
     Part("running_vars", "batch_norm_running_vars_", False, 1.0, _normalised,
          _non_negative, "negative running variances"),
+    Part("bin_weights", "embedding_bin_weights_", False, None, _piecewise_linear),
+    Part("bin_biases", "embedding_bin_biases_", False, None, _piecewise_linear),
+    Part("bin_counts", "embedding_bin_counts_", False, None, _piecewise_linear,
+         _bin_counts, "bin counts that are not whole numbers >= 0"),
 )}
 
 WEIGHTS = ("coefs", "intercepts")
@@ -155,9 +200,14 @@ def parts_of(architecture):
 
 
 def architecture_of(estimator, units):
-    """The Architecture an estimator's parameters ask for, with these units."""
+    """The Architecture an estimator's parameters ask for, with these units
+    (n_features, *hidden_layer_sizes, n_outputs): a numeric embedding widens
+    units[0] to n_features * embedding_size."""
+    embedding = embedding_of(estimator, units[0])
+    if embedding is not None:
+        units = [units[0] * int(estimator.embedding_size)] + list(units[1:])
     return Architecture(units, ensemble_of(estimator), bool(estimator.batch_norm),
-                        bool(estimator.input_scaling))
+                        bool(estimator.input_scaling), embedding)
 
 
 def lr_factors(architecture, estimator):

@@ -21,6 +21,8 @@ Archive keys:
                             scaling (layer 0, input_scaling=True)
     batch_norm_<part>_/<k>  gammas, betas, running_means, running_vars of
                             hidden layer k (models fitted with batch_norm)
+    embedding_<part>_/0     frequencies, coefs, intercepts of the numeric
+                            embedding (models fitted with numeric_embedding)
     attr/<name>             scalar and array fitted attributes
     optimizer/<name>        the stochastic optimizer's state, when present:
                             the entries _options.SOLVERS names for the
@@ -307,6 +309,7 @@ def _build(arrays):
     for attr, value in attrs.items():
         setattr(model, attr, value)
     model._ensemble = ensemble
+    model._embedding = architecture.embedding
     model.coefs_ = [np.array(c) for c in coefs]
     model.intercepts_ = [np.array(b) for b in intercepts]
     for part, values in parts.items():
@@ -381,6 +384,12 @@ def _weights(arrays, model, ensemble):
     _require(units[1:-1] == model._hidden_sizes(),
              f"weights for hidden layers {tuple(units[1:-1])}, parameters say "
              f"{model.hidden_layer_sizes}")
+    if model.numeric_embedding is not None:
+        # (the first layer reads n_features * embedding_size values)
+        _require(units[0] % model.embedding_size == 0,
+                 f"coefs_[0] has {units[0]} rows, not n_features * embedding_size "
+                 f"(embedding_size={model.embedding_size})")
+        units[0] //= model.embedding_size
     architecture = architecture_of(model, units)
     places = layout(architecture).places
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
@@ -439,7 +448,9 @@ def _attributes(arrays, model, coefs):
     for attr in ("n_layers_", "n_outputs_", "n_iter_", "t_", "n_features_in_", "out_activation_"):
         _require(attr in attrs, f"missing {attr}")
     _require(attrs["n_layers_"] == len(coefs) + 1, "n_layers_ does not match the weights")
-    _require(attrs["n_features_in_"] == coefs[0].shape[-2], "n_features_in_ does not match the weights")
+    widths = 1 if model.numeric_embedding is None else model.embedding_size
+    _require(attrs["n_features_in_"] * widths == coefs[0].shape[-2],
+             "n_features_in_ does not match the weights")
     _require(attrs["n_outputs_"] == coefs[-1].shape[-1], "n_outputs_ does not match the weights")
     out = attrs["out_activation_"]
     _require(out in OUTPUT_ACTIVATIONS, f"unknown output activation {out!r}")

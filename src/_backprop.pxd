@@ -16,11 +16,12 @@ from libc.string cimport memset
 
 from _activations cimport multiply_derivative
 from _blas cimport dot
+from _embeddings cimport embedding_backward
 from _forward cimport forward
 from _layers cimport batch_norm_backward
 from _losses cimport loss_and_output_delta
 from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, unscaled_input,
-                       matmul, prefetch_rows, drops)
+                       matmul, prefetch_rows, drops, NO_EMBEDDING)
 
 
 cdef inline void sparse_transpose_times(const Rows *data, const Chunk *chunk,
@@ -150,9 +151,9 @@ cdef inline void _backward_input_scaling(const NetSpec *net, const Chunk *chunk,
                                          floating *input_delta, floating *raw,
                                          bint accumulate) noexcept nogil:
     """Layer l's input scaling r: r_grad[m] (+)= sum over member m's rows of
-    input_delta * a_in, then (l > 0) input_delta := input_delta * r[m]
-    (in/out: input_delta (k * n, units[l]), dJ/d(scaled input) on entry,
-    dJ/da_in on return)."""
+    input_delta * a_in, then (l > 0, or an embedding before layer 0)
+    input_delta := input_delta * r[m] (in/out: input_delta (k * n,
+    units[l]), dJ/d(scaled input) on entry, dJ/da_in on return)."""
     cdef Py_ssize_t m, i, j, n = chunk.n_rows, n_in = net.units[l]
     cdef Py_ssize_t stride = n * n_in if l > 0 else 0
     cdef const floating *a_in = unscaled_input(net, chunk, work, l)
@@ -170,7 +171,7 @@ cdef inline void _backward_input_scaling(const NetSpec *net, const Chunk *chunk,
             d_row = input_delta + (m * n + i) * n_in
             for j in range(n_in):
                 grad[j] += d_row[j] * a_row[j]
-            if l > 0:
+            if l > 0 or net.embedding != NO_EMBEDDING:
                 for j in range(n_in):
                     d_row[j] *= r[j]
 
@@ -260,7 +261,7 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
                                    else 0.0),
                        coef_grad + m * coef_step, n_out)
 
-        if l == 0 and net.r_offset[0] < 0:
+        if l == 0 and net.r_offset[0] < 0 and net.embedding == NO_EMBEDDING:
             continue
         # input_delta = delta @ coef.T (per member where the weights are)
         input_delta = (work + net.delta_offset[l - 1] if l > 0
@@ -277,6 +278,14 @@ cdef inline double chunk_gradient(const NetSpec *net, const Rows *data,
             _backward_input_scaling(net, chunk, l, params, work, input_delta, raw,
                                     accumulate)
         if l == 0:
+            if net.embedding != NO_EMBEDDING:
+                # the embedding's gradient, from dJ/d(its output) summed over
+                # the members that share it: G = sum_m input_delta_m
+                for m in range(1, K):
+                    for j in range(n * n_in):
+                        input_delta[j] += input_delta[m * n * n_in + j]
+                embedding_backward(net, chunk, params, work, input_delta, raw,
+                                   accumulate)
             continue
         # delta^(l-1) = input_delta * mask * g'(activations[l]), then back
         # through the normalisation

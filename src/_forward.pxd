@@ -8,9 +8,10 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from _activations cimport activate
+from _embeddings cimport embedding_forward
 from _layers cimport batch_norm_forward, dropout_forward
 from _network cimport (NetSpec, Rows, Chunk, row_id, layer_input, unscaled_input,
-                       matmul, prefetch_rows, drops)
+                       matmul, prefetch_rows, drops, NO_EMBEDDING)
 
 
 cdef inline void sparse_times_dense(const Rows *data, const Chunk *chunk,
@@ -136,7 +137,8 @@ cdef inline void linear(const NetSpec *net, const Rows *data,
 cdef inline void forward(const NetSpec *net, const Rows *data,
                          const Chunk *chunk, const floating *params,
                          floating *work, floating *output) noexcept nogil:
-    """activations[1..L] of the chunk's rows (k * n of them for k members).
+    """activations[1..L] of the chunk's rows (k * n of them for k members),
+    after the numeric embedding of its input, if any (_embeddings.pxd).
 
     Hidden activations go to their blocks of work; the output layer's to
     ``output`` (k * chunk.n_rows, units[L]), which may be the block of work for
@@ -149,6 +151,8 @@ cdef inline void forward(const NetSpec *net, const Rows *data,
     cdef Py_ssize_t l, m, L = net.n_layers, n = chunk.n_rows, K = net.members
     cdef int n_out
     cdef floating *Z
+    if net.embedding != NO_EMBEDDING:
+        embedding_forward(net, chunk, params, work)
     for l in range(L):
         n_out = net.units[l + 1]
         Z = output if l == L - 1 else work + net.activation_offset[l + 1]

@@ -70,7 +70,8 @@ from _forward cimport forward as forward_chunk
 from _losses cimport (LossSpec, loss_and_output_delta, loss_codes,
                       loss_output_activations)
 from _network cimport (NetSpec, Rows, Chunk, FORWARD, BACKWARD, EPOCH,
-                      OFFSETS_PER_LAYER, lay_out)
+                      OFFSETS_PER_LAYER, lay_out, embedding_codes, NO_EMBEDDING,
+                      PERIODIC)
 from _optimizers cimport (OptimizerSpec, LrRanges, UpdateStep, hyper_parameter_defaults,
                           update, update_step, update_tile, n_tiles, sgd_update,
                           adam_update,
@@ -150,6 +151,7 @@ LOSS_CODES = loss_codes()
 LOSS_OUTPUT = loss_output_activations()     # each loss's output activation
 OPTIMIZER_CODES = optimizer_codes()
 OPTIMIZER_STATE = optimizer_states()        # each optimizer's state vectors
+EMBEDDINGS = embedding_codes()              # the numeric embeddings of the input
 
 # The activations' constants (src/_activations.pxd), for what Python builds
 # from them (the ONNX forms): leaky_relu's negative slope, selu's alpha, scale
@@ -283,6 +285,23 @@ cdef class Network:
         Per layer: its own weights per member, its own intercepts per
         member, an input scaling r per member, an output scaling s per
         member (cbp/_options.py's ENSEMBLES make them). None: all 0.
+    embedding : None, 'periodic' or 'piecewise_linear'
+        A trained numeric embedding of the n_features input columns before
+        layer 0 (src/_embeddings.pxd), shared by the members: layer 0 reads
+        units[0] = n_features * d values per row (d, the embedding size, is
+        units[0] / n_features). 'periodic': rtdl's PeriodicEmbeddings
+        (lite=False, with its ReLU), n_frequencies frequencies per feature;
+        'piecewise_linear': rtdl's PiecewiseLinearEmbeddings (version 'B',
+        no activation) over n_bins bins per feature, whose affine maps are
+        buffers of params (set by the caller: layout()'s 'bin_weights',
+        'bin_biases', 'bin_counts'). Dense input only.
+    n_features : int >= 1
+        The input's columns, with an embedding (without, units[0]).
+    n_frequencies : int >= 1
+        The periodic embedding's frequencies per feature.
+    n_bins : int >= 1
+        The piecewise-linear embedding's bins per feature (the most any
+        feature has; rtdl's max_n_bins).
 
     Attribute ``stream_position`` (public): the rows trained on so far, the
     dropout stream's position; train_epoch advances it by the epoch's rows.
@@ -292,6 +311,7 @@ cdef class Network:
     cdef readonly str activation, output, loss
     cdef readonly object dropout        # (L - 1,) float64, read-only
     cdef readonly object layer_kinds    # (L, 4) intp, read-only
+    cdef readonly str embedding         # None, or EMBEDDINGS's name
     cdef public unsigned long long stream_position
 
     def __cinit__(self, units, str activation="identity", str loss=None,
@@ -301,7 +321,8 @@ cdef class Network:
                   double batch_norm_momentum=0.1, double batch_norm_eps=1e-5,
                   dropout=None, unsigned long long dropout_seed=0,
                   Py_ssize_t block_rows=0, Py_ssize_t members=1,
-                  layer_kinds=None):
+                  layer_kinds=None, str embedding=None, Py_ssize_t n_features=0,
+                  Py_ssize_t n_frequencies=0, Py_ssize_t n_bins=0):
         cdef Py_ssize_t L, l, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
@@ -386,6 +407,29 @@ cdef class Network:
         self.layer_kinds = layer_kinds
         kinds = layer_kinds
 
+        self.spec.embedding = NO_EMBEDDING
+        self.spec.n_features = units[0]
+        self.spec.embedding_size = 1
+        self.spec.encoding_width = 0
+        if embedding is not None:
+            self.spec.embedding = _name("numeric embedding", embedding, EMBEDDINGS)
+            if sparse_input:
+                raise ValueError("a numeric embedding needs dense input")
+            if n_features < 1 or units[0] % n_features:
+                raise ValueError(f"an embedding of n_features={n_features} columns "
+                                 f"needs units[0] = n_features * d, got {units[0]}")
+            self.spec.n_features = n_features
+            self.spec.embedding_size = units[0] // n_features
+            if self.spec.embedding == PERIODIC:
+                if n_frequencies < 1:
+                    raise ValueError(f"n_frequencies must be >= 1, got {n_frequencies}")
+                self.spec.encoding_width = 2 * n_frequencies
+            else:
+                if n_bins < 1:
+                    raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+                self.spec.encoding_width = n_bins
+        self.embedding = embedding
+
         self.spec.coef_offset = <Py_ssize_t *> malloc(OFFSETS_PER_LAYER * (L + 1)
                                                       * sizeof(Py_ssize_t))
         if self.spec.coef_offset == NULL:
@@ -416,11 +460,19 @@ cdef class Network:
     def members(self):
         return self.spec.members
 
+    @property
+    def n_features(self):
+        """The input's columns (units[0], or what an embedding reads)."""
+        return self.spec.n_features
+
     def layout(self):
         """{name: [(offset, shape) or None per layer]} of the flat vector:
-        'coefs', 'intercepts', 'input_scalings', 'output_scalings', and with
-        batch_norm 'gammas', 'betas', 'running_means', 'running_vars' (per
-        hidden layer) -- the layout lay_out computed (tests compare it with
+        'coefs', 'intercepts', 'input_scalings', 'output_scalings'; with
+        an embedding 'embedding_coefs', 'embedding_intercepts' and
+        'embedding_frequencies' (periodic) or 'embedding_slopes',
+        'bin_weights', 'bin_biases', 'bin_counts' (piecewise; one entry
+        each); with batch_norm 'gammas',
+        'betas', 'running_means', 'running_vars' (per hidden layer) -- the layout lay_out computed (tests compare it with
         cbp/_network.py's)."""
         cdef Py_ssize_t l, L = self.spec.n_layers, K = self.spec.members
         units = [int(v) for v in self.units]
@@ -439,6 +491,22 @@ cdef class Network:
             "output_scalings": [part(self.spec.s_offset[l], K, units[l + 1])
                                 for l in range(L)],
         }
+        if self.spec.embedding != NO_EMBEDDING:
+            # the numeric embedding: one entry each, before layer 0
+            F, d = self.spec.n_features, self.spec.embedding_size
+            w = self.spec.encoding_width
+            if self.spec.embedding == PERIODIC:
+                result["embedding_frequencies"] = [part(self.spec.frequency_offset, 1,
+                                                        F, w // 2)]
+            else:
+                result["embedding_slopes"] = [part(self.spec.slope_offset, 1, F, d)]
+                result["bin_weights"] = [part(self.spec.bin_weight_offset, 1, F, w)]
+                result["bin_biases"] = [part(self.spec.bin_bias_offset, 1, F, w)]
+                result["bin_counts"] = [part(self.spec.bin_count_offset, 1, F)]
+            result["embedding_coefs"] = [part(self.spec.embedding_coef_offset, 1,
+                                              F, w, d)]
+            result["embedding_intercepts"] = [part(self.spec.embedding_intercept_offset,
+                                                   1, F, d)]
         if self.spec.batch_norm:
             # (gamma, beta, running mean, running var tables: L values apart)
             for i, name in enumerate(("gammas", "betas", "running_means",
@@ -662,9 +730,9 @@ cdef class Data:
         if self.rows.sparse != net.spec.sparse_input:
             raise ValueError("sparse X needs Network(sparse_input=True), dense X "
                              "sparse_input=False")
-        if self.rows.n_features != net.spec.units[0]:
+        if self.rows.n_features != net.spec.n_features:
             raise ValueError(f"X has {self.rows.n_features} features, the network "
-                             f"takes {net.spec.units[0]}")
+                             f"takes {net.spec.n_features}")
         if targets and (self.rows.Y == NULL
                         or self.rows.n_outputs != net.spec.units[net.spec.n_layers]):
             raise ValueError(f"Y must have {net.spec.units[net.spec.n_layers]} "

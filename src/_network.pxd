@@ -42,6 +42,25 @@
 #     when layer 0 has r (BACKWARD).
 # With k = 1 and no scalings every size above is the plain network's.
 #
+# A numeric embedding (embedding != NO_EMBEDDING; _embeddings.pxd) maps the
+# chunk's n_features = F input values per row to units[0] = F * d values
+# (d = embedding_size), which layer 0 reads instead of the input (shared by
+# the members). Each feature is first encoded into w values (encoding_width:
+# 2q for q periodic frequencies, T for T piecewise-linear bins), then mapped
+# to d by a linear map of its own. Trained, after every r and s (no L2),
+# before batch normalisation's blocks:
+#     periodic:  frequencies (F, q)          at frequency_offset
+#     piecewise: slopes (F, d)               at slope_offset
+#     both:      embedding coefs (F, w, d)   at embedding_coef_offset
+#                embedding intercepts (F, d) at embedding_intercept_offset
+# and, piecewise, after every other value (buffers, not trained): the bins'
+# affine maps, bin weights and bin biases (F, T) each, and bin counts (F,),
+# at bin_weight_offset, bin_bias_offset, bin_count_offset.
+# Scratch: the encoding (M, F, w) at encoding_offset and the embedding (M,
+# F * d) at embedded_offset (FORWARD); dJ/d(encoding) of one feature (M, w) at
+# encoding_delta_offset (periodic), and dJ/d(layer 0's input) at
+# input_delta_offset (k * M * units[0]) (BACKWARD).
+
 # lay_out (below) computes both layouts' offsets; cbp/_network.py makes the
 # same parameter layout's views for Python (coefs_, intercepts_, ...), and
 # tests/test_ensembles.py checks the two agree.
@@ -50,6 +69,18 @@ from libc.stdint cimport uint64_t
 
 from _blas cimport gemm, small_gemm, gemv_column, outer
 from _losses cimport LossSpec
+
+
+cdef enum Embedding:  # numeric embeddings of the input (_embeddings.pxd)
+    NO_EMBEDDING = 0
+    PERIODIC = 1
+    PIECEWISE_LINEAR = 2
+
+
+cdef inline dict embedding_codes():
+    """The numeric embeddings by name (cbp/_options.py's EMBEDDINGS names
+    exactly these)."""
+    return {"periodic": PERIODIC, "piecewise_linear": PIECEWISE_LINEAR}
 
 
 cdef enum:  # workspace parts
@@ -126,6 +157,22 @@ cdef struct NetSpec:
     Py_ssize_t input_delta_offset   # into work, when layer 0 has r; else -1
     double row_work                 # multiply-adds of one row's forward and
                                     # backward pass, roughly
+    # a numeric embedding of the input (see the top of this file)
+    int embedding                   # Embedding code; NO_EMBEDDING: none
+    Py_ssize_t n_features           # F, the input's columns (units[0] without
+                                    # an embedding)
+    Py_ssize_t embedding_size       # d: units[0] = F * d
+    Py_ssize_t encoding_width       # w: 2q (periodic), T (piecewise)
+    Py_ssize_t frequency_offset     # into params, or -1 (periodic)
+    Py_ssize_t slope_offset         # (piecewise)
+    Py_ssize_t embedding_coef_offset
+    Py_ssize_t embedding_intercept_offset
+    Py_ssize_t bin_weight_offset    # buffers (piecewise)
+    Py_ssize_t bin_bias_offset
+    Py_ssize_t bin_count_offset
+    Py_ssize_t encoding_offset      # into work, or -1
+    Py_ssize_t embedded_offset
+    Py_ssize_t encoding_delta_offset
 
 
 # The offset tables of a NetSpec, one block of Py_ssize_t: OFFSETS_PER_LAYER
@@ -139,12 +186,14 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
     """Fill net's offset tables (coef_offset: a block of OFFSETS_PER_LAYER *
     (L + 1) values, allocated by the caller), n_coefs, n_params, n_values,
     work_size and row_work, as the comment at the top of this file lays them
-    out, from its units, n_layers, members, chunk_rows, batch_norm and
-    sparse_input; dropout: the (L - 1,) rates (NULL for L = 1); keeps_z: the
+    out, from its units, n_layers, members, chunk_rows, batch_norm,
+    sparse_input and embedding (n_features, embedding_size, encoding_width);
+    dropout: the (L - 1,) rates (NULL for L = 1); keeps_z: the
     hidden activation needs_z; layer_kinds: (L, 4) per layer: member
     weights, member intercepts, r, s (0 or 1; NULL: a plain network).
     Tables of options a layer does not have hold -1."""
     cdef Py_ssize_t L = net.n_layers, K = net.members, l, k, part, position
+    cdef Py_ssize_t F, w, d
     cdef Py_ssize_t KM = K * net.chunk_rows
     cdef const Py_ssize_t *u = net.units
     net.intercept_offset = net.coef_offset + L
@@ -192,6 +241,26 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
             if layer_kinds[4 * l + 3]:
                 net.s_offset[l] = position
                 position += K * u[l + 1]
+    net.frequency_offset = -1
+    net.slope_offset = -1
+    net.embedding_coef_offset = -1
+    net.embedding_intercept_offset = -1
+    net.bin_weight_offset = -1
+    net.bin_bias_offset = -1
+    net.bin_count_offset = -1
+    if net.embedding != NO_EMBEDDING:
+        F, w, d = net.n_features, net.encoding_width, net.embedding_size
+        if net.embedding == PERIODIC:
+            net.frequency_offset = position
+            position += F * (w // 2)
+        else:
+            net.slope_offset = position
+            position += F * d
+        net.embedding_coef_offset = position
+        position += F * w * d
+        net.embedding_intercept_offset = position
+        position += F * d
+        net.row_work += 3.0 * F * (w + w * d + d)
     net.n_params = position
     if net.batch_norm:
         for part in range(4):  # gamma, beta | running mean, running var
@@ -200,6 +269,13 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
                 position += K * u[k + 1]
             if part == 1:
                 net.n_params = position
+    if net.embedding == PIECEWISE_LINEAR:
+        net.bin_weight_offset = position
+        position += net.n_features * net.encoding_width
+        net.bin_bias_offset = position
+        position += net.n_features * net.encoding_width
+        net.bin_count_offset = position
+        position += net.n_features
     net.n_values = position
     if K == 1:
         net.row_work = 3.0 * net.n_params
@@ -228,6 +304,14 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
         if net.s_offset[l] >= 0:
             net.product_offset[l] = position
             position += KM * u[l + 1]
+    net.encoding_offset = -1
+    net.embedded_offset = -1
+    net.encoding_delta_offset = -1
+    if net.embedding != NO_EMBEDDING:
+        net.encoding_offset = position
+        position += net.chunk_rows * net.n_features * net.encoding_width
+        net.embedded_offset = position
+        position += net.chunk_rows * u[0]
     net.work_size[FORWARD] = position
     if keeps_z:
         for k in range(L - 1):
@@ -237,13 +321,16 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
         net.delta_offset[l] = position
         position += KM * u[l + 1]
     net.input_delta_offset = -1
-    if net.r_offset[0] >= 0 and not net.sparse_input:
+    if (net.r_offset[0] >= 0 or net.embedding != NO_EMBEDDING) and not net.sparse_input:
         net.input_delta_offset = position
         position += KM * u[0]
+    if net.embedding == PERIODIC:
+        net.encoding_delta_offset = position
+        position += net.chunk_rows * net.encoding_width
     net.work_size[BACKWARD] = position
     net.x_offset = position
     if not net.sparse_input:  # shuffled dense rows are gathered; CSR rows are not
-        position += net.chunk_rows * u[0]
+        position += net.chunk_rows * net.n_features
     net.y_offset = position
     position += net.chunk_rows * u[L]
     net.sw_offset = position
@@ -324,6 +411,15 @@ cdef inline bint drops(const NetSpec *net, Py_ssize_t k) noexcept nogil:
     return net.training and net.any_dropout and net.dropout[k] > 0
 
 
+cdef inline const floating *network_input(const NetSpec *net, const Chunk *chunk,
+                                          const floating *work) noexcept nogil:
+    """What layer 0 reads before its input scaling: the chunk's dense input
+    rows, or their numeric embedding (n rows, written by the forward pass)."""
+    if net.embedding != NO_EMBEDDING:
+        return work + net.embedded_offset
+    return <const floating *> chunk.X
+
+
 cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
                                         const floating *work,
                                         Py_ssize_t l) noexcept nogil:
@@ -334,7 +430,7 @@ cdef inline const floating *layer_input(const NetSpec *net, const Chunk *chunk,
     if net.r_offset[l] >= 0:
         return work + net.scaled_offset[l]
     if l == 0:
-        return <const floating *> chunk.X
+        return network_input(net, chunk, work)
     if drops(net, l - 1):
         return work + net.dropped_offset[l - 1]
     return work + net.activation_offset[l]
@@ -346,7 +442,7 @@ cdef inline const floating *unscaled_input(const NetSpec *net, const Chunk *chun
     """activations[l] before layer l's input scaling: the chunk's dense input
     (n rows, shared by the members) for l == 0, else k * n rows of work."""
     if l == 0:
-        return <const floating *> chunk.X
+        return network_input(net, chunk, work)
     if drops(net, l - 1):
         return work + net.dropped_offset[l - 1]
     return work + net.activation_offset[l]

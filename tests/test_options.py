@@ -149,6 +149,8 @@ def _classification(n=40):
     ("dropout", dict(solver="lbfgs", dropout=0.2), False),
     ("weight_tol", dict(solver="lbfgs", weight_tol=1e-3), False),
     ("input_scaling", dict(input_scaling=True, ensemble_size=2), False),
+    ("numeric_embedding", dict(numeric_embedding="periodic"), True),
+    ("numeric_embedding", dict(numeric_embedding="piecewise_linear"), True),
 ])
 def test_the_estimator_refuses_with_the_registry_entry_s_message(name, params, sparse):
     """A combination is refused in one place in Python, its LayerOption; the
