@@ -364,8 +364,8 @@ def report(records, baseline="hgb"):
             cells.append("" if v is None else f"{v[0]:.4f} ({_seconds(v[2])})")
         lines.append(f"| {data} | {task} | {rows} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("| model | data sets | mean score | mean vs hgb (same splits) | wins vs hgb | "
-                 "median fit time | median time / hgb's |")
+    lines.append(f"| model | data sets | mean score | mean vs {baseline} (same splits) | "
+                 f"wins vs {baseline} | median fit time | median time / {baseline}'s |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")
     base = table.get(baseline, {})
     for m in models:
@@ -405,6 +405,8 @@ def chart(records, path, baseline="hgb"):
     import matplotlib.pyplot as plt
 
     table, info = summarise(records)
+    if baseline not in table:
+        raise SystemExit(f"the chart's baseline {baseline!r} is not in the results")
     base = table[baseline]
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     names = {"cbp": "cbp TabularMLP* (defaults)", "hgb": "HistGradientBoosting",
@@ -440,7 +442,7 @@ def chart(records, path, baseline="hgb"):
     threads = {r.get("threads", "1") for r in records}
     ax.set_xlabel("median fit time per data set (s, "
                   + ("one thread" if threads == {"1"} else "default threads") + ", log scale)")
-    ax.set_ylabel("mean test score minus HistGradientBoosting's")
+    ax.set_ylabel(f"mean test score minus {names.get(baseline, baseline)}'s")
     ax.set_title(f"{len(info)} tables: score against fit time (mean over each model's sets)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -464,12 +466,14 @@ def main():
         RESULTS, f"tabular-{datetime.date.today().isoformat()}.jsonl"))
     parser.add_argument("--report", nargs="*", help="JSONL files (globs) to summarise")
     parser.add_argument("--chart", default="", help="with --report: write the chart here")
+    parser.add_argument("--baseline", default="catboost",
+                        help="with --report: the model the others are compared with")
     args = parser.parse_args()
     if args.report is not None:
         records = read(args.report or [args.out])
-        print(report(records))
+        print(report(records, args.baseline))
         if args.chart:
-            chart(records, args.chart)
+            chart(records, args.chart, args.baseline)
         return
     run(args)
 
