@@ -51,7 +51,7 @@ def folds(n_rows, y, n_folds, stratify, seed):
 
 
 def _take(values, rows):
-    return None if values is None else values[rows]
+    return None if values is None else np.asarray(values)[rows]
 
 
 def _fit_fold(network, Z, y, sample_weight, train, validation):
