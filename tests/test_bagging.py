@@ -264,3 +264,11 @@ def test_onnx_export_averages_the_folds_networks():
     labels, proba = session.run(None, feed)
     np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-5)
     np.testing.assert_array_equal(labels, model.predict(X))
+
+
+def test_sample_weight_as_a_list_is_the_array():
+    X, y = _data("classes")
+    weight = np.random.RandomState(1).uniform(0, 2, len(y))
+    a = _fit(TabularMLPClassifier(**FAST, n_folds=3), X, y, sample_weight=weight)
+    b = _fit(TabularMLPClassifier(**FAST, n_folds=3), X, y, sample_weight=list(weight))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
