@@ -172,9 +172,14 @@ def test_too_few_rows_per_fold_train_one_network_without_a_split():
 
 def test_one_fold_is_the_model_without_bagging():
     X, y = _data("classes")
-    default = _fit(TabularMLPClassifier(**FAST), X, y)
-    assert default.n_folds == 1 and len(default.networks_) == 1
-    assert not hasattr(default, "oof_score_")
+    model = _fit(TabularMLPClassifier(**FAST, n_folds=1), X, y)
+    assert len(model.networks_) == 1 and not hasattr(model, "oof_score_")
+    assert model.network_.early_stopping and model.network_.validation_fraction == 0.2
+
+
+def test_the_default_is_five_folds():
+    X, y = _data("classes")
+    assert len(_fit(TabularMLPClassifier(**FAST), X, y).networks_) == 5
 
 
 def test_a_refit_without_folds_drops_the_out_of_fold_score():

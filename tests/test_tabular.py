@@ -253,8 +253,9 @@ def test_classifier_predicts_its_classes_with_probabilities():
 
 
 def test_what_it_predicts_is_the_network_on_the_encoded_table():
+    """(one network: n_folds=1; with folds, the mean of theirs, test_bagging.py)"""
     X, _, y = _table()
-    model = _quiet_fit(TabularMLPRegressor(**FAST), X, y)
+    model = _quiet_fit(TabularMLPRegressor(**FAST, n_folds=1), X, y)
     Z = model.encoder_.transform(X)
     np.testing.assert_allclose(model.predict(X),
                                model.network_.predict(Z) * model.y_scale_ + model.y_mean_)
@@ -407,7 +408,8 @@ def test_save_load_and_pickle_predict_the_same(Model, target, tmp_path):
 def test_load_refuses_an_archive_whose_encoder_was_tampered_with(tmp_path, key, match):
     """An encoder array reversed in the archive is refused, naming what is wrong."""
     X, y, _ = _table()
-    model = _quiet_fit(TabularMLPClassifier(**FAST), X, y)
+    model = _quiet_fit(TabularMLPClassifier(**FAST, encoder_params={"numeric": "quantile"}),
+                       X, y)
     model.save(tmp_path / "m.npz")
     arrays = dict(np.load(tmp_path / "m.npz"))
     arrays[key] = arrays[key][::-1].copy()
@@ -422,7 +424,7 @@ def test_onnx_exports_the_network_on_encoded_rows():
     import cbp.onnx  # noqa: F401  (registers the converters)
 
     X, y, _ = _table()
-    model = _quiet_fit(TabularMLPClassifier(**FAST), X, y)
+    model = _quiet_fit(TabularMLPClassifier(**FAST, n_folds=1), X, y)
     Z = model.encoder_.transform(X)
     onx = skl2onnx.to_onnx(model.network_, Z[:1], options={"zipmap": False})
     session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -451,7 +453,8 @@ def test_callbacks_see_the_network_s_epochs():
     X, y, _ = _table()
     counter = Epochs()
     model = _quiet_fit(TabularMLPClassifier(**FAST).set_callbacks(counter), X, y)
-    assert counter.epochs == model.n_iter_ > 0
+    # (every fold's network's epochs, the folds one after the other)
+    assert counter.epochs == sum(network.n_iter_ for network in model.networks_) > 0
 
 
 def test_the_gallery_example_runs_and_learns(capsys):
