@@ -78,10 +78,13 @@ def out_of_fold(predict, networks, Z, fold_rows, n_outputs):
     """(n_rows, n_outputs) float64: row r predicted by predict(network, Z)
     of the network whose validation part holds r; NaN for rows in every
     training part (see ``folds``)."""
-    predictions = np.full((Z.shape[0], n_outputs), np.nan)
+    predictions = None
     for network, (_, validation) in zip(networks, fold_rows, strict=True):
-        predictions[validation] = np.reshape(predict(network, Z[validation]),
-                                             (len(validation), n_outputs))
+        # (n_outputs columns; a one-class classifier's probabilities have more)
+        output = np.reshape(predict(network, Z[validation]), (len(validation), -1))
+        if predictions is None:
+            predictions = np.full((Z.shape[0], max(n_outputs, output.shape[1])), np.nan)
+        predictions[validation] = output
     return predictions
 
 
