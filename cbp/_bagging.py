@@ -8,7 +8,7 @@ protocol for every model's defaults; RealMLP's Table B.4).
         the networks fitted, fold i's on its training rows and stopped on
         its validation rows; on joblib's threads (the kernel releases the
         GIL for its epochs), or on any joblib backend (Dask, Ray)
-    out_of_fold(predict, networks, Z, folds, n_outputs)
+    out_of_fold(predict, networks, Z, folds)
         each row's prediction by the network that did not train on it
 
 A fold's result does not depend on where or beside what it runs: its split,
@@ -74,16 +74,15 @@ def fit_folds(networks, Z, y, sample_weight, fold_rows, n_jobs):
         for network, (train, validation) in zip(networks, fold_rows, strict=True))
 
 
-def out_of_fold(predict, networks, Z, fold_rows, n_outputs):
-    """(n_rows, n_outputs) float64: row r predicted by predict(network, Z)
+def out_of_fold(predict, networks, Z, fold_rows):
+    """(n_rows, the outputs' width) float64: row r predicted by predict(network, Z)
     of the network whose validation part holds r; NaN for rows in every
     training part (see ``folds``)."""
     predictions = None
     for network, (_, validation) in zip(networks, fold_rows, strict=True):
-        # (n_outputs columns; a one-class classifier's probabilities have more)
         output = np.reshape(predict(network, Z[validation]), (len(validation), -1))
         if predictions is None:
-            predictions = np.full((Z.shape[0], max(n_outputs, output.shape[1])), np.nan)
+            predictions = np.full((Z.shape[0], output.shape[1]), np.nan)
         predictions[validation] = output
     return predictions
 

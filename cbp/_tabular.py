@@ -215,8 +215,7 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         """The score (accuracy, or R^2) of the out-of-fold predictions on the
         rows of the validation parts (every row but a lone class's)."""
         networks = self.networks_
-        outputs = _bagging.out_of_fold(self._network_output, networks, Z, fold_rows,
-                                       self._n_network_outputs(networks[0]))
+        outputs = _bagging.out_of_fold(self._network_output, networks, Z, fold_rows)
         rows = np.sort(np.concatenate([validation for _, validation in fold_rows]))
         weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
         return float(self._score_outputs(y[rows], outputs[rows], weights))
@@ -568,10 +567,6 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     def _network_output(network, Z):
         return network.predict_proba(Z)
 
-    @staticmethod
-    def _n_network_outputs(network):
-        return len(network.classes_)
-
     def _score_outputs(self, y, probabilities, sample_weight):
         return accuracy_score(y, self.networks_[0].classes_[np.argmax(probabilities, axis=1)],
                               sample_weight=sample_weight)
@@ -711,10 +706,6 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     @staticmethod
     def _network_output(network, Z):
         return network.predict(Z)
-
-    @staticmethod
-    def _n_network_outputs(network):
-        return network.n_outputs_
 
     def _score_outputs(self, y, outputs, sample_weight):
         # (R^2 of the standardised targets: that of the targets)
