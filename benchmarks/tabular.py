@@ -5,6 +5,7 @@ TabM, on real tables that PyPI packages ship.
     python benchmarks/tabular.py                      # cbp and the GBDTs: ~25 min
     python benchmarks/tabular.py --models realmlp,tabm --splits 1   # pytabkit: ~1 h
     python benchmarks/tabular.py --quick              # 3 sets, 1 split: ~1 min
+    python benchmarks/tabular.py --suite held-back    # the 11 acceptance tables
     python benchmarks/tabular.py --report results/tabular-*.jsonl   # table + chart
 
 Protocol (fixed): each data set of benchmarks/tabular_data.py (at most
@@ -290,7 +291,7 @@ def split(X, y, task, seed):
 def run(args):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     names = args.only.split(",") if args.only else (
-        QUICK if args.quick else [d[0] for d in tabular_data.DATASETS])
+        QUICK if args.quick else [d[0] for d in tabular_data.SUITES[args.suite]])
     models = args.models.split(",")
     unknown = set(models) - set(MAKERS)
     if unknown:
@@ -353,7 +354,7 @@ def summarise(records, baseline="hgb"):
 def report(records, baseline="hgb"):
     table, info = summarise(records)
     models = [m for m in MODELS if m in table] + sorted(m for m in table if m not in MODELS)
-    sets = [d[0] for d in tabular_data.DATASETS if d[0] in info]
+    sets = [d[0] for d in tabular_data.DATASETS + tabular_data.HELD_BACK if d[0] in info]
     lines = ["| data set | task | rows | " + " | ".join(models) + " |",
              "|---|---|---:|" + "---:|" * len(models)]
     for data in sets:
@@ -453,6 +454,9 @@ def main():
     parser.add_argument("--models", default="cbp,hgb,catboost,lightgbm,xgboost")
     parser.add_argument("--only", default="")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--suite", choices=sorted(tabular_data.SUITES), default="dev",
+                        help="dev: the tables defaults are chosen on; held-back: the "
+                        "acceptance tables, never used to choose anything")
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--threads", choices=["default", "1"], default="default",
                         help="default: each library's own (all cores for every model here: "
