@@ -818,3 +818,21 @@ def ensemble_loss_grad(X, Y, sample_weight, units, params, k, kinds, hidden, out
     J = ensemble_loss(X, Y, sample_weight, units, params, k, kinds, hidden, output,
                       loss_name, alpha)
     return J, grads
+
+
+# ---------------------------------------------------------------------------
+# learning-rate schedules
+# ---------------------------------------------------------------------------
+
+def coslog4(t):
+    """RealMLP's coslog4 factor at training progress t in [0, 1], as
+    pytabkit's CoslogFunc(4) defines it."""
+    return 0.5 * (1 - np.cos(2 * np.pi * np.log2(1 + (2 ** 4 - 1) * t)))
+
+
+def coslog4_epoch_mean(epoch, max_iter):
+    """The mean of coslog4 over epoch ``epoch`` of ``max_iter``, by quadrature."""
+    from scipy.integrate import quad
+
+    t0, t1 = epoch / max_iter, (epoch + 1) / max_iter
+    return quad(coslog4, t0, t1, epsabs=0, epsrel=1e-13)[0] / (t1 - t0)

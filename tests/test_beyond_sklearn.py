@@ -22,6 +22,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 import cbp
 from cbp import MLPClassifier, MLPRegressor
+import reference as ref
 from parts import initial_arrays
 from cbp._options import STOCHASTIC
 from optional import optional
@@ -192,15 +193,6 @@ def test_cosine_schedule_carries_on_through_partial_fit():
 # RealMLP's coslog4 schedule (its per-epoch rates: tests/test_optimizers.py)
 # ---------------------------------------------------------------------------
 
-def _coslog4_mean(epoch, max_iter):
-    """The mean over the epoch of pytabkit's CoslogFunc(4), by quadrature."""
-    from scipy.integrate import quad
-
-    f = lambda t: 0.5 * (1 - math.cos(2 * math.pi * math.log2(1 + 15 * t)))  # noqa: E731
-    t0, t1 = epoch / max_iter, (epoch + 1) / max_iter
-    return quad(f, t0, t1, epsabs=0, epsrel=1e-13)[0] / (t1 - t0)
-
-
 @pytest.mark.parametrize("solver", STOCHASTIC)
 def test_coslog4_rates_are_the_epochs_means_of_realmlps_schedule(solver, monkeypatch):
     from cbp._dispatch import kernel
@@ -217,7 +209,7 @@ def test_coslog4_rates_are_the_epochs_means_of_realmlps_schedule(solver, monkeyp
     _fit(MLPClassifier(hidden_layer_sizes=(4,), solver=solver, learning_rate="coslog4",
                        learning_rate_init=0.02, max_iter=7, tol=0.0, n_iter_no_change=100,
                        random_state=0), X, y)
-    np.testing.assert_allclose(seen, [0.02 * _coslog4_mean(e, 7) for e in range(7)],
+    np.testing.assert_allclose(seen, [0.02 * ref.coslog4_epoch_mean(e, 7) for e in range(7)],
                                rtol=1e-10)
 
 
@@ -231,7 +223,7 @@ def test_coslog4_schedule_trains_as_pytorch_with_the_same_rates():
     half_squared = lambda out, target: 0.5 * ((out - target) ** 2).sum()  # noqa: E731
     coefs, _ = _torch_run([5, 7, 1], "relu", X, y, half_squared, max_iter,
                           lambda p, lr: torch.optim.SGD(p, lr=lr), lr,
-                          lr_of_step=lambda e: lr * _coslog4_mean(e, max_iter))
+                          lr_of_step=lambda e: lr * ref.coslog4_epoch_mean(e, max_iter))
     _assert_same_weights(ours.coefs_, coefs)
 
 
