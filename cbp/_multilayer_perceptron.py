@@ -213,6 +213,12 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         The piecewise-linear embedding's bins per feature (fewer for a
         feature of few distinct values; rtdl's ``compute_bins``'
         ``n_bins``). (cbp addition)
+    embedded_features : int >= 1 or None, default=None
+        With ``numeric_embedding``, embed only the first k columns (k <=
+        ``n_features_in_``; None: every column); the others reach the first
+        layer unchanged, after the embeddings, which then reads k *
+        embedding_size + n_features_in_ - k values per row (torch's
+        ``cat([emb(X[:, :k]).flatten(1), X[:, k:]], 1)``). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -352,6 +358,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         n_frequencies=48,
         frequency_scale=0.01,
         n_bins=48,
+        embedded_features=None,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -395,6 +402,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
             n_bins=n_bins,
+            embedded_features=embedded_features,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -663,6 +671,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_frequencies=48,
         frequency_scale=0.01,
         n_bins=48,
+        embedded_features=None,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -705,6 +714,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
             n_bins=n_bins,
+            embedded_features=embedded_features,
         )
         self.huber_delta = huber_delta
 
