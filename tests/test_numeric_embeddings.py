@@ -24,6 +24,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 N, F, D, Q, SIGMA, B = 30, 4, 3, 5, 0.3, 6   # rows, features, embedding size,
 # frequencies, their scale, bins
 HIDDEN = (7, 6)
+# embedded_features=K: only the first K of the F columns are embedded, the
+# others reach layer 0 unchanged after the embeddings (units[0] = K D + F - K)
+K = 2
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
 # each embedding's estimator parameters, and its encoding's size (the
 # Architecture's)
@@ -335,15 +338,17 @@ def test_lbfgs_trains_it(kind):
     assert not np.allclose(model.embedding_coefs_[0], start.embedding_coefs_[0])
 
 
+@pytest.mark.parametrize("k", [F, K])
 @pytest.mark.parametrize("form", ["batch", "mini", "packed"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_an_ensemble_s_gradient_is_its_central_differences(kind, form):
-    """The members share the embedding: its gradient sums theirs."""
+def test_an_ensemble_s_gradient_is_its_central_differences(kind, form, k):
+    """The members share the embedding (of the first k columns): its
+    gradient sums theirs."""
     X, y = _data()
     units = (F * D, 5, 1)
     ensemble = (3, form)
-    architecture = _architecture(kind, units, ensemble)
-    params, arrays = _start(kind, units, ensemble=ensemble)
+    architecture = _architecture(kind, units, ensemble, k)
+    params, arrays = _start(kind, units, ensemble=ensemble, k=k)
     _randomise_piecewise_coefs(kind, arrays)
     net = _kernel.Network(np.array(architecture.units, dtype=np.intp), "tanh", "squared_error",
                           0.0, False, 8, **architecture.kernel_arguments())
@@ -374,26 +379,29 @@ def test_an_ensemble_trains_with_it(kind):
     assert np.isfinite(model.predict(X)).all()
 
 
+@pytest.mark.parametrize("k", [None, K])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_blocks_on_threads_train_as_one_piece_to_rounding(kind):
+def test_blocks_on_threads_train_as_one_piece_to_rounding(kind, k):
     X, y = _data()
-    whole = MLPRegressor(**_estimator_params(kind, max_iter=4)).fit(X, y)
-    blocks = MLPRegressor(**_estimator_params(kind, max_iter=4, block_rows=8)).fit(X, y)
+    whole = MLPRegressor(**_estimator_params(kind, max_iter=4, embedded_features=k)).fit(X, y)
+    blocks = MLPRegressor(**_estimator_params(kind, max_iter=4, block_rows=8,
+                                              embedded_features=k)).fit(X, y)
     for name in ("embedding_coefs_", "embedding_intercepts_"):
         assert_allclose(getattr(blocks, name)[0], getattr(whole, name)[0], rtol=1e-12,
                         atol=1e-15)
     assert_allclose(blocks.predict(X), whole.predict(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [F, K])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_chunks_sum_as_one_piece_to_rounding(kind):
+def test_chunks_sum_as_one_piece_to_rounding(kind, k):
     """A batch larger than a chunk sums its chunks' gradients (the
     embedding's too): the full-batch gradient, in chunks of 7 rows."""
     X, y = _data()
     units = (F * D, *HIDDEN, 1)
-    params, arrays = _start(kind, units)
+    params, arrays = _start(kind, units, k=k)
     _randomise_piecewise_coefs(kind, arrays)
-    architecture = _architecture(kind, units)
+    architecture = _architecture(kind, units, k=k)
     data = _kernel.Data(X, y.reshape(-1, 1).copy())
     results = []
     for rows in (N, 7):
@@ -554,11 +562,6 @@ def test_a_batch_norm_network_s_gradient_is_its_central_differences():
                 moved[i] += step
                 values.append(_kernel.loss_grad(net, data, moved, np.empty_like(grads), work))
             assert_allclose(grads[i], (values[0] - values[1]) / 2e-6, rtol=1e-5, atol=1e-9)
-
-
-# embedded_features=K: only the first K of the F columns are embedded, the
-# others reach layer 0 unchanged after the embeddings (units[0] = K D + F - K)
-K = 2
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
