@@ -4,6 +4,7 @@ against rtdl's modules and PyTorch's autograd and optimizers, and through
 the paths every part of a network takes (save, load, pickle, warm start,
 L-BFGS, ensembles, blocks, the refusals)."""
 
+import json
 import pickle
 
 import numpy as np
@@ -466,7 +467,8 @@ def test_an_archive_with_bad_bin_counts_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("change", [dict(n_frequencies=Q + 1), dict(embedding_size=D + 1),
-                                    dict(numeric_embedding="piecewise_linear")])
+                                    dict(numeric_embedding="piecewise_linear"),
+                                    dict(embedded_features=K)])
 def test_warm_start_refuses_a_changed_embedding(change):
     X, y = _data()
     model = MLPRegressor(**_estimator_params(max_iter=2, warm_start=True)).fit(X, y)
@@ -655,3 +657,18 @@ def test_a_model_embedding_the_first_k_columns_saves_and_loads(kind, tmp_path):
     for copy in (cbp.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(model))):
         assert copy.embedded_features == K
         assert_array_equal(copy.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_archive_from_before_embedded_features_loads_as_every_column(kind, tmp_path):
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(kind, max_iter=2)).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    params = json.loads(str(arrays["__params__"]))
+    del params["embedded_features"]
+    arrays["__params__"] = np.array(json.dumps(params))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = cbp.load(tmp_path / "old.npz")
+    assert loaded.embedded_features is None
+    assert_array_equal(loaded.predict(X), model.predict(X))
