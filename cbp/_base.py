@@ -30,6 +30,7 @@ from ._options import (
     check_combinations,
     classifier_output,
     dropout_rates,
+    embedded_width,
     embedding_of,
     embedding_start,
     ensemble_of,
@@ -134,6 +135,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         n_frequencies=48,
         frequency_scale=0.01,
         n_bins=48,
+        embedded_features=None,
     ):
         self.activation = activation
         self.solver = solver
@@ -174,6 +176,7 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         self.n_frequencies = n_frequencies
         self.frequency_scale = frequency_scale
         self.n_bins = n_bins
+        self.embedded_features = embedded_features
 
     def _hidden_sizes(self):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -432,10 +435,10 @@ class BaseMultilayerPerceptron(FlatParameters, CallbackSupportMixin, BaseEstimat
         wanted = embedding_of(self, self.n_features_in_)
         if fitted.embedding != wanted or (
                 wanted is not None
-                and fitted.units[0] != self.n_features_in_ * self.embedding_size):
+                and fitted.units[0] != embedded_width(wanted, self.embedding_size)):
             raise ValueError(
                 "numeric_embedding or its size (embedding_size, n_frequencies or "
-                "n_bins) changed since the model was fitted. Fit again with "
+                "n_bins, embedded_features) changed since the model was fitted. Fit again with "
                 "warm_start=False.")
         if self._fitted_ensemble() != ensemble_of(self):
             fitted = self._fitted_ensemble() or (1, self.ensemble)

@@ -176,22 +176,24 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         A trained embedding of each input feature into ``embedding_size``
         values before the first layer (Gorishniy et al., "On Embeddings for
         Numerical Features in Tabular Deep Learning", NeurIPS 2022), which
-        then reads ``n_features_in_ * embedding_size`` values, feature by
-        feature. 'periodic' is their PLR embedding,
+        then reads k * ``embedding_size`` values, feature by feature, for
+        the k embedded features (the first ``embedded_features``, by
+        default all ``n_features_in_``), then the columns passed through.
+        'periodic' is their PLR embedding,
         ``rtdl_num_embeddings.PeriodicEmbeddings(n_features, embedding_size,
         n_frequencies=n_frequencies, frequency_init_scale=frequency_scale,
         lite=False)``: per feature j, v = 2 pi c_j x_j (``n_frequencies``
         trained frequencies c_j, ``embedding_frequencies_[0]``), then
         ``relu([cos v, sin v] @ W_j + b_j)``, one linear map per feature
-        (``embedding_coefs_[0]`` (``n_features_in_``, 2 n_frequencies,
-        embedding_size), ``embedding_intercepts_[0]`` (``n_features_in_``,
+        (``embedding_coefs_[0]`` (k, 2 n_frequencies,
+        embedding_size), ``embedding_intercepts_[0]`` (k,
         embedding_size)). 'piecewise_linear' is
         ``rtdl_num_embeddings.PiecewiseLinearEmbeddings(bins, embedding_size,
         activation=False, version="B")``, bins ``n_bins`` quantile bins of
         each feature of the X given to the first fit (as
         :class:`PiecewiseLinearEncoder`): per feature, x_j a_j + b_j (a_j:
         ``embedding_slopes_[0]``) plus its piecewise-linear encoding times
-        W_j (``embedding_coefs_[0]``, (``n_features_in_``, n_bins,
+        W_j (``embedding_coefs_[0]``, (k, n_bins,
         embedding_size), starting at 0); the bins' maps are
         ``embedding_bin_weights_``, ``embedding_bin_biases_`` and
         ``embedding_bin_counts_`` (not trained). Drawn as rtdl's from
@@ -213,6 +215,12 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         The piecewise-linear embedding's bins per feature (fewer for a
         feature of few distinct values; rtdl's ``compute_bins``'
         ``n_bins``). (cbp addition)
+    embedded_features : int >= 1 or None, default=None
+        With ``numeric_embedding``, embed only the first k columns (k <=
+        ``n_features_in_``; None: every column); the others reach the first
+        layer unchanged, after the embeddings, which then reads k *
+        embedding_size + n_features_in_ - k values per row (torch's
+        ``cat([emb(X[:, :k]).flatten(1), X[:, k:]], 1)``). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
         fitting with it is fitting with ``sample_weight =
@@ -266,10 +274,10 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         slopes (trained; the other one is absent).
     embedding_bin_weights_, embedding_bin_biases_ : list of one ndarray
         The piecewise-linear embedding's bins: each feature's affine maps,
-        (``n_features_in_``, n_bins), from the X of the first fit.
+        (k, n_bins), from the X of the first fit.
     embedding_bin_counts_ : list of one ndarray
         The piecewise-linear embedding's number of bins of each feature,
-        (``n_features_in_``,).
+        (k,).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -352,6 +360,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
         n_frequencies=48,
         frequency_scale=0.01,
         n_bins=48,
+        embedded_features=None,
         class_weight=None,
         label_smoothing=0.0,
     ):
@@ -395,6 +404,7 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
             n_bins=n_bins,
+            embedded_features=embedded_features,
         )
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
@@ -663,6 +673,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_frequencies=48,
         frequency_scale=0.01,
         n_bins=48,
+        embedded_features=None,
         huber_delta=1.0,
     ):
         super().__init__(
@@ -705,6 +716,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_frequencies=n_frequencies,
             frequency_scale=frequency_scale,
             n_bins=n_bins,
+            embedded_features=embedded_features,
         )
         self.huber_delta = huber_delta
 

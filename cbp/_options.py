@@ -584,20 +584,36 @@ EMBEDDINGS = _registry(
 )
 
 
+def _embedded_count(estimator, n_features):
+    """k, the embedded columns (the first k of n_features; None: all)."""
+    k = getattr(estimator, "embedded_features", None)
+    return int(n_features) if k is None else int(k)
+
+
 def embedding_of(estimator, n_features):
     """The estimator's numeric embedding as an Architecture holds it, (name,
-    n_features, its size parameter's value), or None."""
+    n_features, its size parameter's value, k: the embedded first columns),
+    or None."""
     name = getattr(estimator, "numeric_embedding", None)
     if name is None:
         return None
-    return (name, int(n_features), int(getattr(estimator, EMBEDDINGS[name].size)))
+    return (name, int(n_features), int(getattr(estimator, EMBEDDINGS[name].size)),
+            _embedded_count(estimator, n_features))
+
+
+def embedded_width(embedding, embedding_size):
+    """units[0] after an embedding (embedding_of's tuple) of embedding_size
+    values per embedded column: k * d + (n_features - k)."""
+    n_features, k = embedding[1], embedding[3]
+    return k * int(embedding_size) + n_features - k
 
 
 def embedding_start(estimator, X):
-    """The keywords of the estimator's embedding's draw: X and the
-    parameters its entry reads."""
+    """The keywords of the estimator's embedding's draw: the embedded
+    columns X[:, :k] of the training X and the parameters its entry reads."""
     entry = EMBEDDINGS[estimator.numeric_embedding]
-    return {"X": X, **{name: getattr(estimator, name) for name in entry.parameters}}
+    k = _embedded_count(estimator, X.shape[1])
+    return {"X": X[:, :k], **{name: getattr(estimator, name) for name in entry.parameters}}
 
 
 def _numeric_embedding_refused(estimator, X, n_hidden):
@@ -607,6 +623,14 @@ def _numeric_embedding_refused(estimator, X, n_hidden):
         return (f"numeric_embedding={estimator.numeric_embedding!r} embeds every "
                 "column of a dense X: pass X.toarray(), or numeric_embedding=None.")
     return None
+
+
+def _embedded_features_refused(estimator, X, n_hidden):
+    k = getattr(estimator, "embedded_features", None)
+    if estimator.numeric_embedding is None or k is None or k <= X.shape[1]:
+        return None
+    return (f"embedded_features={k} must be at most the {X.shape[1]} columns "
+            "of X (the first k columns are embedded), or None for all.")
 
 
 def ensemble_of(estimator):
@@ -641,6 +665,8 @@ LAYER_OPTIONS = _registry(
     LayerOption("input_scaling_lr_factor", [Interval(Real, 0, None, closed="neither")]),
     LayerOption("numeric_embedding", [None, StrOptions(set(EMBEDDINGS))],
                 _numeric_embedding_refused),
+    LayerOption("embedded_features", [None, Interval(Integral, 1, None, closed="left")],
+                _embedded_features_refused),
     *(LayerOption(name, constraints) for name, constraints in
       {name: constraints for embedding in EMBEDDINGS.values()
        for name, constraints in embedding.parameters.items()}.items()),

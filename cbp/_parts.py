@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._dispatch import kernel as _kernel
-from ._options import EMBEDDINGS, ENSEMBLES, embedding_of, ensemble_of
+from ._options import EMBEDDINGS, ENSEMBLES, embedded_width, embedding_of, ensemble_of
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +39,8 @@ class Architecture:
     (members, form) or None, batch normalisation of the hidden layers, a
     learned per-feature scaling of its input (RealMLP's scaling layer, x ->
     x * s), a numeric embedding of its input (name, n_features, size: its
-    entry's ``size`` parameter, n_frequencies or n_bins) or None
+    entry's ``size`` parameter, n_frequencies or n_bins; k: its first k
+    columns embedded, units[0] = k d + n_features - k) or None
     (_options.EMBEDDINGS)."""
 
     units: tuple
@@ -54,8 +55,9 @@ class Architecture:
             object.__setattr__(self, "ensemble",
                                (int(self.ensemble[0]), str(self.ensemble[1])))
         if self.embedding is not None:
-            name, n_features, size = self.embedding
-            object.__setattr__(self, "embedding", (str(name), int(n_features), int(size)))
+            name, n_features, size, k = self.embedding
+            object.__setattr__(self, "embedding",
+                               (str(name), int(n_features), int(size), int(k)))
         # the key of the layout's and the prediction networks' caches, which
         # every predict looks up: hashed once (a dataclass's generated
         # __hash__ runs Python code on each lookup, ~0.4 us of a 6 us
@@ -103,9 +105,9 @@ class Architecture:
         if kinds is not None:
             arguments.update(members=self.members, layer_kinds=kinds)
         if self.embedding is not None:
-            name, n_features, size = self.embedding
+            name, n_features, size, k = self.embedding
             arguments.update({"embedding": name, "n_features": n_features,
-                              EMBEDDINGS[name].size: size})
+                              EMBEDDINGS[name].size: size, "embedded_features": k})
         return arguments
 
 
@@ -202,10 +204,11 @@ def parts_of(architecture):
 def architecture_of(estimator, units):
     """The Architecture an estimator's parameters ask for, with these units
     (n_features, *hidden_layer_sizes, n_outputs): a numeric embedding widens
-    units[0] to n_features * embedding_size."""
+    units[0] to k * embedding_size + n_features - k (k: the embedded
+    first columns, embedded_features)."""
     embedding = embedding_of(estimator, units[0])
     if embedding is not None:
-        units = [units[0] * int(estimator.embedding_size)] + list(units[1:])
+        units = [embedded_width(embedding, estimator.embedding_size)] + list(units[1:])
     return Architecture(units, ensemble_of(estimator), bool(estimator.batch_norm),
                         bool(estimator.input_scaling), embedding)
 

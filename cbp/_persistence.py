@@ -42,7 +42,8 @@ import numpy as np
 from sklearn.base import is_classifier
 
 from ._parts import PARTS, WEIGHTS, architecture_of, layout, parts_of
-from ._options import LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output, ensemble_of
+from ._options import (LOSSES, OUTPUT_ACTIVATIONS, SOLVERS, classifier_output,
+                       embedded_width, embedding_of, ensemble_of)
 from ._state import ATTRIBUTES, TrainingState, archived_records
 
 FORMAT_VERSION = 1
@@ -385,11 +386,20 @@ def _weights(arrays, model, ensemble):
              f"weights for hidden layers {tuple(units[1:-1])}, parameters say "
              f"{model.hidden_layer_sizes}")
     if model.numeric_embedding is not None:
-        # (the first layer reads n_features * embedding_size values)
-        _require(units[0] % model.embedding_size == 0,
-                 f"coefs_[0] has {units[0]} rows, not n_features * embedding_size "
-                 f"(embedding_size={model.embedding_size})")
-        units[0] //= model.embedding_size
+        # (the first layer reads k * embedding_size + n_features - k values;
+        # k = n_features when embedded_features is None, as in archives
+        # written before it)
+        d, k = model.embedding_size, model.embedded_features
+        if k is None:
+            _require(units[0] % d == 0,
+                     f"coefs_[0] has {units[0]} rows, not n_features * embedding_size "
+                     f"(embedding_size={d})")
+            units[0] //= d
+        else:
+            _require(units[0] >= k * d,
+                     f"coefs_[0] has {units[0]} rows, fewer than embedded_features * "
+                     f"embedding_size ({k} * {d})")
+            units[0] -= k * (d - 1)
     architecture = architecture_of(model, units)
     places = layout(architecture).places
     for l, (coef, intercept) in enumerate(zip(coefs, intercepts)):
@@ -448,8 +458,12 @@ def _attributes(arrays, model, coefs):
     for attr in ("n_layers_", "n_outputs_", "n_iter_", "t_", "n_features_in_", "out_activation_"):
         _require(attr in attrs, f"missing {attr}")
     _require(attrs["n_layers_"] == len(coefs) + 1, "n_layers_ does not match the weights")
-    widths = 1 if model.numeric_embedding is None else model.embedding_size
-    _require(attrs["n_features_in_"] * widths == coefs[0].shape[-2],
+    n = attrs["n_features_in_"]
+    embedding = embedding_of(model, n)
+    _require(isinstance(n, int) and (embedding is None or embedding[3] <= n),
+             "n_features_in_ is fewer than embedded_features")
+    width = n if embedding is None else embedded_width(embedding, model.embedding_size)
+    _require(width == coefs[0].shape[-2],
              "n_features_in_ does not match the weights")
     _require(attrs["n_outputs_"] == coefs[-1].shape[-1], "n_outputs_ does not match the weights")
     out = attrs["out_activation_"]

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from . import _bagging, _persistence
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._options import EMBEDDINGS
 from ._sklearn_compat import CallbackSupportMixin, Interval, StrOptions, _fit_context
 from ._preprocessing import PiecewiseLinearEncoder
 from ._table_encoder import TableEncoder
@@ -80,6 +81,11 @@ NETWORK = dict(
     tol=1e-4,
 )
 
+# The numeric embedding's settings (its entries' estimator parameters,
+# _options.EMBEDDINGS), passed to the network as they are
+EMBEDDING_SETTINGS = {name: constraints for embedding in EMBEDDINGS.values()
+                      for name, constraints in embedding.parameters.items()}
+
 # Fewer rows than this train without a validation split (too few to score)
 MIN_VALIDATION_ROWS = 20
 
@@ -104,12 +110,16 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         "verbose": ["verbose"],
         "encoder_params": [dict, None],
         "network_params": [dict, None],
+        "numeric_embedding": [None, StrOptions(set(EMBEDDINGS))],
+        **EMBEDDING_SETTINGS,
     }
 
     # (TabularMLPRegressor's parameters; the classifier adds label_smoothing)
     def __init__(self, size="small", *, ensemble_size=4, n_folds=5, max_iter=60,
                  validation_fraction=0.2, categorical_features="from_dtype", n_jobs=-1,
-                 random_state=None, verbose=False, encoder_params=None, network_params=None):
+                 random_state=None, verbose=False, encoder_params=None, network_params=None,
+                 numeric_embedding=None, embedding_size=24, n_frequencies=48,
+                 frequency_scale=0.01, n_bins=48):
         self.size = size
         self.ensemble_size = ensemble_size
         self.n_folds = n_folds
@@ -121,6 +131,11 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
         self.verbose = verbose
         self.encoder_params = encoder_params
         self.network_params = network_params
+        self.numeric_embedding = numeric_embedding
+        self.embedding_size = embedding_size
+        self.n_frequencies = n_frequencies
+        self.frequency_scale = frequency_scale
+        self.n_bins = n_bins
 
     def _encoder(self):
         params = dict(ENCODING, categorical_features=self.categorical_features)
@@ -139,6 +154,7 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
                       random_state=random_state, verbose=self.verbose)
         if not validation:
             params["early_stopping"] = False
+        params.update(self._embedding_params())
         params.update(self._task_network_params())
         params.update(self.network_params or {})
         network = self._Network()
@@ -147,6 +163,18 @@ class _TabularBase(CallbackSupportMixin, BaseEstimator):
             raise ValueError(f"network_params has unknown parameter(s) {sorted(unknown)}; "
                              f"see {self._Network.__name__}'s parameters.")
         return network.set_params(**params)
+
+    def _embedding_params(self):
+        """The network's numeric embedding (none by default): of the fitted
+        encoder's numeric columns, the first ``len(encoder_.medians_)`` of
+        its output (numeric values first, then missing-value indicators,
+        bin codes and categories), the others passed through. A table
+        without numeric columns has nothing to embed: no embedding."""
+        n_numeric = len(self.encoder_.medians_)
+        if self.numeric_embedding is None or n_numeric == 0:
+            return {}
+        return dict(numeric_embedding=self.numeric_embedding, embedded_features=n_numeric,
+                    **{name: getattr(self, name) for name in EMBEDDING_SETTINGS})
 
     def _one_network(self, n_rows):
         """The network of a fit without folds: it splits off its own
@@ -490,6 +518,15 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
         chosen here (``NETWORK``, the size's layers, and the batch size:
         about n/32 rows, a power of two in [32, 256]; e.g.
         ``{"hidden_layer_sizes": (64,), "dropout": 0.2}``).
+    numeric_embedding : {'periodic', 'piecewise_linear'} or None, default=None
+        A trained embedding (MLPClassifier's ``numeric_embedding``) of the
+        encoded numeric columns only (the network's ``embedded_features``:
+        the encoder puts them first); indicators, bin codes and categories
+        reach the first layer unchanged. A table without numeric columns
+        trains without one.
+    embedding_size, n_frequencies, frequency_scale, n_bins
+        The embedding's settings (MLPClassifier's; ``n_bins`` is the
+        piecewise-linear embedding's bins, not the encoder's).
 
     Attributes
     ----------
@@ -533,13 +570,16 @@ class TabularMLPClassifier(ClassifierMixin, _TabularBase):
     def __init__(self, size="small", *, ensemble_size=4, n_folds=5, label_smoothing=0.1,
                  max_iter=60, validation_fraction=0.2, categorical_features="from_dtype",
                  n_jobs=-1, random_state=None, verbose=False, encoder_params=None,
-                 network_params=None):
+                 network_params=None, numeric_embedding=None, embedding_size=24,
+                 n_frequencies=48, frequency_scale=0.01, n_bins=48):
         super().__init__(size, ensemble_size=ensemble_size, n_folds=n_folds, max_iter=max_iter,
                          validation_fraction=validation_fraction,
                          categorical_features=categorical_features, n_jobs=n_jobs,
                          random_state=random_state,
                          verbose=verbose, encoder_params=encoder_params,
-                         network_params=network_params)
+                         network_params=network_params, numeric_embedding=numeric_embedding,
+                         embedding_size=embedding_size, n_frequencies=n_frequencies,
+                         frequency_scale=frequency_scale, n_bins=n_bins)
         self.label_smoothing = label_smoothing
 
     def _task_network_params(self):
@@ -641,6 +681,15 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
     network_params : dict or None, default=None
         For experts: MLPRegressor parameters that override the settings
         chosen here.
+    numeric_embedding : {'periodic', 'piecewise_linear'} or None, default=None
+        A trained embedding (MLPClassifier's ``numeric_embedding``) of the
+        encoded numeric columns only (the network's ``embedded_features``:
+        the encoder puts them first); indicators, bin codes and categories
+        reach the first layer unchanged. A table without numeric columns
+        trains without one.
+    embedding_size, n_frequencies, frequency_scale, n_bins
+        The embedding's settings (MLPClassifier's; ``n_bins`` is the
+        piecewise-linear embedding's bins, not the encoder's).
 
     Attributes
     ----------

@@ -31,6 +31,13 @@
 #                dJ/dc_jf = sum_rows 2 pi x_j (cos v_f dJ/dsin v_f - sin v_f dJ/dcos v_f)
 #     (piecewise) dJ/da_j = sum_rows(x_j g_j)  (the bins are not trained)
 #
+# Only the first k = embedded_features of the N input columns are embedded
+# (k = N by default): layer 0 reads rows of width R = k d + (N - k),
+# [E_0 .. E_{k-1}, x_k .. x_{N-1}] (torch.cat([emb(x[:, :k]).flatten(1),
+# x[:, k:]], 1)); the forward pass copies the passed columns into the tail of
+# each row of E, and no gradient flows into them (they are data). Below F is
+# k, X's row stride N and E's (and G's) row stride R.
+#
 # Every matrix of one feature is a strided block of the chunk's: phi_j is
 # columns [w j, w (j + 1)) of phi (n, F * w), g_j columns [d j, d (j + 1)) of
 # g (n, F * d), so each product is one call with a leading dimension of the
@@ -54,8 +61,8 @@ cdef inline void _per_feature_linear(const NetSpec *net, Py_ssize_t n,
                                      floating *work) noexcept nogil:
     """E_j += phi_j @ W_j for every feature j (in: the encoding phi (n, F,
     w) in work; in/out: the embedding E (n, F * d) in work)."""
-    cdef Py_ssize_t j, F = net.n_features, w = net.encoding_width
-    cdef Py_ssize_t d = net.embedding_size
+    cdef Py_ssize_t j, F = net.embedded_features, w = net.encoding_width
+    cdef Py_ssize_t d = net.embedding_size, R = net.units[0]
     cdef const floating *phi = work + net.encoding_offset
     cdef floating *E = work + net.embedded_offset
     for j in range(F):
@@ -63,7 +70,7 @@ cdef inline void _per_feature_linear(const NetSpec *net, Py_ssize_t n,
         matmul(net, c'N', c'N', <int> n, <int> d, <int> w,
                phi + j * w, <int> (F * w),
                params + net.embedding_coef_offset + j * w * d, <int> d,
-               <floating> 1.0, E + j * d, <int> (F * d))
+               <floating> 1.0, E + j * d, <int> R)
 
 
 cdef inline void _per_feature_linear_grad(const NetSpec *net, Py_ssize_t n,
@@ -73,18 +80,18 @@ cdef inline void _per_feature_linear_grad(const NetSpec *net, Py_ssize_t n,
     """The per-feature linear map's raw gradient sums, from G = dJ/dE (n,
     F * d) (in: the encoding phi in work; in/out: raw's embedding coefs and
     intercepts, added to)."""
-    cdef Py_ssize_t i, j, F = net.n_features, w = net.encoding_width
-    cdef Py_ssize_t d = net.embedding_size
+    cdef Py_ssize_t i, j, F = net.embedded_features, w = net.encoding_width
+    cdef Py_ssize_t d = net.embedding_size, R = net.units[0]
     cdef const floating *phi = work + net.encoding_offset
     cdef floating *intercept_grad = raw + net.embedding_intercept_offset
-    # intercept_grad += G.sum(axis=0)
+    # intercept_grad += G[:, :F * d].sum(axis=0)
     for i in range(n):
         for j in range(F * d):
-            intercept_grad[j] += G[i * F * d + j]
+            intercept_grad[j] += G[i * R + j]
     for j in range(F):
         # W_grad_j += phi_j.T @ G_j
         matmul(net, c'T', c'N', <int> w, <int> d, <int> n,
-               phi + j * w, <int> (F * w), G + j * d, <int> (F * d),
+               phi + j * w, <int> (F * w), G + j * d, <int> R,
                <floating> 1.0, raw + net.embedding_coef_offset + j * w * d, <int> d)
 
 
@@ -95,8 +102,8 @@ cdef inline void periodic_encode(const NetSpec *net, const Chunk *chunk,
     (n, F); out: the encoding (n, F, 2q) in work), and E[i] = the
     intercepts, flattened."""
     cdef Py_ssize_t i, j, f, n = chunk.n_rows
-    cdef Py_ssize_t F = net.n_features, q = net.encoding_width // 2
-    cdef Py_ssize_t d = net.embedding_size
+    cdef Py_ssize_t F = net.embedded_features, q = net.encoding_width // 2
+    cdef Py_ssize_t d = net.embedding_size, N = net.n_features, R = net.units[0]
     cdef const floating *X = <const floating *> chunk.X
     cdef const floating *c
     cdef floating *phi_row
@@ -106,10 +113,11 @@ cdef inline void periodic_encode(const NetSpec *net, const Chunk *chunk,
             c = params + net.frequency_offset + j * q
             phi_row = work + net.encoding_offset + (i * F + j) * 2 * q
             for f in range(q):
-                v = (<floating> (2.0 * M_PI) * c[f]) * X[i * F + j]
+                v = (<floating> (2.0 * M_PI) * c[f]) * X[i * N + j]
                 phi_row[f] = cos(v)
                 phi_row[q + f] = sin(v)
-        memcpy(work + net.embedded_offset + i * F * d,
+        # E[i, :F * d] = intercepts.ravel()
+        memcpy(work + net.embedded_offset + i * R,
                params + net.embedding_intercept_offset, F * d * sizeof(floating))
 
 
@@ -120,8 +128,8 @@ cdef inline void piecewise_linear_encode(const NetSpec *net, const Chunk *chunk,
     encoding (n, F, T) in work), and E[i, j] = x_ij a_j + b_j (the linear
     embedding, written)."""
     cdef Py_ssize_t i, j, t, n = chunk.n_rows
-    cdef Py_ssize_t F = net.n_features, T = net.encoding_width
-    cdef Py_ssize_t d = net.embedding_size
+    cdef Py_ssize_t F = net.embedded_features, T = net.encoding_width
+    cdef Py_ssize_t d = net.embedding_size, N = net.n_features, R = net.units[0]
     cdef const floating *X = <const floating *> chunk.X
     cdef const floating *u
     cdef const floating *b
@@ -131,7 +139,7 @@ cdef inline void piecewise_linear_encode(const NetSpec *net, const Chunk *chunk,
     cdef floating x
     for i in range(n):
         for j in range(F):
-            x = X[i * F + j]
+            x = X[i * N + j]
             u = params + net.bin_weight_offset + j * T
             b = params + net.bin_bias_offset + j * T
             phi_row = work + net.encoding_offset + (i * F + j) * T
@@ -147,7 +155,7 @@ cdef inline void piecewise_linear_encode(const NetSpec *net, const Chunk *chunk,
             # E_ij = b_j + a_j * x_ij   (rtdl's torch.addcmul(bias, weight, x))
             a = params + net.slope_offset + j * d
             b = params + net.embedding_intercept_offset + j * d
-            E_row = work + net.embedded_offset + i * F * d + j * d
+            E_row = work + net.embedded_offset + i * R + j * d
             for t in range(d):
                 E_row[t] = b[t] + a[t] * x
 
@@ -157,18 +165,26 @@ cdef inline void embedding_forward(const NetSpec *net, const Chunk *chunk,
                                    floating *work) noexcept nogil:
     """The numeric embedding E (n, F * d) of the chunk's dense rows, in work
     (with the encoding phi it is made from)."""
-    cdef Py_ssize_t i, n = chunk.n_rows
+    cdef Py_ssize_t i, j, n = chunk.n_rows
+    cdef Py_ssize_t F = net.embedded_features, N = net.n_features, R = net.units[0]
+    cdef Py_ssize_t Fd = F * net.embedding_size
     cdef floating *E = work + net.embedded_offset
+    cdef const floating *X = <const floating *> chunk.X
     if net.embedding == PERIODIC:
         periodic_encode(net, chunk, params, work)
     else:
         piecewise_linear_encode(net, chunk, params, work)
     _per_feature_linear(net, n, params, work)
     if net.embedding == PERIODIC:
-        # E = relu(E)
-        for i in range(n * net.n_features * net.embedding_size):
-            if E[i] < 0:
-                E[i] = 0
+        # E[:, :F * d] = relu(E[:, :F * d])
+        for i in range(n):
+            for j in range(Fd):
+                if E[i * R + j] < 0:
+                    E[i * R + j] = 0
+    if N > F:
+        # E[:, F * d:] = X[:, F:]   (the passed-through columns)
+        for i in range(n):
+            memcpy(E + i * R + Fd, X + i * N + F, (N - F) * sizeof(floating))
 
 
 cdef inline void _periodic_frequency_grad(const NetSpec *net, const Chunk *chunk,
@@ -178,8 +194,8 @@ cdef inline void _periodic_frequency_grad(const NetSpec *net, const Chunk *chunk
     """raw's frequencies += dJ/dc, from G = dJ/d(pre-activation) (n, F * d),
     through dJ/dphi_j of one feature at a time (in work)."""
     cdef Py_ssize_t i, j, f, n = chunk.n_rows
-    cdef Py_ssize_t F = net.n_features, q = net.encoding_width // 2
-    cdef Py_ssize_t d = net.embedding_size
+    cdef Py_ssize_t F = net.embedded_features, q = net.encoding_width // 2
+    cdef Py_ssize_t d = net.embedding_size, N = net.n_features, R = net.units[0]
     cdef const floating *X = <const floating *> chunk.X
     cdef const floating *phi_row
     cdef const floating *S_row
@@ -190,7 +206,7 @@ cdef inline void _periodic_frequency_grad(const NetSpec *net, const Chunk *chunk
     for j in range(F):
         # S = G_j @ W_j.T   (dJ/dphi_j, (n, 2q))
         matmul(net, c'N', c'T', <int> n, <int> (2 * q), <int> d,
-               G + j * d, <int> (F * d),
+               G + j * d, <int> R,
                params + net.embedding_coef_offset + j * 2 * q * d, <int> d,
                <floating> 0.0, S, <int> (2 * q))
         # c_grad_j += sum_i 2 pi x_ij (cos v * S_sin - sin v * S_cos)
@@ -200,7 +216,7 @@ cdef inline void _periodic_frequency_grad(const NetSpec *net, const Chunk *chunk
             S_row = S + i * 2 * q
             for f in range(q):
                 total = phi_row[f] * S_row[q + f] - phi_row[q + f] * S_row[f]
-                c_grad[f] += two_pi * X[i * F + j] * total
+                c_grad[f] += two_pi * X[i * N + j] * total
 
 
 cdef inline void embedding_backward(const NetSpec *net, const Chunk *chunk,
@@ -212,7 +228,8 @@ cdef inline void embedding_backward(const NetSpec *net, const Chunk *chunk,
     in/out G (n, F * d): dJ/d(embedding) on entry (periodic: dJ/d(its
     pre-activation) on return)."""
     cdef Py_ssize_t i, j, t, n = chunk.n_rows
-    cdef Py_ssize_t F = net.n_features, w = net.encoding_width, d = net.embedding_size
+    cdef Py_ssize_t F = net.embedded_features, w = net.encoding_width, d = net.embedding_size
+    cdef Py_ssize_t N = net.n_features, R = net.units[0]
     cdef const floating *E = work + net.embedded_offset
     cdef const floating *X = <const floating *> chunk.X
     cdef floating *a_grad
@@ -221,10 +238,11 @@ cdef inline void embedding_backward(const NetSpec *net, const Chunk *chunk,
                F * ((w // 2 if net.embedding == PERIODIC else d) + w * d + d)
                * sizeof(floating))
     if net.embedding == PERIODIC:
-        # G = G * (E > 0)
-        for i in range(n * F * d):
-            if not E[i] > 0:
-                G[i] = 0
+        # G[:, :F * d] *= (E[:, :F * d] > 0)
+        for i in range(n):
+            for j in range(F * d):
+                if not E[i * R + j] > 0:
+                    G[i * R + j] = 0
     _per_feature_linear_grad(net, n, work, G, raw)
     if net.embedding == PERIODIC:
         _periodic_frequency_grad(net, chunk, params, work, G, raw)
@@ -234,4 +252,4 @@ cdef inline void embedding_backward(const NetSpec *net, const Chunk *chunk,
             for j in range(F):
                 a_grad = raw + net.slope_offset + j * d
                 for t in range(d):
-                    a_grad[t] += X[i * F + j] * G[i * F * d + j * d + t]
+                    a_grad[t] += X[i * N + j] * G[i * R + j * d + t]

@@ -297,6 +297,10 @@ cdef class Network:
         'bin_biases', 'bin_counts'). Dense input only.
     n_features : int >= 1
         The input's columns, with an embedding (without, units[0]).
+    embedded_features : int in [0, n_features]
+        With an embedding, only columns 0..k-1 (k = embedded_features; 0:
+        all) are embedded; the others are passed to layer 0 unchanged, after
+        the embeddings: units[0] = k * d + (n_features - k).
     n_frequencies : int >= 1
         The periodic embedding's frequencies per feature.
     n_bins : int >= 1
@@ -312,6 +316,7 @@ cdef class Network:
     cdef readonly object dropout        # (L - 1,) float64, read-only
     cdef readonly object layer_kinds    # (L, 4) intp, read-only
     cdef readonly str embedding         # None, or EMBEDDINGS's name
+    cdef readonly Py_ssize_t embedded_features  # k: the embedded columns
     cdef public unsigned long long stream_position
 
     def __cinit__(self, units, str activation="identity", str loss=None,
@@ -322,7 +327,8 @@ cdef class Network:
                   dropout=None, unsigned long long dropout_seed=0,
                   Py_ssize_t block_rows=0, Py_ssize_t members=1,
                   layer_kinds=None, str embedding=None, Py_ssize_t n_features=0,
-                  Py_ssize_t n_frequencies=0, Py_ssize_t n_bins=0):
+                  Py_ssize_t n_frequencies=0, Py_ssize_t n_bins=0,
+                  Py_ssize_t embedded_features=0):
         cdef Py_ssize_t L, l, M = block_rows if block_rows > 0 else chunk_rows
         cdef const Py_ssize_t[::1] u
         cdef const double[::1] rates
@@ -409,17 +415,27 @@ cdef class Network:
 
         self.spec.embedding = NO_EMBEDDING
         self.spec.n_features = units[0]
+        self.spec.embedded_features = units[0]
         self.spec.embedding_size = 1
         self.spec.encoding_width = 0
         if embedding is not None:
             self.spec.embedding = _name("numeric embedding", embedding, EMBEDDINGS)
             if sparse_input:
                 raise ValueError("a numeric embedding needs dense input")
-            if n_features < 1 or units[0] % n_features:
-                raise ValueError(f"an embedding of n_features={n_features} columns "
-                                 f"needs units[0] = n_features * d, got {units[0]}")
+            if embedded_features == 0:
+                embedded_features = n_features
+            if n_features < 1 or not 1 <= embedded_features <= n_features:
+                raise ValueError(f"embedded_features must be in [1, n_features="
+                                 f"{n_features}], got {embedded_features}")
+            if (units[0] <= n_features - embedded_features
+                    or (units[0] - (n_features - embedded_features)) % embedded_features):
+                raise ValueError(f"an embedding of embedded_features={embedded_features} "
+                                 f"of n_features={n_features} columns needs units[0] = "
+                                 f"embedded_features * d + n_features - embedded_features, "
+                                 f"got {units[0]}")
             self.spec.n_features = n_features
-            self.spec.embedding_size = units[0] // n_features
+            self.spec.embedded_features = embedded_features
+            self.spec.embedding_size = (units[0] - (n_features - embedded_features)) // embedded_features
             if self.spec.embedding == PERIODIC:
                 if n_frequencies < 1:
                     raise ValueError(f"n_frequencies must be >= 1, got {n_frequencies}")
@@ -429,6 +445,7 @@ cdef class Network:
                     raise ValueError(f"n_bins must be >= 1, got {n_bins}")
                 self.spec.encoding_width = n_bins
         self.embedding = embedding
+        self.embedded_features = self.spec.embedded_features
 
         self.spec.coef_offset = <Py_ssize_t *> malloc(OFFSETS_PER_LAYER * (L + 1)
                                                       * sizeof(Py_ssize_t))
@@ -493,7 +510,7 @@ cdef class Network:
         }
         if self.spec.embedding != NO_EMBEDDING:
             # the numeric embedding: one entry each, before layer 0
-            F, d = self.spec.n_features, self.spec.embedding_size
+            F, d = self.spec.embedded_features, self.spec.embedding_size
             w = self.spec.encoding_width
             if self.spec.embedding == PERIODIC:
                 result["embedding_frequencies"] = [part(self.spec.frequency_offset, 1,

@@ -161,7 +161,9 @@ cdef struct NetSpec:
     int embedding                   # Embedding code; NO_EMBEDDING: none
     Py_ssize_t n_features           # F, the input's columns (units[0] without
                                     # an embedding)
-    Py_ssize_t embedding_size       # d: units[0] = F * d
+    Py_ssize_t embedded_features    # k <= F: columns 0..k-1 are embedded,
+                                    # k..F-1 passed through (F without one)
+    Py_ssize_t embedding_size       # d: units[0] = R = k * d + (F - k)
     Py_ssize_t encoding_width       # w: 2q (periodic), T (piecewise)
     Py_ssize_t frequency_offset     # into params, or -1 (periodic)
     Py_ssize_t slope_offset         # (piecewise)
@@ -249,7 +251,7 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
     net.bin_bias_offset = -1
     net.bin_count_offset = -1
     if net.embedding != NO_EMBEDDING:
-        F, w, d = net.n_features, net.encoding_width, net.embedding_size
+        F, w, d = net.embedded_features, net.encoding_width, net.embedding_size
         if net.embedding == PERIODIC:
             net.frequency_offset = position
             position += F * (w // 2)
@@ -271,11 +273,11 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
                 net.n_params = position
     if net.embedding == PIECEWISE_LINEAR:
         net.bin_weight_offset = position
-        position += net.n_features * net.encoding_width
+        position += net.embedded_features * net.encoding_width
         net.bin_bias_offset = position
-        position += net.n_features * net.encoding_width
+        position += net.embedded_features * net.encoding_width
         net.bin_count_offset = position
-        position += net.n_features
+        position += net.embedded_features
     net.n_values = position
     if K == 1:
         net.row_work = 3.0 * net.n_params
@@ -309,7 +311,7 @@ cdef inline void lay_out(NetSpec *net, const double *dropout,
     net.encoding_delta_offset = -1
     if net.embedding != NO_EMBEDDING:
         net.encoding_offset = position
-        position += net.chunk_rows * net.n_features * net.encoding_width
+        position += net.chunk_rows * net.embedded_features * net.encoding_width
         net.embedded_offset = position
         position += net.chunk_rows * u[0]
     net.work_size[FORWARD] = position

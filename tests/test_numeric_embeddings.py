@@ -4,6 +4,7 @@ against rtdl's modules and PyTorch's autograd and optimizers, and through
 the paths every part of a network takes (save, load, pickle, warm start,
 L-BFGS, ensembles, blocks, the refusals)."""
 
+import json
 import pickle
 
 import numpy as np
@@ -24,6 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 N, F, D, Q, SIGMA, B = 30, 4, 3, 5, 0.3, 6   # rows, features, embedding size,
 # frequencies, their scale, bins
 HIDDEN = (7, 6)
+# embedded_features=K: only the first K of the F columns are embedded, the
+# others reach layer 0 unchanged after the embeddings (units[0] = K D + F - K)
+K = 2
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
 # each embedding's estimator parameters, and its encoding's size (the
 # Architecture's)
@@ -45,15 +49,18 @@ def _estimator_params(kind="periodic", **params):
                      numeric_embedding=kind, embedding_size=D, **KINDS[kind][0]), **params)
 
 
-def _architecture(kind, units, ensemble=None):
-    return Architecture((F * D, *units[1:]), ensemble, embedding=(kind, F, KINDS[kind][1]))
+def _architecture(kind, units, ensemble=None, k=F):
+    """units[0] is k * D + F - k: the first k of F columns embedded."""
+    return Architecture((k * D + F - k, *units[1:]), ensemble,
+                        embedding=(kind, F, KINDS[kind][1], k))
 
 
-def _start(kind, units, dtype=np.float64, ensemble=None, random_state=0, X=None):
+def _start(kind, units, dtype=np.float64, ensemble=None, random_state=0, X=None, k=F):
     """(params, arrays): what an estimator with these units starts from (the
-    bins of the piecewise-linear embedding from X, _data's by default)."""
-    architecture = _architecture(kind, units, ensemble)
-    start = dict(KINDS[kind][0], X=_data()[0] if X is None else X)
+    bins of the piecewise-linear embedding from X[:, :k], _data's by
+    default)."""
+    architecture = _architecture(kind, units, ensemble, k)
+    start = dict(KINDS[kind][0], X=(_data()[0] if X is None else X)[:, :k])
     params = initial_parameters(architecture, "tanh", check_random_state(random_state),
                                 dtype, embedding_start=start)
     return params, views(params, architecture)
@@ -67,21 +74,23 @@ def _randomise_piecewise_coefs(kind, arrays, seed=1):
         coefs[...] = np.random.default_rng(seed).uniform(-0.5, 0.5, coefs.shape)
 
 
-def _rtdl_embedding(torch, rtdl, kind, arrays, X=None):
-    """rtdl's embedding module (float64) holding cbp's arrays (the
-    piecewise-linear one with bins from cbp's PiecewiseLinearEncoder on X)."""
+def _rtdl_embedding(torch, rtdl, kind, arrays, X=None, k=F):
+    """rtdl's embedding module (float64) of k features holding cbp's arrays
+    (the piecewise-linear one with bins from cbp's PiecewiseLinearEncoder on
+    X[:, :k])."""
     def put(parameter, name):
         parameter.copy_(torch.from_numpy(arrays[name][0].astype(np.float64)))
 
     if kind == "periodic":
-        module = rtdl.PeriodicEmbeddings(F, D, n_frequencies=Q, frequency_init_scale=SIGMA,
+        module = rtdl.PeriodicEmbeddings(k, D, n_frequencies=Q, frequency_init_scale=SIGMA,
                                          activation=True, lite=False).double()
         with torch.no_grad():
             put(module.periodic.weight, "embedding_frequencies")
             put(module.linear.weight, "embedding_coefs")
             put(module.linear.bias, "embedding_intercepts")
         return module
-    edges = cbp.PiecewiseLinearEncoder(n_bins=B).fit(_data()[0] if X is None else X).bin_edges_
+    edges = cbp.PiecewiseLinearEncoder(n_bins=B).fit(
+        (_data()[0] if X is None else X)[:, :k]).bin_edges_
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # (rtdl's buffers: the default dtype)
     try:
@@ -118,8 +127,9 @@ def _linears(torch, arrays):
     return linears
 
 
-def _torch_forward(torch, embedding, linears, X_t):
-    a = embedding(X_t).flatten(1)
+def _torch_forward(torch, embedding, linears, X_t, k=F):
+    """The MLP on cat([embedding(X[:, :k]).flatten(1), X[:, k:]], 1)."""
+    a = torch.cat([embedding(X_t[:, :k]).flatten(1), X_t[:, k:]], 1)
     for l, linear in enumerate(linears):
         a = linear(a)
         if l < len(linears) - 1:
@@ -231,18 +241,18 @@ OPTIMIZERS = {
 }
 
 
-def _torch_steps(torch, rtdl, kind, X, y, steps, make_optimizer, alpha):
+def _torch_steps(torch, rtdl, kind, X, y, steps, make_optimizer, alpha, k=F):
     """rtdl's embedding + Linear/tanh layers after ``steps`` full-batch
     steps from cbp's start; scikit-learn's squared error sum / 2n and L2 0.5
     alpha sum ||W||^2 / n on the Linear layers' weights alone."""
-    _, arrays = _start(kind, (F * D, *HIDDEN, 1))
-    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays), _linears(torch, arrays)
+    _, arrays = _start(kind, (F * D, *HIDDEN, 1), k=k)
+    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays, k=k), _linears(torch, arrays)
     opt = make_optimizer(torch, [*module.parameters(),
                                  *[p for m in linears for p in m.parameters()]])
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1))
     for _ in range(steps):
         opt.zero_grad()
-        J = ((_torch_forward(torch, module, linears, X_t) - y_t) ** 2).sum() / (2 * N)
+        J = ((_torch_forward(torch, module, linears, X_t, k) - y_t) ** 2).sum() / (2 * N)
         J = J + 0.5 * alpha * sum((m.weight ** 2).sum() for m in linears) / N
         J.backward()
         opt.step()
@@ -329,15 +339,17 @@ def test_lbfgs_trains_it(kind):
     assert not np.allclose(model.embedding_coefs_[0], start.embedding_coefs_[0])
 
 
+@pytest.mark.parametrize("k", [F, K])
 @pytest.mark.parametrize("form", ["batch", "mini", "packed"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_an_ensemble_s_gradient_is_its_central_differences(kind, form):
-    """The members share the embedding: its gradient sums theirs."""
+def test_an_ensemble_s_gradient_is_its_central_differences(kind, form, k):
+    """The members share the embedding (of the first k columns): its
+    gradient sums theirs."""
     X, y = _data()
     units = (F * D, 5, 1)
     ensemble = (3, form)
-    architecture = _architecture(kind, units, ensemble)
-    params, arrays = _start(kind, units, ensemble=ensemble)
+    architecture = _architecture(kind, units, ensemble, k)
+    params, arrays = _start(kind, units, ensemble=ensemble, k=k)
     _randomise_piecewise_coefs(kind, arrays)
     net = _kernel.Network(np.array(architecture.units, dtype=np.intp), "tanh", "squared_error",
                           0.0, False, 8, **architecture.kernel_arguments())
@@ -368,26 +380,29 @@ def test_an_ensemble_trains_with_it(kind):
     assert np.isfinite(model.predict(X)).all()
 
 
+@pytest.mark.parametrize("k", [None, K])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_blocks_on_threads_train_as_one_piece_to_rounding(kind):
+def test_blocks_on_threads_train_as_one_piece_to_rounding(kind, k):
     X, y = _data()
-    whole = MLPRegressor(**_estimator_params(kind, max_iter=4)).fit(X, y)
-    blocks = MLPRegressor(**_estimator_params(kind, max_iter=4, block_rows=8)).fit(X, y)
+    whole = MLPRegressor(**_estimator_params(kind, max_iter=4, embedded_features=k)).fit(X, y)
+    blocks = MLPRegressor(**_estimator_params(kind, max_iter=4, block_rows=8,
+                                              embedded_features=k)).fit(X, y)
     for name in ("embedding_coefs_", "embedding_intercepts_"):
         assert_allclose(getattr(blocks, name)[0], getattr(whole, name)[0], rtol=1e-12,
                         atol=1e-15)
     assert_allclose(blocks.predict(X), whole.predict(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [F, K])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_chunks_sum_as_one_piece_to_rounding(kind):
+def test_chunks_sum_as_one_piece_to_rounding(kind, k):
     """A batch larger than a chunk sums its chunks' gradients (the
     embedding's too): the full-batch gradient, in chunks of 7 rows."""
     X, y = _data()
     units = (F * D, *HIDDEN, 1)
-    params, arrays = _start(kind, units)
+    params, arrays = _start(kind, units, k=k)
     _randomise_piecewise_coefs(kind, arrays)
-    architecture = _architecture(kind, units)
+    architecture = _architecture(kind, units, k=k)
     data = _kernel.Data(X, y.reshape(-1, 1).copy())
     results = []
     for rows in (N, 7):
@@ -452,7 +467,8 @@ def test_an_archive_with_bad_bin_counts_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("change", [dict(n_frequencies=Q + 1), dict(embedding_size=D + 1),
-                                    dict(numeric_embedding="piecewise_linear")])
+                                    dict(numeric_embedding="piecewise_linear"),
+                                    dict(embedded_features=K)])
 def test_warm_start_refuses_a_changed_embedding(change):
     X, y = _data()
     model = MLPRegressor(**_estimator_params(max_iter=2, warm_start=True)).fit(X, y)
@@ -483,6 +499,9 @@ def test_the_registry_names_the_kernel_s_embeddings():
     (dict(frequency_scale=0.0), "frequency_scale"),
     (dict(frequency_scale=-1.0), "frequency_scale"),
     (dict(numeric_embedding="piecewise_linear", n_bins=1), "n_bins"),
+    (dict(embedded_features=0), "embedded_features"),
+    (dict(embedded_features=1.5), "embedded_features"),
+    (dict(embedded_features=F + 1), "embedded_features"),
 ])
 def test_bad_parameters_are_refused_by_name(params, match):
     X, y = _data()
@@ -526,7 +545,7 @@ def test_a_batch_norm_network_s_gradient_is_its_central_differences():
     X, y = _data()
     units = (F * D, 5, 1)
     architecture = Architecture((F * D, 5, 1), None, batch_norm=True,
-                                embedding=("periodic", F, Q))
+                                embedding=("periodic", F, Q, F))
     params = initial_parameters(architecture, "tanh", check_random_state(0), np.float64,
                                 embedding_start=dict(KINDS["periodic"][0], X=X))
     net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
@@ -545,3 +564,111 @@ def test_a_batch_norm_network_s_gradient_is_its_central_differences():
                 moved[i] += step
                 values.append(_kernel.loss_grad(net, data, moved, np.empty_like(grads), work))
             assert_allclose(grads[i], (values[0] - values[1]) / 2e-6, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_first_k_columns_embed_and_the_rest_pass_through(kind, dtype):
+    """The network's output is torch's MLP on cat([rtdl(X[:, :K]).flatten(1),
+    X[:, K:]], 1), with the same weights."""
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X = np.vstack([_data()[0], 1.5 * _data(1)[0]])
+    units = (K * D + F - K, *HIDDEN, 1)
+    params, arrays = _start(kind, units, dtype, k=K)
+    _randomise_piecewise_coefs(kind, arrays)
+    net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", None, output="identity",
+                          chunk_rows=7, **_architecture(kind, units, k=K).kernel_arguments())
+    out = np.empty((len(X), 1), dtype=dtype)
+    work = np.empty(net.workspace_size(_kernel.FORWARD_PART), dtype=dtype)
+    _kernel.forward(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype)), params, out, work)
+    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays, k=K), _linears(torch, arrays)
+    X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
+    theirs = _torch_forward(torch, module, linears, X_t, K).detach().numpy()
+    assert _max_relative(out, theirs) < RTOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_first_k_columns_loss_gradient_is_pytorch_s(kind, dtype):
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X, y = _data()
+    units = (K * D + F - K, *HIDDEN, 1)
+    params, arrays = _start(kind, units, dtype, k=K)
+    _randomise_piecewise_coefs(kind, arrays)
+    architecture = _architecture(kind, units, k=K)
+    net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
+                          False, 11, **architecture.kernel_arguments())
+    grads = np.empty(net.n_params, dtype=dtype)
+    work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=dtype)
+    J = _kernel.loss_grad(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype),
+                                            np.ascontiguousarray(y.reshape(-1, 1), dtype=dtype)),
+                          params, grads, work)
+    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays, k=K), _linears(torch, arrays)
+    X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
+    y_t = torch.from_numpy(y.astype(dtype).astype(np.float64).reshape(-1, 1))
+    loss = ((_torch_forward(torch, module, linears, X_t, K) - y_t) ** 2).sum() / (2 * N)
+    loss.backward()
+    assert_allclose(J, loss.item(), rtol=RTOL[dtype])
+    ours = views(np.concatenate([grads, params[net.n_params:]]), architecture)
+    for name, parameter in _rtdl_parameters(kind, module).items():
+        assert _max_relative(ours[name][0], parameter.grad.numpy()) < 50 * RTOL[dtype], name
+    for l, linear in enumerate(linears):
+        assert _max_relative(ours["coefs"][l], linear.weight.grad.numpy().T) < 50 * RTOL[dtype]
+        assert _max_relative(ours["intercepts"][l], linear.bias.grad.numpy()) < 50 * RTOL[dtype]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_first_k_columns_train_five_steps_as_pytorch(kind, optimizer):
+    torch = optional("torch")
+    rtdl = optional("rtdl_num_embeddings")
+    X, y = _data()
+    params, make_optimizer = OPTIMIZERS[optimizer]
+    ours = MLPRegressor(**_estimator_params(kind, max_iter=5, alpha=0.1, embedded_features=K,
+                                            **params)).fit(X, y)
+    module, linears = _torch_steps(torch, rtdl, kind, X, y, 5, make_optimizer, 0.1, k=K)
+    pairs = [(getattr(ours, name + "_")[0], parameter)
+             for name, parameter in _rtdl_parameters(kind, module).items()]
+    pairs += [(c, m.weight.T) for c, m in zip(ours.coefs_, linears)]
+    pairs += [(b, m.bias) for b, m in zip(ours.intercepts_, linears)]
+    for mine, theirs in pairs:
+        assert_allclose(mine, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_embedding_every_column_by_number_is_the_default(kind):
+    X, y = _data()
+    ours = MLPRegressor(**_estimator_params(kind, max_iter=3, embedded_features=F)).fit(X, y)
+    default = MLPRegressor(**_estimator_params(kind, max_iter=3)).fit(X, y)
+    for name in ("coefs_", *PARTS_OF[kind]):
+        for mine, theirs in zip(getattr(ours, name), getattr(default, name)):
+            assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_model_embedding_the_first_k_columns_saves_and_loads(kind, tmp_path):
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(kind, max_iter=3, solver="adam",
+                                             embedded_features=K)).fit(X, y)
+    assert model.coefs_[0].shape[0] == K * D + F - K
+    model.save(tmp_path / "m.npz")
+    for copy in (cbp.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(model))):
+        assert copy.embedded_features == K
+        assert_array_equal(copy.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_archive_from_before_embedded_features_loads_as_every_column(kind, tmp_path):
+    X, y = _data()
+    model = MLPRegressor(**_estimator_params(kind, max_iter=2)).fit(X, y)
+    model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    params = json.loads(str(arrays["__params__"]))
+    del params["embedded_features"]
+    arrays["__params__"] = np.array(json.dumps(params))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded = cbp.load(tmp_path / "old.npz")
+    assert loaded.embedded_features is None
+    assert_array_equal(loaded.predict(X), model.predict(X))
