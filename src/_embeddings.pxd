@@ -1,6 +1,6 @@
 # Numeric embeddings of the input, before layer 0 (src/_network.pxd's
-# layout): each of the F input features x_j of a row becomes d values, and
-# layer 0 reads the (n, F * d) rows, feature-major (torch's .flatten(1)).
+# layout): each of the F embedded input features x_j of a row becomes d
+# values, and layer 0 reads them feature-major (torch's .flatten(1)).
 # Both embeddings encode each feature into w values phi_j, then map them by a
 # linear map of the feature's own, W_j (w, d) and b_j (d,) (rtdl's _NLinear):
 #
@@ -163,8 +163,9 @@ cdef inline void piecewise_linear_encode(const NetSpec *net, const Chunk *chunk,
 cdef inline void embedding_forward(const NetSpec *net, const Chunk *chunk,
                                    const floating *params,
                                    floating *work) noexcept nogil:
-    """The numeric embedding E (n, F * d) of the chunk's dense rows, in work
-    (with the encoding phi it is made from)."""
+    """Layer 0's input E (n, R) of the chunk's dense rows, in work: the
+    embedding of the first F columns, then the other N - F columns (with the
+    encoding phi the embedding is made from)."""
     cdef Py_ssize_t i, j, n = chunk.n_rows
     cdef Py_ssize_t F = net.embedded_features, N = net.n_features, R = net.units[0]
     cdef Py_ssize_t Fd = F * net.embedding_size

@@ -286,10 +286,10 @@ cdef class Network:
         member, an input scaling r per member, an output scaling s per
         member (cbp/_options.py's ENSEMBLES make them). None: all 0.
     embedding : None, 'periodic' or 'piecewise_linear'
-        A trained numeric embedding of the n_features input columns before
-        layer 0 (src/_embeddings.pxd), shared by the members: layer 0 reads
-        units[0] = n_features * d values per row (d, the embedding size, is
-        units[0] / n_features). 'periodic': rtdl's PeriodicEmbeddings
+        A trained numeric embedding of the first k = embedded_features input
+        columns before layer 0 (src/_embeddings.pxd), shared by the members:
+        layer 0 reads units[0] = k * d + n_features - k values per row (d,
+        the embedding size, is (units[0] - n_features + k) / k). 'periodic': rtdl's PeriodicEmbeddings
         (lite=False, with its ReLU), n_frequencies frequencies per feature;
         'piecewise_linear': rtdl's PiecewiseLinearEmbeddings (version 'B',
         no activation) over n_bins bins per feature, whose affine maps are

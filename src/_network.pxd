@@ -43,9 +43,10 @@
 # With k = 1 and no scalings every size above is the plain network's.
 #
 # A numeric embedding (embedding != NO_EMBEDDING; _embeddings.pxd) maps the
-# chunk's n_features = F input values per row to units[0] = F * d values
-# (d = embedding_size), which layer 0 reads instead of the input (shared by
-# the members). Each feature is first encoded into w values (encoding_width:
+# first F = embedded_features of the chunk's n_features = N input values per
+# row to F * d values (d = embedding_size), followed by the other N - F
+# values unchanged: layer 0 reads these units[0] = F * d + N - F values
+# instead of the input (shared by the members). Each feature is first encoded into w values (encoding_width:
 # 2q for q periodic frequencies, T for T piecewise-linear bins), then mapped
 # to d by a linear map of its own. Trained, after every r and s (no L2),
 # before batch normalisation's blocks:
@@ -56,8 +57,8 @@
 # and, piecewise, after every other value (buffers, not trained): the bins'
 # affine maps, bin weights and bin biases (F, T) each, and bin counts (F,),
 # at bin_weight_offset, bin_bias_offset, bin_count_offset.
-# Scratch: the encoding (M, F, w) at encoding_offset and the embedding (M,
-# F * d) at embedded_offset (FORWARD); dJ/d(encoding) of one feature (M, w) at
+# Scratch: the encoding (M, F, w) at encoding_offset and layer 0's input (M,
+# units[0]) at embedded_offset (FORWARD); dJ/d(encoding) of one feature (M, w) at
 # encoding_delta_offset (periodic), and dJ/d(layer 0's input) at
 # input_delta_offset (k * M * units[0]) (BACKWARD).
 
