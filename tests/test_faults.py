@@ -50,6 +50,23 @@ def _interrupt_after(seconds):
     return timer
 
 
+def _interrupt_inside(function, seconds):
+    """SIGINT ``seconds`` after the kernel's ``function`` is first entered, so
+    that it lands inside the kernel however slowly a loaded machine reaches
+    it (a timer started before ``fit`` can fire while the Python layer still
+    validates, which interrupts that instead). Call in the forked child."""
+    from cbp._dispatch import kernel
+
+    original = getattr(kernel, function)
+
+    def armed(*args, **kwargs):
+        setattr(kernel, function, original)
+        _interrupt_after(seconds)
+        return original(*args, **kwargs)
+
+    setattr(kernel, function, armed)
+
+
 def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
     # One epoch of 200 batches of 10-20 ms each; SIGINT arrives during it. The
     # kernel checks for signals every few ms of work, so the fit returns
@@ -61,7 +78,7 @@ def test_ctrl_c_inside_one_long_epoch_returns_the_initial_weights():
         y_big = rng.integers(0, 10, 20000)
         model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="sgd", batch_size=100,
                               max_iter=1, random_state=0)
-        _interrupt_after(0.3)
+        _interrupt_inside("train_epoch", 0.3)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.fit(X_big, y_big)
@@ -94,7 +111,7 @@ def test_ctrl_c_inside_one_full_batch_returns_the_initial_weights():
         X_big, y_big = _big_problem()
         model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="sgd",
                               batch_size=len(X_big), max_iter=1, random_state=0)
-        _interrupt_after(0.2)
+        _interrupt_inside("train_epoch", 0.2)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.fit(X_big, y_big)
@@ -122,7 +139,7 @@ def test_ctrl_c_during_lbfgs_raises_and_keeps_the_fitted_model():
             model = MLPClassifier(hidden_layer_sizes=(1000, 1000), solver="lbfgs",
                                   max_iter=1, random_state=0).fit(X_big[:50], y_big[:50])
         before = [c.copy() for c in model.coefs_]
-        _interrupt_after(0.2)
+        _interrupt_inside("loss_grad", 0.2)
         try:
             model.set_params(max_iter=100).fit(X_big, y_big)
         except KeyboardInterrupt:
@@ -144,7 +161,7 @@ def test_ctrl_c_between_epochs_keeps_the_last_completed_epoch():
     def interrupted_fit():
         model = MLPClassifier(hidden_layer_sizes=(16,), solver="adam", max_iter=10**7,
                               tol=0.0, n_iter_no_change=10**7, random_state=0)
-        _interrupt_after(0.5)
+        _interrupt_inside("train_epoch", 0.5)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.fit(X, Y)
