@@ -196,16 +196,17 @@ def test_a_constant_feature_and_one_of_few_values_embed_as_cbp_s_encoder():
     assert np.isfinite(model.predict(X)).all()
 
 
+@pytest.mark.parametrize("k", [F, K], ids=["every-column", "first-k"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_the_loss_gradient_is_pytorch_s(kind, dtype):
+def test_the_loss_gradient_is_pytorch_s(kind, dtype, k):
     torch = optional("torch")
     rtdl = optional("rtdl_num_embeddings")
     X, y = _data()
-    units = (F * D, *HIDDEN, 1)
-    params, arrays = _start(kind, units, dtype)
+    units = (k * D + F - k, *HIDDEN, 1)
+    params, arrays = _start(kind, units, dtype, k=k)
     _randomise_piecewise_coefs(kind, arrays)
-    architecture = _architecture(kind, units)
+    architecture = _architecture(kind, units, k=k)
     net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
                           False, 11, **architecture.kernel_arguments())
     grads = np.empty(net.n_params, dtype=dtype)
@@ -213,10 +214,10 @@ def test_the_loss_gradient_is_pytorch_s(kind, dtype):
     J = _kernel.loss_grad(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype),
                                             np.ascontiguousarray(y.reshape(-1, 1), dtype=dtype)),
                           params, grads, work)
-    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays), _linears(torch, arrays)
+    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays, k=k), _linears(torch, arrays)
     X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
     y_t = torch.from_numpy(y.astype(dtype).astype(np.float64).reshape(-1, 1))
-    loss = ((_torch_forward(torch, module, linears, X_t) - y_t) ** 2).sum() / (2 * N)
+    loss = ((_torch_forward(torch, module, linears, X_t, k) - y_t) ** 2).sum() / (2 * N)
     loss.backward()
     assert_allclose(J, loss.item(), rtol=RTOL[dtype])
     ours = views(np.concatenate([grads, params[net.n_params:]]), architecture)
@@ -259,15 +260,18 @@ def _torch_steps(torch, rtdl, kind, X, y, steps, make_optimizer, alpha, k=F):
     return module, linears
 
 
+@pytest.mark.parametrize("embedded", [None, K], ids=["every-column", "first-k"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_five_steps_train_as_pytorch(kind, optimizer):
+def test_five_steps_train_as_pytorch(kind, optimizer, embedded):
     torch = optional("torch")
     rtdl = optional("rtdl_num_embeddings")
     X, y = _data()
+    k = F if embedded is None else embedded
     params, make_optimizer = OPTIMIZERS[optimizer]
-    ours = MLPRegressor(**_estimator_params(kind, max_iter=5, alpha=0.1, **params)).fit(X, y)
-    module, linears = _torch_steps(torch, rtdl, kind, X, y, 5, make_optimizer, alpha=0.1)
+    ours = MLPRegressor(**_estimator_params(kind, max_iter=5, alpha=0.1,
+                                            embedded_features=embedded, **params)).fit(X, y)
+    module, linears = _torch_steps(torch, rtdl, kind, X, y, 5, make_optimizer, alpha=0.1, k=k)
     pairs = [(getattr(ours, name + "_")[0], parameter)
              for name, parameter in _rtdl_parameters(kind, module).items()]
     pairs += [(c, m.weight.T) for c, m in zip(ours.coefs_, linears)]
@@ -275,7 +279,7 @@ def test_five_steps_train_as_pytorch(kind, optimizer):
     for mine, theirs in pairs:
         assert_allclose(mine, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
     # (the embedding moved)
-    _, start = _start(kind, (F * D, *HIDDEN, 1))
+    _, start = _start(kind, (k * D + F - k, *HIDDEN, 1), k=k)
     assert not np.allclose(ours.embedding_coefs_[0], start["embedding_coefs"][0])
 
 
@@ -586,55 +590,6 @@ def test_the_first_k_columns_embed_and_the_rest_pass_through(kind, dtype):
     X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
     theirs = _torch_forward(torch, module, linears, X_t, K).detach().numpy()
     assert _max_relative(out, theirs) < RTOL[dtype]
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_the_first_k_columns_loss_gradient_is_pytorch_s(kind, dtype):
-    torch = optional("torch")
-    rtdl = optional("rtdl_num_embeddings")
-    X, y = _data()
-    units = (K * D + F - K, *HIDDEN, 1)
-    params, arrays = _start(kind, units, dtype, k=K)
-    _randomise_piecewise_coefs(kind, arrays)
-    architecture = _architecture(kind, units, k=K)
-    net = _kernel.Network(np.array(units, dtype=np.intp), "tanh", "squared_error", 0.0,
-                          False, 11, **architecture.kernel_arguments())
-    grads = np.empty(net.n_params, dtype=dtype)
-    work = np.empty(net.workspace_size(_kernel.BACKWARD_PART), dtype=dtype)
-    J = _kernel.loss_grad(net, _kernel.Data(np.ascontiguousarray(X, dtype=dtype),
-                                            np.ascontiguousarray(y.reshape(-1, 1), dtype=dtype)),
-                          params, grads, work)
-    module, linears = _rtdl_embedding(torch, rtdl, kind, arrays, k=K), _linears(torch, arrays)
-    X_t = torch.from_numpy(X.astype(dtype).astype(np.float64))
-    y_t = torch.from_numpy(y.astype(dtype).astype(np.float64).reshape(-1, 1))
-    loss = ((_torch_forward(torch, module, linears, X_t, K) - y_t) ** 2).sum() / (2 * N)
-    loss.backward()
-    assert_allclose(J, loss.item(), rtol=RTOL[dtype])
-    ours = views(np.concatenate([grads, params[net.n_params:]]), architecture)
-    for name, parameter in _rtdl_parameters(kind, module).items():
-        assert _max_relative(ours[name][0], parameter.grad.numpy()) < 50 * RTOL[dtype], name
-    for l, linear in enumerate(linears):
-        assert _max_relative(ours["coefs"][l], linear.weight.grad.numpy().T) < 50 * RTOL[dtype]
-        assert _max_relative(ours["intercepts"][l], linear.bias.grad.numpy()) < 50 * RTOL[dtype]
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_the_first_k_columns_train_five_steps_as_pytorch(kind, optimizer):
-    torch = optional("torch")
-    rtdl = optional("rtdl_num_embeddings")
-    X, y = _data()
-    params, make_optimizer = OPTIMIZERS[optimizer]
-    ours = MLPRegressor(**_estimator_params(kind, max_iter=5, alpha=0.1, embedded_features=K,
-                                            **params)).fit(X, y)
-    module, linears = _torch_steps(torch, rtdl, kind, X, y, 5, make_optimizer, 0.1, k=K)
-    pairs = [(getattr(ours, name + "_")[0], parameter)
-             for name, parameter in _rtdl_parameters(kind, module).items()]
-    pairs += [(c, m.weight.T) for c, m in zip(ours.coefs_, linears)]
-    pairs += [(b, m.bias) for b, m in zip(ours.intercepts_, linears)]
-    for mine, theirs in pairs:
-        assert_allclose(mine, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
