@@ -218,8 +218,8 @@ class MLPClassifier(ClassifierMixin, LabelTargets, BaseMultilayerPerceptron):
     embedded_features : int >= 1 or None, default=None
         With ``numeric_embedding``, embed only the first k columns (k <=
         ``n_features_in_``; None: every column); the others reach the first
-        layer unchanged, after the embeddings, which then reads k *
-        embedding_size + n_features_in_ - k values per row (torch's
+        layer unchanged, after the embeddings, which then reads
+        ``k * embedding_size + n_features_in_ - k`` values per row (torch's
         ``cat([emb(X[:, :k]).flatten(1), X[:, k:]], 1)``). (cbp addition)
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as in scikit-learn's other classifiers:
