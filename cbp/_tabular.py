@@ -685,13 +685,13 @@ class TabularMLPRegressor(RegressorMixin, _TabularBase):
         For experts: MLPRegressor parameters that override the settings
         chosen here.
     numeric_embedding : {'periodic', 'piecewise_linear'} or None, default=None
-        A trained embedding (MLPClassifier's ``numeric_embedding``) of the
+        A trained embedding (MLPRegressor's ``numeric_embedding``) of the
         encoded numeric columns only (the network's ``embedded_features``:
         the encoder puts them first); indicators, bin codes and categories
         reach the first layer unchanged. A table without numeric columns
         trains without one.
     embedding_size, n_frequencies, frequency_scale, n_bins
-        The embedding's settings (MLPClassifier's; ``n_bins`` is the
+        The embedding's settings (MLPRegressor's; ``n_bins`` is the
         piecewise-linear embedding's bins, not the encoder's).
 
     Attributes

@@ -445,29 +445,38 @@ def test_save_load_and_pickle_give_the_same_model(Estimator, kind, tmp_path):
         assert_array_equal(copy.embedding_coefs_[0], model.embedding_coefs_[0])
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_an_archive_without_its_embedding_is_refused(kind, tmp_path):
+def _edited_archive(kind, tmp_path, edit):
+    """(X, a model fitted on it, the path of the model's archive after
+    edit(arrays) changed the saved arrays in place)."""
     X, y = _data()
     model = MLPRegressor(**_estimator_params(kind, max_iter=2)).fit(X, y)
     model.save(tmp_path / "m.npz")
     arrays = dict(np.load(tmp_path / "m.npz"))
+    edit(arrays)
+    np.savez(tmp_path / "edited.npz", **arrays)
+    return X, model, tmp_path / "edited.npz"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_archive_without_its_embedding_is_refused(kind, tmp_path):
     name = PARTS_OF[kind][-1]
-    del arrays[f"{name}/0"]
-    arrays["__manifest__"] = np.array(sorted(arrays))
-    np.savez(tmp_path / "bad.npz", **arrays)
+
+    def drop_the_part(arrays):
+        del arrays[f"{name}/0"]
+        arrays["__manifest__"] = np.array(sorted(arrays))
+
+    _, _, path = _edited_archive(kind, tmp_path, drop_the_part)
     with pytest.raises(ValueError, match=f"{name} is missing"):
-        cbp.load(tmp_path / "bad.npz")
+        cbp.load(path)
 
 
 def test_an_archive_with_bad_bin_counts_is_refused(tmp_path):
-    X, y = _data()
-    model = MLPRegressor(**_estimator_params("piecewise_linear", max_iter=2)).fit(X, y)
-    model.save(tmp_path / "m.npz")
-    arrays = dict(np.load(tmp_path / "m.npz"))
-    arrays["embedding_bin_counts_/0"] = arrays["embedding_bin_counts_/0"] - 0.5
-    np.savez(tmp_path / "bad.npz", **arrays)
+    def shift_the_counts(arrays):
+        arrays["embedding_bin_counts_/0"] = arrays["embedding_bin_counts_/0"] - 0.5
+
+    _, _, path = _edited_archive("piecewise_linear", tmp_path, shift_the_counts)
     with pytest.raises(ValueError, match="bin counts"):
-        cbp.load(tmp_path / "bad.npz")
+        cbp.load(path)
 
 
 @pytest.mark.parametrize("change", [dict(n_frequencies=Q + 1), dict(embedding_size=D + 1),
@@ -616,14 +625,12 @@ def test_a_model_embedding_the_first_k_columns_saves_and_loads(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_an_archive_from_before_embedded_features_loads_as_every_column(kind, tmp_path):
-    X, y = _data()
-    model = MLPRegressor(**_estimator_params(kind, max_iter=2)).fit(X, y)
-    model.save(tmp_path / "m.npz")
-    arrays = dict(np.load(tmp_path / "m.npz"))
-    params = json.loads(str(arrays["__params__"]))
-    del params["embedded_features"]
-    arrays["__params__"] = np.array(json.dumps(params))
-    np.savez(tmp_path / "old.npz", **arrays)
-    loaded = cbp.load(tmp_path / "old.npz")
+    def forget_embedded_features(arrays):
+        params = json.loads(str(arrays["__params__"]))
+        del params["embedded_features"]
+        arrays["__params__"] = np.array(json.dumps(params))
+
+    X, model, path = _edited_archive(kind, tmp_path, forget_embedded_features)
+    loaded = cbp.load(path)
     assert loaded.embedded_features is None
     assert_array_equal(loaded.predict(X), model.predict(X))
