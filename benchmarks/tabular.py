@@ -354,7 +354,7 @@ def summarise(records, baseline="hgb"):
 def report(records, baseline="hgb"):
     table, info = summarise(records)
     models = [m for m in MODELS if m in table] + sorted(m for m in table if m not in MODELS)
-    sets = [d[0] for d in tabular_data.DATASETS + tabular_data.HELD_BACK if d[0] in info]
+    sets = [name for name in tabular_data.BY_NAME if name in info]
     lines = ["| data set | task | rows | " + " | ".join(models) + " |",
              "|---|---|---:|" + "---:|" * len(models)]
     for data in sets:
